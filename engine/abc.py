@@ -1,0 +1,181 @@
+"""Public abstract base classes that plugins implement.
+
+Everything long-running follows one shape (DESIGN.md habit 5): ``async def run(self, *, task_status)``
+started by the engine with ``nursery.start``, and ``aclose()`` to release resources. The engine owns the
+nursery; plugins never spawn tasks outside the ``run`` they were given.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import trio
+
+if TYPE_CHECKING:
+    from ._model import Contact, Interaction, InteractionKind
+
+
+class Service(abc.ABC):
+    """Something the engine runs for the engine's whole life.
+
+    ``critical = True`` means: if it crashes, stop the engine with a clear message instead of
+    restarting it with backoff.
+    """
+
+    name: str = "service"
+    critical: ClassVar[bool] = False
+
+    @abc.abstractmethod
+    async def run(self, *, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
+        """Start, call ``task_status.started()`` once ready to serve, then serve until cancelled."""
+
+    async def aclose(self) -> None:
+        """Release resources. Called once after ``run`` returns or is cancelled; must be idempotent."""
+
+    def statistics(self) -> Mapping[str, Any]:
+        """Counters for ``/api/v1/status`` and ``/metrics``."""
+        return {}
+
+    def ready(self) -> bool:
+        """``/readyz`` is 503 until every enabled plugin's services say they are ready."""
+        return True
+
+
+class Channel(Service):
+    """A way customers reach the engine (SIP, SMS, email, chat). It turns traffic into Interactions."""
+
+    #: The interaction kinds this channel carries.
+    kinds: ClassVar[frozenset[InteractionKind]] = frozenset()
+
+
+class VoiceChannel(Channel):
+    """A channel that can ring agent endpoints and place calls (SIP, analog lines, headsets)."""
+
+    #: Endpoint schemes this channel can ring, e.g. ``{"sip"}`` for ``endpoint = "sip:1001"``.
+    schemes: ClassVar[frozenset[str]] = frozenset()
+
+    def endpoint_reachable(self, endpoint: str) -> bool:
+        """Can an offer ring ``endpoint`` right now (a SIP user is registered, a headset plugged in)?"""
+        return True
+
+    @abc.abstractmethod
+    async def offer(self, interaction: Interaction, agent: str, endpoint: str) -> None:
+        """Ring ``endpoint`` for ``interaction``; report the outcome through the engine API."""
+
+    @abc.abstractmethod
+    async def hangup(self, interaction: Interaction, cause: str = "normal") -> None:
+        """End every leg of ``interaction`` that this channel owns."""
+
+
+class MessagingChannel(Channel):
+    """A channel of written messages (SMS, email, chat)."""
+
+    @abc.abstractmethod
+    async def send_message(self, interaction: Interaction, text: str) -> str:
+        """Queue ``text`` for delivery (durably, through the outbox); returns the message id."""
+
+
+class CrmBackend(abc.ABC):
+    """Looks customers up and records what happened with them."""
+
+    name: str = "crm"
+
+    @abc.abstractmethod
+    async def lookup(self, *, phone: str | None = None, email: str | None = None) -> Contact | None:
+        """Find a contact. Must answer within the engine's CRM budget or be cut off."""
+
+    async def record_interaction(self, interaction: Interaction, disposition: str | None = None) -> None:
+        """Store (or push) the record of a finished interaction. Default: nothing."""
+
+
+class Capability(enum.Flag):
+    """What a device can do; a channel asks the device registry for a capability, never for a driver."""
+
+    NONE = 0
+    VOICE_LINE = enum.auto()  # place/answer calls on a phone line
+    AUDIO = enum.auto()  # play and record PCM
+    DTMF_IN = enum.auto()  # reports DTMF digits
+    SMS = enum.auto()  # sends and receives SMS
+    CALLER_ID = enum.auto()  # reports the caller's number
+    ANSWER_SUPERVISION = enum.auto()  # reports when the far end answers (dialer may use predictive mode)
+
+
+class DeviceHealth(enum.Enum):
+    STARTING = "starting"
+    OK = "ok"
+    DEGRADED = "degraded"
+    UNHEALTHY = "unhealthy"
+    DISCONNECTED = "disconnected"
+    UNAVAILABLE = "unavailable"  # a library or package the driver needs is missing
+
+
+@dataclass(frozen=True)
+class DeviceSpec:
+    """One ``[[devices]]`` entry as the driver factory receives it."""
+
+    name: str
+    driver: str
+    port: str = ""
+    profile: str = "generic"
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Device(Service):
+    """A hardware driver instance bound to one physical (or emulated) device."""
+
+    capabilities: Capability = Capability.NONE
+
+    def health(self) -> DeviceHealth:
+        return DeviceHealth.OK
+
+    def describe(self) -> Mapping[str, Any]:
+        """What ``centralita devices`` and the console show: model, signal, SIM state..."""
+        return {}
+
+
+class EngineAPI(abc.ABC):
+    """What the console server, the CLI and plugins may ask of a running engine.
+
+    The engine implements it; ``engine.testing`` has a harness that runs the real one. Methods that
+    change state raise ``KeyError`` for an unknown id and ``ValueError`` for a request that does not
+    fit the current state (the HTTP layer maps them to 404 and 409).
+    """
+
+    @abc.abstractmethod
+    def status(self) -> dict[str, Any]:
+        """Plugins (with load errors), services and their readiness, counters: ``/api/v1/status``."""
+
+    @abc.abstractmethod
+    def ready(self) -> tuple[bool, list[str]]:
+        """(ready?, reasons it is not): ``/readyz``."""
+
+    @abc.abstractmethod
+    def list_agents(self) -> list[dict[str, Any]]: ...
+
+    @abc.abstractmethod
+    def set_agent_state(self, agent: str, state: str, reason: str = "") -> dict[str, Any]: ...
+
+    @abc.abstractmethod
+    def list_queues(self) -> list[dict[str, Any]]: ...
+
+    @abc.abstractmethod
+    def queue_detail(self, name: str) -> dict[str, Any]: ...
+
+    @abc.abstractmethod
+    def list_interactions(self, state: str | None = None) -> list[dict[str, Any]]: ...
+
+    @abc.abstractmethod
+    async def interaction_action(self, interaction: str, action: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """``accept|reject|hangup|transfer|disposition|reply`` on one interaction."""
+
+    @abc.abstractmethod
+    async def originate(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """``POST /api/v1/calls``: ``{"to": "+3491...", "agent": "alice"}`` or ``{"to", "from"}``."""
+
+    @abc.abstractmethod
+    async def cdr(self, since: float | None = None) -> list[dict[str, Any]]:
+        """CDR rows (Master.csv column names as keys), oldest first."""
