@@ -1,0 +1,249 @@
+"""The ``centralita`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from . import __version__
+from ._config import Config, load_config
+from ._errors import ConfigError, EngineError, PluginError, StartupError
+from ._logging import setup_logging
+from ._plugins import PluginManager
+from ._registry import CliRegistry, ConfigSectionRegistry
+
+
+def discover_plugins(disabled: list[str] | tuple[str, ...] = ()) -> PluginManager:
+    manager = PluginManager()
+    manager.load_entry_points(disabled=disabled)
+    return manager
+
+
+def load_with_plugins(path: Path | None, manager: PluginManager, data_dir: Path | None = None) -> Config:
+    """Validate the file against the core schema plus every loaded plugin's section schema."""
+    sections = manager.hooks.add_config_sections(ConfigSectionRegistry())
+    known = {name for name, info in manager.infos.items() if not info.loaded}
+    return load_config(
+        path,
+        plugin_sections=dict(sections.items()),
+        plugin_arrays=sections.arrays,
+        known_plugin_sections=known,
+        data_dir_override=data_dir,
+    )
+
+
+def _disabled_from(path: Path | None) -> list[str]:
+    """Read ``[plugins] disable`` before full validation, so disabled plugins are never imported."""
+    if path is None:
+        return []
+    import tomllib
+
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return []  # the full load reports the problem properly
+    disable = raw.get("plugins", {}).get("disable", []) if isinstance(raw.get("plugins"), dict) else []
+    return [d for d in disable if isinstance(d, str)] if isinstance(disable, list) else []
+
+
+# -------------------------------------------------------------------------------------- commands
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from ._engine import Engine
+
+    path = Path(args.config) if args.config else None
+    manager = discover_plugins(_disabled_from(path))
+    config = load_with_plugins(path, manager, Path(args.data_dir) if args.data_dir else None)
+    setup_logging(args.log_format, config.engine.log_level, config.engine.log_levels)
+    manager.check_required(config.plugins.required)
+    manager.hooks.configure(config)
+    engine = Engine(config, manager)
+    if args.demo:
+        engine.demo = True  # type: ignore[attr-defined]
+
+    async def main() -> None:
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            async with trio.open_nursery() as nursery:
+                async def stop_on_signal() -> None:
+                    async for signum in signals:
+                        print(f"received {signal.Signals(signum).name}; shutting down", file=sys.stderr)
+                        engine.request_stop()
+
+                nursery.start_soon(stop_on_signal)
+                await nursery.start(engine.run)
+                await engine._stop.wait()
+            # engine.run returned: everything is closed
+
+    trio.run(main)
+    return 0
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    path = Path(args.file)
+    manager = discover_plugins(_disabled_from(path))
+    load_with_plugins(path, manager)
+    print(f"{path}: ok")
+    return 0
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    path = Path(args.config) if args.config else None
+    manager = discover_plugins(_disabled_from(path))
+    infos = [i.to_json() for i in manager.plugin_list()]
+    if args.json:
+        print(json.dumps(infos, indent=2))
+        return 0
+    print(f"{'NAME':<14} {'KIND':<8} {'VERSION':<9} {'ENABLED':<8} ERROR")
+    for info in infos:
+        print(f"{info['name']:<14} {info['kind']:<8} {info['version']:<9} {('yes' if info['enabled'] else 'no'):<8} {info['error'] or ''}")
+    return 0
+
+
+def cmd_version(args: argparse.Namespace) -> int:
+    print(f"centralita {__version__}")
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    if args.what == "acd":
+        from .routing.simulate import run_cli
+    else:
+        from .dialing.simulate import run_cli
+    argv = [args.scenario] + (["--json"] if args.json else []) + list(args.extra)
+    return run_cli(argv)
+
+
+def _store_command(args: argparse.Namespace, action: Any) -> int:
+    from ._registry import MigrationRegistry
+    from .store import open_store
+
+    path = Path(args.config) if args.config else None
+    manager = discover_plugins(_disabled_from(path))
+    config = load_with_plugins(path, manager, Path(args.data_dir) if args.data_dir else None)
+
+    async def main() -> Any:
+        from . import console
+
+        migrations = MigrationRegistry()
+        manager.hooks.register("centralita_register_migrations", migrations)
+        async with open_store(config.data_dir / "centralita.db", [*migrations.migrations, *console.MIGRATIONS]) as store:
+            return await action(store)
+
+    print(trio.run(main))
+    return 0
+
+
+def cmd_user_add(args: argparse.Namespace) -> int:
+    from .console import add_user
+
+    return _store_command(args, lambda store: add_user(store, args.name, args.role))
+
+
+def cmd_token_add(args: argparse.Namespace) -> int:
+    from .console import add_token
+
+    return _store_command(args, lambda store: add_token(store, args.name, args.role))
+
+
+# ------------------------------------------------------------------------------------- the parser
+
+
+def _config_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="FILE", help="configuration file (default: the embedded one)")
+    parser.add_argument("--data-dir", metavar="DIR", help="data directory (overrides [engine] data_dir)")
+
+
+def build_parser(manager: PluginManager | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="centralita", description="Centralita contact-center engine")
+    parser.add_argument("--log-format", choices=["auto", "human", "json"], default="auto")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the engine")
+    _config_args(run)
+    run.add_argument("--demo", action="store_true", help="attach emulated devices and simulated callers/agents")
+    run.set_defaults(func=cmd_run)
+
+    check = sub.add_parser("check-config", help="validate a configuration file")
+    check.add_argument("file")
+    check.set_defaults(func=cmd_check_config)
+
+    plugins = sub.add_parser("plugins", help="list discovered plugins")
+    plugins.add_argument("--config", metavar="FILE")
+    plugins.add_argument("--json", action="store_true")
+    plugins.set_defaults(func=cmd_plugins)
+
+    version = sub.add_parser("version", help="print the version")
+    version.set_defaults(func=cmd_version)
+
+    simulate = sub.add_parser("simulate", help="run the routing or dialing code on a virtual clock")
+    simulate.add_argument("what", choices=["acd", "dialer"])
+    simulate.add_argument("scenario", metavar="SCENARIO.toml")
+    simulate.add_argument("--json", action="store_true")
+    simulate.add_argument("extra", nargs=argparse.REMAINDER)
+    simulate.set_defaults(func=cmd_simulate)
+
+    user = sub.add_parser("user", help="manage console users")
+    user_sub = user.add_subparsers(dest="user_command", required=True)
+    user_add = user_sub.add_parser("add", help="add a user; prints a one-time password")
+    user_add.add_argument("name")
+    user_add.add_argument("--role", choices=["admin", "supervisor", "agent"], required=True)
+    _config_args(user_add)
+    user_add.set_defaults(func=cmd_user_add)
+
+    token = sub.add_parser("token", help="manage API tokens")
+    token_sub = token.add_subparsers(dest="token_command", required=True)
+    token_add = token_sub.add_parser("add", help="add a bearer token; prints only the token")
+    token_add.add_argument("name")
+    token_add.add_argument("--role", choices=["admin", "supervisor", "agent"], default="admin")
+    _config_args(token_add)
+    token_add.set_defaults(func=cmd_token_add)
+
+    if manager is not None:
+        commands = manager.hooks.register("centralita_register_cli_commands", CliRegistry())
+        for name, command in commands.items():
+            if name in sub.choices:
+                continue
+            extra = sub.add_parser(name, help=command.help)
+            command.configure(extra)
+            extra.set_defaults(func=command.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    manager = discover_plugins()
+    parser = build_parser(manager)
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (EngineError, BaseExceptionGroup) as exc:
+        lines = _user_errors(exc)
+        if lines is None:
+            raise
+        for line in lines:
+            print(line, file=sys.stderr)
+        return 2
+
+
+def _user_errors(exc: BaseException) -> list[str] | None:
+    """The lines to print for an error that is the user's to fix; None for a bug (re-raised)."""
+    if isinstance(exc, BaseExceptionGroup):
+        lines: list[str] = []
+        for inner in exc.exceptions:
+            sub = _user_errors(inner)
+            if sub is None:
+                return None
+            lines.extend(sub)
+        return lines
+    if isinstance(exc, ConfigError):
+        return list(exc.problems)
+    if isinstance(exc, EngineError):
+        return [f"centralita: {exc}"]
+    return None

@@ -1,0 +1,34 @@
+"""What a plugin's factory receives: its settings and the engine objects it may use."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._bus import EventBus
+    from ._config import Config
+    from ._devices import DeviceDirectory
+    from ._engine import Engine
+    from .store import Store
+
+
+@dataclass
+class PluginContext:
+    """Handed to every channel, service, CRM and device factory.
+
+    ``settings`` is the plugin's own validated config section (or None when the file has none);
+    ``engine`` is the running :class:`engine.Engine` (create and end interactions, route them, ask for
+    agents); ``devices`` finds devices by capability without importing drivers.
+    """
+
+    plugin: str
+    name: str
+    settings: Any
+    config: Config
+    bus: EventBus
+    store: Store
+    engine: Engine
+    data_dir: Path
+    devices: DeviceDirectory

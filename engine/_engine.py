@@ -1,0 +1,412 @@
+"""The engine: one root nursery, services started in dependency order, graceful shutdown.
+
+Start order: store, then channels and devices, then other services (routing, dialing, CRM outboxes),
+then the console. Shutdown: stop taking new interactions, give live ones ``drain_timeout`` seconds,
+then close everything in reverse order.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+
+from . import _sdnotify
+from ._bus import EventBus
+from ._config import Config
+from ._context import PluginContext
+from ._devices import DeviceDirectory
+from ._dialplan import matches, specificity
+from ._model import AgentState, Direction, Disposition, Interaction, InteractionKind, InteractionState
+from ._plugins import PluginManager
+from ._registry import (
+    ChannelRegistry,
+    CrmRegistry,
+    DeviceDriverRegistry,
+    HttpRouteRegistry,
+    MigrationRegistry,
+    ServiceRegistry,
+)
+from ._services import Supervisor
+from .abc import DeviceSpec, EngineAPI, Service
+from .store import Store, open_store
+
+log = logging.getLogger("centralita.engine")
+
+
+@dataclass
+class AgentRecord:
+    id: str
+    endpoint: str
+    state: AgentState
+    reason: str = ""
+    skills: dict[str, int] = field(default_factory=dict)
+    channels: dict[str, int] = field(default_factory=dict)
+    since: float = field(default_factory=time.time)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "endpoint": self.endpoint,
+            "state": self.state.value,
+            "reason": self.reason,
+            "skills": dict(self.skills),
+            "channels": dict(self.channels),
+            "since": self.since,
+        }
+
+
+@dataclass(frozen=True)
+class RouteTarget:
+    kind: str  # "queue" | "flow" | "agent"
+    name: str
+    priority: int = 0
+
+
+class Engine(EngineAPI):
+    """A running Centralita. Channels talk to it through the interaction methods below."""
+
+    def __init__(self, config: Config, plugins: PluginManager) -> None:
+        self.config = config
+        self.plugins = plugins
+        self.hooks = plugins.hooks
+        self.bus = EventBus()
+        self.bus.add_listener(self.hooks.event)
+        self.supervisor = Supervisor(
+            backoff=config.engine.restart_backoff, backoff_max=config.engine.restart_backoff_max
+        )
+        self.devices = DeviceDirectory()
+        self.channels: dict[str, Service] = {}
+        self.crm: dict[str, Any] = {}
+        self.interactions: dict[str, Interaction] = {}
+        self.agents: dict[str, AgentRecord] = {
+            a.id: AgentRecord(
+                a.id,
+                a.endpoint,
+                AgentState.AVAILABLE if a.auto_login else AgentState.LOGGED_OUT,
+                skills=dict(a.skills),
+                channels=dict(a.channels),
+            )
+            for a in config.agents
+        }
+        self.http_routes = HttpRouteRegistry()
+        self.store: Store | None = None
+        self.console: Any = None
+        self.accepting = False
+        self.started_at: float | None = None
+        self._stop = trio.Event()
+        self._routes = sorted(config.routes, key=lambda r: specificity(r.match))
+
+    # ------------------------------------------------------------------------------------- lifecycle
+
+    def request_stop(self) -> None:
+        """Begin a graceful shutdown (SIGTERM, SIGINT, API)."""
+        self._stop.set()
+
+    async def run(self, *, task_status: trio.TaskStatus[Engine] = trio.TASK_STATUS_IGNORED) -> None:
+        migrations = MigrationRegistry()
+        self.hooks.register("centralita_register_migrations", migrations, required=self.config.plugins.required)
+        from . import console
+
+        for migration in console.MIGRATIONS:
+            migrations.add(migration)
+        async with open_store(self.config.data_dir / "centralita.db", migrations.migrations) as store:
+            self.store = store
+            async with trio.open_nursery() as nursery:
+                await self._start_plugins(nursery)
+                await self._start_console(nursery)
+                self.accepting = True
+                self.started_at = time.time()
+                log.info("engine ready")
+                self.hooks.engine_started(self)
+                _sdnotify.notify("READY=1")
+                nursery.start_soon(self._watchdog)
+                task_status.started(self)
+                await self._stop.wait()
+                log.info("engine stopping: no new interactions; draining for up to %.0fs", self.config.engine.drain_timeout)
+                _sdnotify.notify("STOPPING=1")
+                self.accepting = False
+                self.hooks.engine_stopping(self)
+                await self._drain()
+                await self.supervisor.stop_all()
+                nursery.cancel_scope.cancel()
+        log.info("engine stopped")
+
+    async def _drain(self) -> None:
+        with trio.move_on_after(self.config.engine.drain_timeout):
+            while any(i.state is not InteractionState.ENDED for i in self.interactions.values()):
+                await trio.sleep(0.05)
+        live = [i for i in self.interactions.values() if i.state is not InteractionState.ENDED]
+        for interaction in live:
+            await self.end_interaction(interaction, cause="shutdown")
+
+    async def _watchdog(self) -> None:
+        interval = _sdnotify.watchdog_interval()
+        if interval is None:
+            return
+        while True:
+            _sdnotify.notify("WATCHDOG=1")
+            await trio.sleep(interval)
+
+    def _context(self, plugin: str, name: str, section: str | None = None) -> PluginContext:
+        assert self.store is not None
+        return PluginContext(
+            plugin=plugin,
+            name=name,
+            settings=self.config.section(section or name),
+            config=self.config,
+            bus=self.bus,
+            store=self.store,
+            engine=self,
+            data_dir=self.config.data_dir,
+            devices=self.devices,
+        )
+
+    async def _start_plugins(self, nursery: trio.Nursery) -> None:
+        required = self.config.plugins.required
+        channels = self.hooks.register("centralita_register_channels", ChannelRegistry(), required=required)
+        for name, factory in channels.items():
+            owner = channels.owner(name)
+            service = self._build(owner, name, lambda f=factory, o=owner, n=name: f(self._context(o, n)))
+            if service is not None:
+                self.channels[name] = service
+                await self.supervisor.start(nursery, service, name=f"channel:{name}", plugin=owner)
+        drivers = self.hooks.register("centralita_register_devices", DeviceDriverRegistry(), required=required)
+        for spec in self.config.devices:
+            factory = drivers.get(spec.driver)
+            if factory is None:
+                log.error("device %s: no driver %r is installed (known: %s)", spec.name, spec.driver, ", ".join(drivers))
+                continue
+            owner = drivers.owner(spec.driver)
+            device_spec = DeviceSpec(spec.name, spec.driver, spec.port, spec.profile, dict(spec.options))
+            device = self._build(owner, spec.name, lambda f=factory, d=device_spec, o=owner: f(d, self._context(o, d.name, "devices")))
+            if device is not None:
+                self.devices.add(spec.name, device)
+                await self.supervisor.start(nursery, device, name=f"device:{spec.name}", plugin=owner)
+        crms = self.hooks.register("centralita_register_crm_backends", CrmRegistry(), required=required)
+        for name, factory in crms.items():
+            backend = self._build(crms.owner(name), name, lambda f=factory, o=crms.owner(name), n=name: f(self._context(o, n)))
+            if backend is not None:
+                self.crm[name] = backend
+        services = self.hooks.register("centralita_register_services", ServiceRegistry(), required=required)
+        for name, factory in services.items():
+            owner = services.owner(name)
+            service = self._build(owner, name, lambda f=factory, o=owner, n=name: f(self._context(o, n)))
+            if service is not None:
+                await self.supervisor.start(nursery, service, name=f"service:{name}", plugin=owner)
+        self.hooks.register("centralita_register_http_routes", self.http_routes, required=required)
+
+    def _build(self, plugin: str, name: str, make: Any) -> Any:
+        try:
+            return make()
+        except Exception as exc:
+            if plugin in self.config.plugins.required:
+                raise
+            log.exception("plugin %s: building %s failed; continuing without it", plugin, name)
+            self.plugins.fail(plugin, f"building {name} failed: {type(exc).__name__}: {exc}")
+            return None
+
+    async def _start_console(self, nursery: trio.Nursery) -> None:
+        from .console import ConsoleServer
+
+        assert self.store is not None
+        self.console = ConsoleServer(
+            self, self.bus, self.store, self.config.console, self.http_routes, data_dir=self.config.data_dir
+        )
+        await self.supervisor.start(nursery, self.console, name="console", plugin="engine")
+
+    # ----------------------------------------------------------------------------------- interactions
+
+    def new_interaction(
+        self,
+        kind: InteractionKind,
+        direction: Direction,
+        *,
+        from_: str,
+        to: str,
+        channel: str,
+        caller_name: str = "",
+        attributes: Mapping[str, Any] | None = None,
+    ) -> Interaction:
+        """Register a new interaction (a call arriving, a message received) and announce it."""
+        if not self.accepting:
+            raise RuntimeError("the engine is not taking new interactions (starting or shutting down)")
+        interaction = Interaction(kind, direction, from_, to, channel, caller_name=caller_name)
+        if attributes:
+            interaction.attributes.update(attributes)
+        priority = self.hooks.interaction_priority(interaction)
+        if priority is not None:
+            interaction.attributes["priority"] = priority
+        self.interactions[interaction.id] = interaction
+        self.bus.publish(
+            "Newchannel" if kind is InteractionKind.VOICE else "MessageReceived",
+            interaction=interaction.id,
+            Channel=channel,
+            Kind=kind.value,
+            CallerIDNum=from_,
+            CallerIDName=caller_name,
+            Exten=to,
+        )
+        return interaction
+
+    def find_route(self, destination: str) -> RouteTarget | None:
+        """Which ``[[routes]]`` entry an inbound interaction to ``destination`` reaches (most specific first)."""
+        for route in self._routes:
+            if matches(route.match, destination):
+                for kind in ("queue", "flow", "agent"):
+                    name = getattr(route, kind)
+                    if name:
+                        return RouteTarget(kind, name, route.priority)
+        return None
+
+    async def end_interaction(
+        self, interaction: Interaction, *, cause: str = "normal", disposition: Disposition | None = None
+    ) -> None:
+        """End ``interaction`` (idempotent), write its CDR, tell plugins."""
+        if interaction.state is InteractionState.ENDED:
+            return
+        interaction.transition(InteractionState.ENDED)
+        self.bus.publish("Hangup", interaction=interaction.id, Cause=cause, CallerIDNum=interaction.from_)
+        self.hooks.interaction_ended(interaction)
+        if disposition is None:
+            disposition = Disposition.ANSWERED if interaction.answered else Disposition.NO_ANSWER
+        await self._write_cdr(interaction, disposition)
+
+    async def _write_cdr(self, i: Interaction, disposition: Disposition) -> None:
+        assert self.store is not None and i.ended is not None
+        duration = int(round(i.ended - i.created))
+        billsec = int(round(i.ended - i.answered)) if i.answered else 0
+        await self.store.write(
+            'INSERT OR IGNORE INTO cdr(accountcode, src, dst, dcontext, clid, channel, dstchannel, lastapp, '
+            'lastdata, start, answer, "end", duration, billsec, disposition, amaflags, uniqueid, userfield) '
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                "", i.from_, i.to, i.queue or "", f'"{i.caller_name}" <{i.from_}>', i.channel,
+                i.agent or "", "Queue" if i.queue else "", i.queue or "", i.created, i.answered, i.ended,
+                duration, billsec, disposition.value, "DOCUMENTATION", i.id, i.kind.value,
+            ),
+        )
+
+    # ---------------------------------------------------------------------------------- EngineAPI
+
+    def ready(self) -> tuple[bool, list[str]]:
+        reasons: list[str] = []
+        if self.store is None:
+            reasons.append("store not open")
+        if not self.accepting:
+            reasons.append("engine starting" if self.started_at is None else "engine stopping")
+        for state in self.supervisor.states:
+            if state.name == "console":
+                continue
+            if not state.running or not state.service.ready():
+                reasons.append(f"{state.name} ({state.plugin}) not ready" + (f": {state.last_error}" if state.last_error else ""))
+        return (not reasons, reasons)
+
+    def status(self) -> dict[str, Any]:
+        ok, reasons = self.ready()
+        by_state: dict[str, int] = {}
+        for i in self.interactions.values():
+            by_state[i.state.value] = by_state.get(i.state.value, 0) + 1
+        return {
+            "ready": ok,
+            "not_ready": reasons,
+            "started_at": self.started_at,
+            "uptime": time.time() - self.started_at if self.started_at else 0.0,
+            "plugins": [p.to_json() for p in self.plugins.plugin_list()],
+            "services": [s.to_json() for s in self.supervisor.states],
+            "interactions": by_state,
+            "agents": {s.value: sum(1 for a in self.agents.values() if a.state is s) for s in AgentState},
+            "bus": vars(self.bus.statistics()),
+            "store": self.store.statistics() if self.store else None,
+            "channels": {name: dict(ch.statistics()) for name, ch in self.channels.items()},
+            "devices": {
+                name: {"health": d.health().value, **dict(d.describe())} for name, d in self.devices.items()
+            },
+        }
+
+    def list_agents(self) -> list[dict[str, Any]]:
+        return [a.to_json() for a in self.agents.values()]
+
+    def set_agent_state(self, agent: str, state: str, reason: str = "") -> dict[str, Any]:
+        record = self.agents[agent]
+        try:
+            new = AgentState(state)
+        except ValueError:
+            raise ValueError(f"state must be one of {[s.value for s in AgentState]}, got {state!r}") from None
+        old = record.state
+        if new is not old or reason != record.reason:
+            record.state, record.reason, record.since = new, reason, time.time()
+            if AgentState.PAUSED in (new, old):
+                self.bus.publish("QueueMemberPause", Agent=agent, Paused=new is AgentState.PAUSED, Reason=reason)
+            self.bus.publish("QueueMemberStatus", Agent=agent, Status=new.value)
+        return record.to_json()
+
+    def list_queues(self) -> list[dict[str, Any]]:
+        return [self.queue_detail(q.name) for q in self.config.queues]
+
+    def queue_detail(self, name: str) -> dict[str, Any]:
+        queue = next((q for q in self.config.queues if q.name == name), None)
+        if queue is None:
+            raise KeyError(name)
+        waiting = [i for i in self.interactions.values() if i.queue == name and i.state is InteractionState.QUEUED]
+        now = time.time()
+        return {
+            "name": name,
+            "strategy": queue.strategy,
+            "members": list(queue.members),
+            "waiting": len(waiting),
+            "longest_wait": max((now - i.created for i in waiting), default=0.0),
+            "available": sum(1 for m in queue.members if m in self.agents and self.agents[m].state is AgentState.AVAILABLE),
+        }
+
+    def list_interactions(self, state: str | None = None) -> list[dict[str, Any]]:
+        if state is not None:
+            try:
+                wanted = InteractionState(state)
+            except ValueError:
+                raise ValueError(f"state must be one of {[s.value for s in InteractionState]}, got {state!r}") from None
+            return [i.to_json() for i in self.interactions.values() if i.state is wanted]
+        return [i.to_json() for i in self.interactions.values()]
+
+    async def interaction_action(self, interaction: str, action: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        item = self.interactions[interaction]
+        if action == "hangup":
+            channel = self.channels.get(item.channel)
+            hangup = getattr(channel, "hangup", None)
+            if hangup is not None:
+                await hangup(item, "api")
+            await self.end_interaction(item, cause="api")
+            return item.to_json()
+        if action == "disposition":
+            code = body.get("disposition") or body.get("code")
+            if not isinstance(code, str) or not code:
+                raise ValueError("disposition needs a non-empty string 'disposition'")
+            item.attributes["disposition"] = code
+            return item.to_json()
+        if action == "reply":
+            text = body.get("text")
+            if not isinstance(text, str) or not text:
+                raise ValueError("reply needs a non-empty string 'text'")
+            channel = self.channels.get(item.channel)
+            send = getattr(channel, "send_message", None)
+            if send is None:
+                raise ValueError(f"interaction {interaction} is on channel {item.channel!r}, which cannot send messages")
+            message_id = await send(item, text)
+            return {**item.to_json(), "message_id": message_id}
+        raise ValueError(f"action {action!r} is not available for interaction {interaction} in state {item.state.value}")
+
+    async def originate(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        raise ValueError("no voice channel that can originate calls is enabled")
+
+    async def cdr(self, since: float | None = None) -> list[dict[str, Any]]:
+        assert self.store is not None
+        rows = await self.store.fetchall(
+            'SELECT accountcode, src, dst, dcontext, clid, channel, dstchannel, lastapp, lastdata, start, answer, '
+            '"end", duration, billsec, disposition, amaflags, uniqueid, userfield FROM cdr WHERE start >= ? ORDER BY seq',
+            (since or 0.0,),
+        )
+        return rows

@@ -1,0 +1,318 @@
+"""The durable store: SQLite through aiosqlite, one writer with group commit.
+
+Rules it enforces:
+- WAL, ``synchronous=FULL`` and foreign keys, checked (not just requested) at every open;
+- a write is acknowledged only after the transaction holding it has committed, so an acknowledged
+  write survives ``kill -9`` and power loss;
+- writes queued together commit together (group commit), but each runs in its own savepoint, so one
+  failing statement fails only its caller;
+- schema migrations are versioned per component; a database newer than the code is refused untouched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from .._errors import EngineError, StartupError
+from .._registry import Migration
+from ._bridge import AsyncioThread
+
+log = logging.getLogger("centralita.store")
+
+Params = Sequence[Any] | dict[str, Any]
+Statement = tuple[str, Params]
+
+
+class StoreError(EngineError):
+    """The database cannot be used. The message says what is wrong and how to fix it."""
+
+
+@dataclass
+class _WriteRequest:
+    statements: list[Statement]
+    future: asyncio.Future[int]
+
+
+CORE_MIGRATIONS = [
+    Migration(
+        "engine",
+        1,
+        """
+        CREATE TABLE interactions (
+            id TEXT PRIMARY KEY, kind TEXT NOT NULL, direction TEXT NOT NULL, state TEXT NOT NULL,
+            from_addr TEXT NOT NULL, to_addr TEXT NOT NULL, channel TEXT NOT NULL,
+            queue TEXT, agent TEXT, created REAL NOT NULL, answered REAL, ended REAL,
+            data TEXT NOT NULL DEFAULT '{}'
+        );
+        CREATE INDEX interactions_state ON interactions(state);
+        CREATE TABLE cdr (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            accountcode TEXT, src TEXT, dst TEXT, dcontext TEXT, clid TEXT, channel TEXT, dstchannel TEXT,
+            lastapp TEXT, lastdata TEXT, start REAL, answer REAL, "end" REAL, duration INTEGER,
+            billsec INTEGER, disposition TEXT, amaflags TEXT, uniqueid TEXT UNIQUE, userfield TEXT
+        );
+        CREATE INDEX cdr_start ON cdr(start);
+        CREATE TABLE kv (
+            component TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
+            PRIMARY KEY (component, key)
+        );
+        """,
+    ),
+]
+
+
+class Store:
+    """An open database. Use :func:`open_store`; all methods are called from trio."""
+
+    def __init__(self, path: Path, runner: AsyncioThread, conn: aiosqlite.Connection, *, max_batch: int) -> None:
+        self.path = path
+        self._runner = runner
+        self._conn = conn
+        self._max_batch = max_batch
+        self._queue: asyncio.Queue[_WriteRequest | None] | None = None
+        self._writer: asyncio.Task[None] | None = None
+        self._closed = False
+        self.commits = 0
+        self.writes = 0
+        self.failed_writes = 0
+
+    # ---------------------------------------------------------------- trio-facing API
+
+    async def write(self, sql: str, params: Params = ()) -> int:
+        """Run one statement durably; returns its ``lastrowid``. Shielded from cancellation."""
+        return await self.write_many([(sql, params)])
+
+    async def write_many(self, statements: Sequence[Statement]) -> int:
+        """Run statements atomically (all or none), durably; returns the last ``lastrowid``."""
+        if self._closed:
+            raise StoreError("the store is closed")
+        batch = list(statements)
+        return await self._runner.run(lambda: self._enqueue(batch), shield=True)
+
+    async def fetchall(self, sql: str, params: Params = ()) -> list[dict[str, Any]]:
+        async def query() -> list[dict[str, Any]]:
+            async with self._conn.execute(sql, params) as cursor:
+                rows = await cursor.fetchall()
+                names = [d[0] for d in cursor.description or ()]
+            return [dict(zip(names, row, strict=True)) for row in rows]
+
+        return await self._runner.run(query)
+
+    async def fetchone(self, sql: str, params: Params = ()) -> dict[str, Any] | None:
+        rows = await self.fetchall(sql, params)
+        return rows[0] if rows else None
+
+    async def integrity_check(self) -> str:
+        row = await self.fetchone("PRAGMA integrity_check")
+        return str(next(iter(row.values()))) if row else "no answer"
+
+    def statistics(self) -> dict[str, Any]:
+        return {
+            "writes": self.writes,
+            "commits": self.commits,
+            "failed_writes": self.failed_writes,
+            "writes_per_commit": round(self.writes / self.commits, 2) if self.commits else 0.0,
+            "pending": self._queue.qsize() if self._queue else 0,
+        }
+
+    # ---------------------------------------------------------------- asyncio side
+
+    async def _enqueue(self, statements: list[Statement]) -> int:
+        assert self._queue is not None
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        await self._queue.put(_WriteRequest(statements, future))
+        return await future
+
+    async def _start_writer(self) -> None:
+        self._queue = asyncio.Queue()
+        self._writer = asyncio.get_running_loop().create_task(self._write_loop())
+
+    async def _write_loop(self) -> None:
+        assert self._queue is not None
+        while True:
+            first = await self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            while len(batch) < self._max_batch and not self._queue.empty():
+                item = self._queue.get_nowait()
+                if item is None:
+                    await self._commit(batch)
+                    return
+                batch.append(item)
+            await self._commit(batch)
+
+    async def _commit(self, batch: list[_WriteRequest]) -> None:
+        results: list[tuple[_WriteRequest, int | BaseException]] = []
+        try:
+            await self._conn.execute("BEGIN IMMEDIATE")
+            for index, request in enumerate(batch):
+                savepoint = f"w{index}"
+                await self._conn.execute(f"SAVEPOINT {savepoint}")
+                try:
+                    rowid = 0
+                    for sql, params in request.statements:
+                        cursor = await self._conn.execute(sql, params)
+                        rowid = cursor.lastrowid or rowid
+                    await self._conn.execute(f"RELEASE {savepoint}")
+                    results.append((request, rowid))
+                except sqlite3.Error as exc:
+                    await self._conn.execute(f"ROLLBACK TO {savepoint}")
+                    await self._conn.execute(f"RELEASE {savepoint}")
+                    results.append((request, exc))
+            await self._conn.execute("COMMIT")
+        except BaseException as exc:
+            with contextlib.suppress(Exception):
+                await self._conn.execute("ROLLBACK")
+            for request in batch:
+                if not request.future.done():
+                    request.future.set_exception(StoreError(f"commit failed: {exc}"))
+            self.failed_writes += len(batch)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        self.commits += 1
+        for request, outcome in results:
+            if isinstance(outcome, BaseException):
+                self.failed_writes += 1
+                request.future.set_exception(outcome)
+            else:
+                self.writes += 1
+                request.future.set_result(outcome)
+
+    async def _stop_writer(self) -> None:
+        if self._queue is not None and self._writer is not None:
+            await self._queue.put(None)
+            await self._writer
+
+
+async def _connect(path: Path) -> aiosqlite.Connection:
+    conn = await aiosqlite.connect(str(path), isolation_level=None)
+    try:
+        await conn.execute("PRAGMA busy_timeout = 5000")
+        mode = await (await conn.execute("PRAGMA journal_mode = WAL")).fetchone()
+        await conn.execute("PRAGMA synchronous = FULL")
+        await conn.execute("PRAGMA foreign_keys = ON")
+        sync = await (await conn.execute("PRAGMA synchronous")).fetchone()
+        fks = await (await conn.execute("PRAGMA foreign_keys")).fetchone()
+        if not mode or str(mode[0]).lower() != "wal" or not sync or sync[0] != 2 or not fks or fks[0] != 1:
+            raise StoreError(f"{path}: could not enable WAL, synchronous=FULL and foreign keys (got {mode}, {sync}, {fks})")
+        check = await (await conn.execute("PRAGMA quick_check")).fetchone()
+        if not check or check[0] != "ok":
+            raise StoreError(
+                f"{path}: the database is damaged (quick_check: {check[0] if check else '?'}); "
+                "restore it from a backup or move it aside to start empty. Nothing was changed."
+            )
+    except BaseException:
+        await conn.close()
+        raise
+    return conn
+
+
+async def _migrate(conn: aiosqlite.Connection, path: Path, migrations: Sequence[Migration]) -> None:
+    await conn.execute("CREATE TABLE IF NOT EXISTS schema_versions (component TEXT PRIMARY KEY, version INTEGER NOT NULL)")
+    rows = await (await conn.execute("SELECT component, version FROM schema_versions")).fetchall()
+    current = {str(c): int(v) for c, v in rows}
+    known: dict[str, int] = {}
+    for m in migrations:
+        known[m.component] = max(known.get(m.component, 0), m.version)
+    for component, version in current.items():
+        if component in known and version > known[component]:
+            raise StoreError(
+                f"{path}: the database was written by a newer Centralita ({component} schema v{version}, this "
+                f"version knows up to v{known[component]}); upgrade Centralita or restore an older backup. "
+                "Nothing was changed."
+            )
+    for m in sorted(migrations, key=lambda m: (m.component, m.version)):
+        if m.version <= current.get(m.component, 0):
+            continue
+        if m.version != current.get(m.component, 0) + 1:
+            raise StoreError(f"migration {m.component} v{m.version} skips a version (at v{current.get(m.component, 0)})")
+        await conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _split_sql(m.sql):
+                await conn.execute(statement)
+            await conn.execute(
+                "INSERT INTO schema_versions(component, version) VALUES (?, ?) "
+                "ON CONFLICT(component) DO UPDATE SET version = excluded.version",
+                (m.component, m.version),
+            )
+            await conn.execute("COMMIT")
+        except BaseException:
+            await conn.execute("ROLLBACK")
+            raise
+        current[m.component] = m.version
+        log.info("store: applied migration %s v%d", m.component, m.version)
+
+
+def _split_sql(script: str) -> list[str]:
+    """Split a migration script into statements (sqlite3.complete_statement knows about quotes)."""
+    statements: list[str] = []
+    buffer = ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            if buffer.strip():
+                statements.append(buffer.strip())
+            buffer = ""
+    if buffer.strip():
+        statements.append(buffer.strip())
+    return statements
+
+
+def check_data_dir(data_dir: Path) -> None:
+    """Create the data directory or explain why it cannot be used."""
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        probe = data_dir / f".write-test-{time.monotonic_ns()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise StartupError(
+            f"data directory {data_dir} is not writable ({exc.strerror or exc}); "
+            "fix its permissions or choose another with --data-dir or [engine] data_dir"
+        ) from None
+
+
+@contextlib.asynccontextmanager
+async def open_store(
+    path: Path, migrations: Sequence[Migration] = (), *, max_batch: int = 512
+) -> AsyncIterator[Store]:
+    """Open (creating and migrating) the database at ``path``; close it on exit.
+
+    The engine's own tables (``engine`` component) are always included.
+    """
+    check_data_dir(path.parent)
+    runner = AsyncioThread()
+    try:
+        try:
+            conn = await runner.run(lambda: _connect(path), shield=True)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(
+                f"{path}: not a usable SQLite database ({exc}); restore it from a backup or move it aside "
+                "to start empty. Nothing was changed."
+            ) from None
+        store = Store(path, runner, conn, max_batch=max_batch)
+        try:
+            try:
+                await runner.run(lambda: _migrate(conn, path, [*CORE_MIGRATIONS, *migrations]), shield=True)
+            except sqlite3.DatabaseError as exc:
+                raise StoreError(f"{path}: migration failed ({exc}); nothing was changed") from None
+            await runner.run(store._start_writer, shield=True)
+            yield store
+        finally:
+            store._closed = True
+            await runner.run(store._stop_writer, shield=True)
+            await runner.run(conn.close, shield=True)
+    finally:
+        runner.stop()

@@ -1,0 +1,16 @@
+"""A test kit for plugin authors (like ``trio.testing``): run the real engine with your plugin."""
+
+from ._conformance import check_plugin_module
+from ._fakes import FakeChannel, FakeCrm, FakeDevice
+from ._harness import TEST_CONSOLE, load_test_config, make_manager, open_test_engine
+
+__all__ = [
+    "TEST_CONSOLE",
+    "FakeChannel",
+    "FakeCrm",
+    "FakeDevice",
+    "check_plugin_module",
+    "load_test_config",
+    "make_manager",
+    "open_test_engine",
+]

@@ -1,0 +1,83 @@
+"""Small, real implementations of the plugin ABCs for tests: they do what the ABC promises, in memory."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import trio
+
+from .._context import PluginContext
+from .._model import Contact, Direction, Interaction, InteractionKind
+from ..abc import Capability, CrmBackend, Device, DeviceHealth, DeviceSpec, MessagingChannel
+
+
+class FakeChannel(MessagingChannel):
+    """A messaging channel whose 'network' is a list: :meth:`receive` injects, ``sent`` records."""
+
+    kinds = frozenset({InteractionKind.CHAT})
+
+    def __init__(self, context: PluginContext) -> None:
+        self.context = context
+        self.name = context.name
+        self.sent: list[tuple[str, str]] = []
+        self._ready = False
+
+    async def run(self, *, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
+        self._ready = True
+        task_status.started()
+        await trio.sleep_forever()
+
+    def ready(self) -> bool:
+        return self._ready
+
+    def receive(self, sender: str, to: str, text: str) -> Interaction:
+        interaction = self.context.engine.new_interaction(
+            InteractionKind.CHAT, Direction.INBOUND, from_=sender, to=to, channel=self.name
+        )
+        interaction.attributes.setdefault("messages", []).append(text)
+        return interaction
+
+    async def send_message(self, interaction: Interaction, text: str) -> str:
+        self.sent.append((interaction.id, text))
+        return f"{interaction.id}-{len(self.sent)}"
+
+
+class FakeCrm(CrmBackend):
+    """A CRM held in a dict keyed by phone number or e-mail address."""
+
+    def __init__(self, contacts: Mapping[str, Contact] | None = None) -> None:
+        self.contacts = dict(contacts or {})
+        self.recorded: list[tuple[str, str | None]] = []
+
+    async def lookup(self, *, phone: str | None = None, email: str | None = None) -> Contact | None:
+        return self.contacts.get(phone or "") or self.contacts.get(email or "")
+
+    async def record_interaction(self, interaction: Interaction, disposition: str | None = None) -> None:
+        self.recorded.append((interaction.id, disposition))
+
+
+class FakeDevice(Device):
+    """A device that reports DTMF digits fed to it by the test."""
+
+    capabilities = Capability.DTMF_IN
+
+    def __init__(self, spec: DeviceSpec, context: PluginContext) -> None:
+        self.spec = spec
+        self.name = spec.name
+        self.digits: trio.MemorySendChannel[str]
+        self._send, self._receive = trio.open_memory_channel[str](100)
+        self.heard: list[str] = []
+        self._health = DeviceHealth.STARTING
+
+    def feed_nowait(self, digit: str) -> None:
+        self._send.send_nowait(digit)
+
+    async def run(self, *, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
+        self._health = DeviceHealth.OK
+        task_status.started()
+        async for digit in self._receive:
+            self.heard.append(digit)
+
+    def health(self) -> DeviceHealth:
+        return self._health
