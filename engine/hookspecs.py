@@ -253,7 +253,8 @@ def centralita_interaction_priority(interaction: Interaction) -> int | None:
 def centralita_allow_dial(number: str, caller: str, purpose: str) -> bool | None:
     """Veto or allow an outbound destination before it reaches a trunk or a line.
 
-    Kind: decision (firstresult). ``number`` is already checked against the strict dial-string
+    Kind: decision (firstresult). Called before every outbound call (agent offers excepted) is placed.
+    ``number`` is already checked against the strict dial-string
     allowlist (``+`` and digits). ``purpose`` is ``"agent"``, ``"dialer"``, ``"callback"`` or
     ``"transfer"``. Return ``False`` to refuse, ``True`` to allow, ``None`` to defer to the next plugin
     (the default allows).
