@@ -1,0 +1,1 @@
+"""In-tree Centralita plugins: channels and backends, each found through the ``centralita`` entry points."""

@@ -1,0 +1,281 @@
+"""Parse one complete SIP message (a UDP datagram, or one message cut out by :class:`StreamFramer`).
+
+The outcome for every input is a :class:`Request`/:class:`Response` or a :class:`SipParseError` whose
+``status`` is the answer RFC 3261 / RFC 4475 call for (``None``: drop silently, as for any broken
+response). Hostile input costs bounded time and memory: limits are checked before work is done.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ._errors import SipParseError
+from ._grammar import is_token
+from ._headers import _NAMES, Headers, canonical_name, split_values
+from ._message import Request, Response, _contacts, _cseq, _expires, _from, _max_forwards, _to, _vias
+from ._uri import GenericUri, SipUri, Uri
+
+__all__ = ["ParseLimits", "parse_message", "DEFAULT_LIMITS"]
+
+
+@dataclass(frozen=True)
+class ParseLimits:
+    """Bounds on what a peer may make us parse."""
+
+    max_message: int = 65536  #: bytes in one message (start line, headers and body)
+    max_headers: int = 256  #: header lines (after unfolding)
+    max_header_line: int = 8192  #: characters in one unfolded header line or the start line
+    max_content_length_digits: int = 10
+
+
+DEFAULT_LIMITS = ParseLimits()
+
+# Header fields that may appear at most once (RFC 3261 §20 and §7.3.1): a second one is a 400.
+_SINGLE = ("call-id", "cseq", "from", "to", "max-forwards", "content-length", "content-type", "expires")
+_REQUIRED_REQUEST = ("via", "from", "to", "call-id", "cseq")
+_SCHEMES = ("sip", "sips", "tel")
+_NO_REQUIRE_CHECK = ("ACK", "CANCEL")
+_KNOWN_NAMES = frozenset(k for k, _ in _NAMES.values())
+
+
+class _Failure(Exception):
+    def __init__(self, reason: str, status: int | None = 400) -> None:
+        self.reason = reason
+        self.status = status
+
+
+def parse_message(
+    data: bytes,
+    *,
+    limits: ParseLimits = DEFAULT_LIMITS,
+    supported: frozenset[str] | set[str] = frozenset(),
+) -> Request | Response:
+    """Parse one complete message.
+
+    ``supported`` lists the option tags we implement; a request whose Require names another one is
+    refused with 420 and an ``Unsupported`` header (RFC 3261 §8.2.2.3). Extra octets after the
+    Content-Length in a datagram are ignored (RFC 3261 §18.3).
+    """
+    try:
+        return _parse(bytes(data), limits, supported)
+    except SipParseError:
+        raise
+    except (ValueError, IndexError, UnicodeError, OverflowError, RecursionError) as exc:  # defence in depth
+        raise SipParseError(f"malformed message ({type(exc).__name__})", 400) from None
+
+
+def _parse(data: bytes, limits: ParseLimits, supported: frozenset[str] | set[str]) -> Request | Response:
+    start = 0
+    n = len(data)
+    while data.startswith(b"\r\n", start):  # RFC 3261 §7.5: ignore CRLFs before the start line
+        start += 2
+    is_response = data.startswith(b"SIP/", start)
+    drop_or = (lambda status: None) if is_response else (lambda status: status)
+    if start >= n:
+        raise SipParseError("empty message", None)
+    if n - start > limits.max_message:
+        raise SipParseError("message too large", drop_or(513))
+    end = data.find(b"\r\n\r\n", start)
+    missing_blank_line = end < 0
+    if missing_blank_line:
+        # Truncated or sloppy: still read the header fields, so the 400 can be answered.
+        raw_head = data[start:].removesuffix(b"\r\n")
+        body = b""
+    else:
+        raw_head = data[start:end]
+        body = data[end + 4 :]
+
+    try:
+        head = raw_head.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SipParseError("header section is not valid UTF-8", drop_or(400)) from None
+    if "\x00" in head and not _nuls_are_quoted(head):
+        raise SipParseError("NUL byte in the header section", drop_or(400))
+    if head.count("\n") != head.count("\r\n") or head.count("\r") != head.count("\r\n"):
+        raise SipParseError("bare CR or LF in the header section", drop_or(400))
+    if "\r\n " in head or "\r\n\t" in head:
+        head = _unfold(head)
+    lines = head.split("\r\n")
+    first_error: _Failure | None = None
+    if missing_blank_line:
+        first_error = _Failure("no empty line after the header fields")
+    if len(lines) - 1 > limits.max_headers:
+        first_error = _Failure("too many header fields", 513)
+        lines = lines[: limits.max_headers + 1]
+
+    start_line = lines[0]
+    if len(start_line) > limits.max_header_line:
+        raise SipParseError("start line too long", drop_or(414))
+
+    items: list[tuple[str, str, str]] = []
+    for line in lines[1:]:
+        if len(line) > limits.max_header_line:
+            first_error = first_error or _Failure("header line too long", 513)
+            continue
+        name, colon, value = line.partition(":")
+        name = name.rstrip(" \t")
+        if not colon or not name:
+            first_error = first_error or _Failure("header line without a name and colon")
+            continue
+        key, display = canonical_name(name)
+        if key not in _KNOWN_NAMES and not is_token(name):
+            first_error = first_error or _Failure(f"invalid header name {name[:40]!r}")
+            continue
+        value = value.strip(" \t")
+        if "," in value:
+            for v in split_values(key, value):
+                items.append((key, display, v))
+        else:
+            items.append((key, display, value))
+    headers = Headers._from_parsed(items)
+
+    if is_response:
+        return _finish_response(start_line, headers, body, first_error, limits)
+    return _finish_request(start_line, headers, body, first_error, limits, supported)
+
+
+def _nuls_are_quoted(head: str) -> bool:
+    """A NUL is allowed only as a quoted-pair (``\\`` NUL) inside a quoted string (RFC 3261 §25.1)."""
+    i = head.find("\x00")
+    while i >= 0:
+        if i == 0 or head[i - 1] != "\\":
+            return False
+        i = head.find("\x00", i + 1)
+    return True
+
+
+def _unfold(head: str) -> str:
+    """Replace each line fold (CRLF followed by SP/HT) by a single space (RFC 3261 §7.3.1)."""
+    lines = head.split("\r\n")
+    out = [lines[0]]
+    for line in lines[1:]:
+        if line[:1] in (" ", "\t") and len(out) > 1:
+            out[-1] = out[-1].rstrip(" \t") + " " + line.lstrip(" \t")
+        else:
+            out.append(line)
+    return "\r\n".join(out)
+
+
+def _body(headers: Headers, body: bytes, limits: ParseLimits) -> bytes:
+    value = headers.get("Content-Length")
+    if value is None:
+        return body  # a datagram without Content-Length: the body runs to the end (RFC 3261 §18.3)
+    if not value.isdigit() or not value.isascii():
+        raise _Failure(f"invalid Content-Length {value[:40]!r}")
+    if len(value) > limits.max_content_length_digits:
+        raise _Failure("Content-Length too large")
+    length = int(value)
+    if length > len(body):
+        raise _Failure("Content-Length is larger than the message body")
+    return body[:length]
+
+
+def _finish_response(
+    start_line: str, headers: Headers, body: bytes, error: _Failure | None, limits: ParseLimits
+) -> Response:
+    # Any broken response is dropped: nobody can be told (RFC 4475 §3.1.2.5, §3.1.2.19).
+    parts = start_line.split(" ", 2)
+    if len(parts) < 2:
+        raise SipParseError("malformed status line", None)
+    version, code = parts[0], parts[1]
+    reason = parts[2] if len(parts) == 3 else ""
+    if version.upper() != "SIP/2.0":
+        raise SipParseError(f"unsupported version {version[:20]!r}", None)
+    if len(code) != 3 or not code.isdigit() or not code.isascii() or not 100 <= int(code) <= 699:
+        raise SipParseError(f"invalid status code {code[:20]!r}", None)
+    if error is not None:
+        raise SipParseError(error.reason, None)
+    try:
+        for key in ("via", "from", "to", "call-id", "cseq"):
+            if key not in headers:
+                raise _Failure(f"missing {key}")
+        for key in _SINGLE:
+            if headers.count(key) > 1:
+                raise _Failure(f"more than one {key}")
+        body = _body(headers, body, limits)
+        headers.parsed("cseq", _cseq)
+        headers.parsed("via", _vias)
+    except (_Failure, SipParseError) as exc:
+        raise SipParseError(exc.reason, None) from None
+    return Response(int(code), reason, headers, body, "SIP/2.0")
+
+
+def _finish_request(
+    start_line: str,
+    headers: Headers,
+    body: bytes,
+    error: _Failure | None,
+    limits: ParseLimits,
+    supported: frozenset[str] | set[str],
+) -> Request:
+    parts = start_line.split(" ")
+    method = parts[0] if parts else ""
+    uri_text = parts[1] if len(parts) > 1 else ""
+    version = parts[2] if len(parts) > 2 else "SIP/2.0"
+    uri: Uri | None = None
+
+    def fail(reason: str, status: int = 400, extra: tuple[tuple[str, str], ...] = ()) -> SipParseError:
+        usable = all(k in headers for k in ("via", "cseq", "call-id")) and is_token(method)
+        partial = None
+        if usable:
+            partial = Request(method, uri or GenericUri("x-invalid", "uri"), headers, b"", "SIP/2.0")
+        return SipParseError(reason, status, partial=partial, headers=extra)
+
+    if len(parts) != 3 or not all(parts):
+        error = error or _Failure("malformed request line (exactly one SP between its three parts)")
+    elif not is_token(method):
+        error = error or _Failure(f"invalid method {method[:40]!r}")
+    if error is not None:
+        raise fail(error.reason, error.status or 400)
+    if version.upper() != "SIP/2.0":
+        if not version.upper().startswith("SIP/"):
+            raise fail(f"malformed SIP version {version[:20]!r}")
+        raise fail(f"SIP version {version[:20]!r} not supported", 505)
+    try:
+        for key in _REQUIRED_REQUEST:
+            if key not in headers:
+                raise _Failure(f"missing {canonical_name(key)[1]} header field")
+        for key in _SINGLE:
+            if headers.count(key) > 1:
+                raise _Failure(f"more than one {canonical_name(key)[1]} header field")
+        number, cseq_method = headers.parsed("cseq", _cseq)
+        if cseq_method != method:
+            raise _Failure("CSeq method does not match the request method")
+        headers.parsed("via", _vias)
+        headers.parsed("from", _from)
+        headers.parsed("to", _to)
+        headers.parsed("max-forwards", _max_forwards)
+        headers.parsed("expires", _expires)
+        if "contact" in headers:
+            contacts = headers.parsed("contact", _contacts)
+            if len(contacts) > 1 and any(c.is_wildcard for c in contacts):
+                raise _Failure("Contact: * mixed with other contacts")
+        body = _body(headers, body, limits)
+    except _Failure as exc:
+        raise fail(exc.reason, exc.status or 400) from None
+    except SipParseError as exc:
+        raise fail(exc.reason, exc.status or 400) from None
+
+    scheme = uri_text.partition(":")[0].lower()
+    if uri_text.startswith("<"):
+        raise fail("Request-URI enclosed in <>")
+    if scheme in _SCHEMES:
+        try:
+            uri = SipUri.parse(uri_text)
+        except SipParseError as exc:
+            raise fail(exc.reason) from None
+        if uri.headers:
+            raise fail("Request-URI carries header fields")  # RFC 4475 §3.1.2.11
+    else:
+        try:
+            uri = GenericUri.parse(uri_text)
+        except SipParseError as exc:
+            raise fail(exc.reason) from None
+        raise fail(f"URI scheme {uri.scheme[:20]!r} not supported", 416)
+
+    if method not in _NO_REQUIRE_CHECK and "require" in headers:
+        unknown = [tag for tag in headers.get_all("Require") if tag.strip().lower() not in supported]
+        if unknown:
+            raise fail("Bad Extension", 420, (("Unsupported", ", ".join(unknown)),))
+    return Request(method, uri, headers, body, "SIP/2.0")
+
