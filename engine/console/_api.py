@@ -1,0 +1,231 @@
+"""``/api/v1/...``: CONTRACT.md's HTTP API mapped onto :class:`engine.abc.EngineAPI`.
+
+Input is checked here, before the engine sees it: every body field must have the type the route
+expects (``{"password": {"$ne": 1}}`` is a 400, never a query). ``KeyError`` from the engine is a 404
+and ``ValueError`` a 409, as ``EngineAPI`` documents.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import Mapping
+from typing import Any
+
+from .._model import AgentState, InteractionState
+from ..abc import EngineAPI
+from ._auth import Authenticator, AuthError, Principal, add_token, add_user, list_users
+from ._cdr import cdr_csv
+from ._http import HttpError, Request, Response, Router, json_response, text_response
+
+INTERACTION_ACTIONS = frozenset({"accept", "reject", "hangup", "transfer", "disposition", "reply"})
+AGENT_STATES = frozenset(s.value for s in AgentState)
+INTERACTION_STATES = frozenset(s.value for s in InteractionState)
+MAX_TEXT = 16 * 1024
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _string(body: Mapping[str, Any], key: str, *, required: bool = False, limit: int = 256) -> str | None:
+    value = body.get(key)
+    if value is None:
+        if required:
+            raise HttpError(400, f"'{key}' is required (a string)")
+        return None
+    if not isinstance(value, str):
+        raise HttpError(400, f"'{key}' must be a string, got {_json_type(value)}")
+    if len(value) > limit:
+        raise HttpError(400, f"'{key}' is too long (limit {limit} characters)")
+    return value
+
+
+def _json_type(value: Any) -> str:
+    return {dict: "an object", list: "an array", bool: "a boolean", int: "a number", float: "a number"}.get(
+        type(value), "null" if value is None else type(value).__name__
+    )
+
+
+def _flat(body: Mapping[str, Any]) -> dict[str, Any]:
+    """Refuse nested objects and arrays: every API body is a flat object of scalars."""
+    for key, value in body.items():
+        if not isinstance(value, _SCALARS):
+            raise HttpError(400, f"'{key}' must be a string, number, boolean or null, got {_json_type(value)}")
+        if isinstance(value, str) and len(value) > MAX_TEXT:
+            raise HttpError(400, f"'{key}' is too long (limit {MAX_TEXT} characters)")
+    return dict(body)
+
+
+def parse_since(raw: str | None) -> float | None:
+    """``since`` as a Unix time or an ISO 8601 date/time (UTC when no offset is given)."""
+    if raw is None or raw == "":
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        pass
+    try:
+        parsed = _dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise HttpError(400, f"'since' must be a Unix time or an ISO 8601 date, got {raw[:64]!r}") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=_dt.UTC)
+    return parsed.timestamp()
+
+
+class Api:
+    def __init__(self, engine: EngineAPI, auth: Authenticator, set_cookie: Any) -> None:
+        self.engine = engine
+        self.auth = auth
+        self._set_cookie = set_cookie
+
+    def mount(self, router: Router) -> None:
+        add = router.add
+        add("POST", "/api/v1/login", self.login, role=None, csrf=False)
+        add("POST", "/api/v1/logout", self.logout, role="agent", before_password_change=True)
+        add("POST", "/api/v1/password", self.change_password, role="agent", before_password_change=True)
+        add("GET", "/api/v1/me", self.me, role="agent", before_password_change=True)
+        add("GET", "/api/v1/status", self.status, role="supervisor")
+        add("GET", "/api/v1/agents", self.agents, role="agent")
+        add("POST", "/api/v1/agents/{agent}/state", self.agent_state, role="agent")
+        add("GET", "/api/v1/queues", self.queues, role="agent")
+        add("GET", "/api/v1/queues/{name}", self.queue, role="agent")
+        add("GET", "/api/v1/interactions", self.interactions, role="agent")
+        add("POST", "/api/v1/interactions/{interaction}/{action}", self.interaction_action, role="agent")
+        add("POST", "/api/v1/calls", self.originate, role="supervisor")
+        add("GET", "/api/v1/cdr", self.cdr, role="supervisor")
+        add("GET", "/api/v1/users", self.users, role="admin")
+        add("POST", "/api/v1/users", self.create_user, role="admin")
+        add("POST", "/api/v1/tokens", self.create_token, role="admin")
+
+    # ------------------------------------------------------------------------------------ session
+
+    async def login(self, request: Request) -> Response:
+        body = await request.json()
+        user = _string(body, "user", required=True, limit=64)
+        password = _string(body, "password", required=True, limit=1024)
+        assert user is not None and password is not None
+        try:
+            session_id, principal = await self.auth.login(user, password, request.client_host, replaces=request.principal)
+        except AuthError as exc:
+            headers = [("retry-after", str(int(exc.retry_after) + 1))] if exc.retry_after else []
+            return json_response({"error": exc.message}, exc.status, headers)
+        response = json_response({**principal.to_json(), "csrf": principal.csrf})
+        self._set_cookie(request, response, session_id)
+        return response
+
+    async def logout(self, request: Request) -> Response:
+        await self.auth.logout(request.principal)
+        response = json_response({"ok": True})
+        self._set_cookie(request, response, "")
+        return response
+
+    async def change_password(self, request: Request) -> Response:
+        body = await request.json()
+        current = _string(body, "current", required=True, limit=1024)
+        new = _string(body, "new", required=True, limit=1024)
+        assert current is not None and new is not None
+        try:
+            session_id = await self.auth.change_password(request.principal, current, new, request.client_host)
+        except AuthError as exc:
+            return json_response({"error": exc.message}, exc.status)
+        principal = await self.auth.from_session(session_id)
+        assert principal is not None
+        response = json_response({**principal.to_json(), "csrf": principal.csrf})
+        self._set_cookie(request, response, session_id)
+        return response
+
+    async def me(self, request: Request) -> Response:
+        principal: Principal = request.principal
+        return json_response({**principal.to_json(), "csrf": principal.csrf or None})
+
+    # ------------------------------------------------------------------------------------ engine
+
+    async def status(self, request: Request) -> Response:
+        return json_response(self.engine.status())
+
+    async def agents(self, request: Request) -> Response:
+        return json_response(self.engine.list_agents())
+
+    async def agent_state(self, request: Request) -> Response:
+        agent = request.path_params["agent"]
+        principal: Principal = request.principal
+        if not principal.has_role("supervisor") and agent != principal.name:
+            raise HttpError(403, "agents may only change their own state")
+        body = _flat(await request.json())
+        state = _string(body, "state", required=True)
+        reason = _string(body, "reason") or ""
+        if state not in AGENT_STATES:
+            raise HttpError(400, f"'state' must be one of {', '.join(sorted(AGENT_STATES))}, got {state!r}")
+        return json_response(self.engine.set_agent_state(agent, state, reason))
+
+    async def queues(self, request: Request) -> Response:
+        return json_response(self.engine.list_queues())
+
+    async def queue(self, request: Request) -> Response:
+        return json_response(self.engine.queue_detail(request.path_params["name"]))
+
+    async def interactions(self, request: Request) -> Response:
+        state = request.query.get("state") or None
+        if state is not None and state not in INTERACTION_STATES:
+            raise HttpError(400, f"'state' must be one of {', '.join(sorted(INTERACTION_STATES))}, got {state[:32]!r}")
+        return json_response(self.engine.list_interactions(state))
+
+    async def interaction_action(self, request: Request) -> Response:
+        action = request.path_params["action"]
+        if action not in INTERACTION_ACTIONS:
+            raise HttpError(404, f"unknown action {action[:32]!r}; one of {', '.join(sorted(INTERACTION_ACTIONS))}")
+        principal: Principal = request.principal
+        body = _flat(await request.json())
+        if action == "accept":
+            agent = _string(body, "agent", limit=64)
+            if not principal.has_role("supervisor"):
+                if agent not in (None, principal.name):
+                    raise HttpError(403, "agents may only accept offers for themselves")
+                agent = principal.name
+            if agent is None:
+                raise HttpError(400, "'agent' is required (a string)")
+            body["agent"] = agent
+        elif action == "reply":
+            _string(body, "text", required=True, limit=MAX_TEXT)
+        return json_response(await self.engine.interaction_action(request.path_params["interaction"], action, body))
+
+    async def originate(self, request: Request) -> Response:
+        body = _flat(await request.json())
+        _string(body, "to", required=True)
+        for key in ("from", "agent"):
+            _string(body, key)
+        return json_response(await self.engine.originate(body))
+
+    async def cdr(self, request: Request) -> Response:
+        since = parse_since(request.query.get("since"))
+        rows = await self.engine.cdr(since)
+        if request.accepts("text/csv"):
+            response = text_response(cdr_csv(rows), content_type="text/csv; charset=utf-8")
+            response.headers.append(("content-disposition", 'attachment; filename="Master.csv"'))
+            return response
+        return json_response(rows)
+
+    # ------------------------------------------------------------------------------------ admin
+
+    async def users(self, request: Request) -> Response:
+        return json_response(await list_users(self.auth.store))
+
+    async def create_user(self, request: Request) -> Response:
+        body = _flat(await request.json())
+        name = _string(body, "name", required=True, limit=64)
+        role = _string(body, "role", required=True, limit=32)
+        assert name is not None and role is not None
+        try:
+            password = await add_user(self.auth.store, name, role)
+        except ValueError as exc:
+            raise HttpError(409 if "exists" in str(exc) else 400, str(exc)) from None
+        return json_response({"name": name, "role": role, "password": password}, 201)
+
+    async def create_token(self, request: Request) -> Response:
+        body = _flat(await request.json())
+        name = _string(body, "name", required=True, limit=64)
+        role = _string(body, "role", limit=32) or "admin"
+        assert name is not None
+        try:
+            token = await add_token(self.auth.store, name, role)
+        except ValueError as exc:
+            raise HttpError(400, str(exc)) from None
+        return json_response({"name": name, "role": role, "token": token}, 201)

@@ -1,0 +1,153 @@
+"""Shared fixtures: a real console server (hypercorn on port 0) over a real store, a small fake engine."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import sys
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import trio
+
+from engine import EventBus, HttpRouteRegistry
+from engine._config import ConsoleSettings
+from engine.abc import EngineAPI
+from engine.console import MIGRATIONS, ConsoleServer, add_token, add_user
+from engine.store import open_store
+
+
+class FakeEngine(EngineAPI):
+    """Just enough engine for the console: state a test can set and see changed."""
+
+    def __init__(self) -> None:
+        self.is_ready = False
+        self.reasons = ["sip (sip) not ready"]
+        self.agents: dict[str, dict[str, Any]] = {
+            "alice": {"id": "alice", "name": "Alice", "state": "available", "reason": ""},
+            "bob": {"id": "bob", "name": "Bob", "state": "paused", "reason": "lunch"},
+        }
+        self.queues = {"support": {"name": "support", "waiting": 2, "longest_wait": 12.5, "members": ["alice", "bob"]}}
+        self.interactions: dict[str, dict[str, Any]] = {
+            "i1": {"id": "i1", "kind": "chat", "state": "offered", "from": "visitor", "to": "web", "queue": "support", "agent": "alice"},
+            "i2": {"id": "i2", "kind": "voice", "state": "active", "from": "+34911", "to": "100", "queue": "support", "agent": "bob"},
+        }
+        self.actions: list[tuple[str, str, dict[str, Any]]] = []
+        self.originated: list[dict[str, Any]] = []
+        self.cdr_rows: list[dict[str, Any]] = []
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "ready": self.is_ready,
+            "not_ready": [] if self.is_ready else self.reasons,
+            "uptime": 12.0,
+            "plugins": [{"name": "sip", "error": None}, {"name": "broken", "error": "ImportError: x"}],
+            "services": [{"name": "sip", "ready": self.is_ready, "restarts": 1}],
+            "interactions": {"offered": 1, "active": 1},
+            "bus": {"published": 7, "dropped": 0},
+        }
+
+    def ready(self) -> tuple[bool, list[str]]:
+        return (self.is_ready, [] if self.is_ready else list(self.reasons))
+
+    def list_agents(self) -> list[dict[str, Any]]:
+        return list(self.agents.values())
+
+    def set_agent_state(self, agent: str, state: str, reason: str = "") -> dict[str, Any]:
+        record = self.agents[agent]
+        if record["state"] == state:
+            raise ValueError(f"agent {agent} is already {state}")
+        record.update(state=state, reason=reason)
+        return record
+
+    def list_queues(self) -> list[dict[str, Any]]:
+        return list(self.queues.values())
+
+    def queue_detail(self, name: str) -> dict[str, Any]:
+        return self.queues[name]
+
+    def list_interactions(self, state: str | None = None) -> list[dict[str, Any]]:
+        return [i for i in self.interactions.values() if state is None or i["state"] == state]
+
+    async def interaction_action(self, interaction: str, action: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        record = self.interactions[interaction]
+        if action == "accept":
+            if record["state"] != "offered":
+                raise ValueError(f"interaction {interaction} is {record['state']}, not offered")
+            record.update(state="active", agent=body["agent"])
+        self.actions.append((interaction, action, dict(body)))
+        return record
+
+    async def originate(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        self.originated.append(dict(body))
+        return {"id": "o1", "kind": "voice", "state": "new", "to": body["to"]}
+
+    async def cdr(self, since: float | None = None) -> list[dict[str, Any]]:
+        return [r for r in self.cdr_rows if since is None or r["_t"] >= since]
+
+
+class Console:
+    """A running console server plus the handles a test needs."""
+
+    def __init__(self, server: ConsoleServer, engine: FakeEngine, bus: EventBus, store: Any, admin_password: str, tmp: Path) -> None:
+        self.server = server
+        self.engine = engine
+        self.bus = bus
+        self.store = store
+        self.admin_password = admin_password
+        self.tmp = tmp
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def client(self, **kwargs: Any) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=self.url, timeout=30, **kwargs)
+
+    async def token(self, role: str, name: str | None = None) -> str:
+        return await add_token(self.store, name or f"t-{role}", role)
+
+    async def bearer(self, role: str) -> httpx.AsyncClient:
+        return self.client(headers={"authorization": f"Bearer {await self.token(role)}"})
+
+    async def logged_in(self, name: str, role: str, password: str = "correct horse battery") -> tuple[httpx.AsyncClient, str]:
+        """A cookie session for a new user who has already changed the one-time password; (client, csrf)."""
+        one_time = await add_user(self.store, name, role)
+        client = self.client()
+        r = await client.post("/api/v1/login", json={"user": name, "password": one_time})
+        assert r.status_code == 200, r.text
+        r = await client.post("/api/v1/password", json={"current": one_time, "new": password},
+                              headers={"x-csrf-token": r.json()["csrf"]})
+        assert r.status_code == 200, r.text
+        return client, r.json()["csrf"]
+
+
+@contextlib.asynccontextmanager
+async def open_console(tmp_path: Path, **server_kwargs: Any) -> AsyncIterator[Console]:
+    engine = FakeEngine()
+    bus = EventBus()
+    routes = server_kwargs.pop("routes", HttpRouteRegistry())
+    listen = server_kwargs.pop("listen", "127.0.0.1:0")
+    https = server_kwargs.pop("https", None)
+    async with open_store(tmp_path / "centralita.db", MIGRATIONS) as store, trio.open_nursery() as nursery:
+        server = ConsoleServer(engine, bus, store, ConsoleSettings(listen=listen, https=https), routes,
+                               data_dir=tmp_path, **server_kwargs)
+        captured = io.StringIO()
+        real_stderr, sys.stderr = sys.stderr, captured
+        try:
+            await nursery.start(server.run)
+        finally:
+            sys.stderr = real_stderr
+        printed = captured.getvalue()
+        password = printed.split("admin one-time password: ", 1)[1].split()[0] if "one-time password" in printed else ""
+        yield Console(server, engine, bus, store, password, tmp_path)
+        nursery.cancel_scope.cancel()
+
+
+@pytest.fixture
+async def console(tmp_path: Path) -> AsyncIterator[Console]:
+    async with open_console(tmp_path) as running:
+        yield running
