@@ -153,42 +153,61 @@ class Store:
             await self._commit(batch)
 
     async def _commit(self, batch: list[_WriteRequest]) -> None:
-        results: list[tuple[_WriteRequest, int | BaseException]] = []
+        """Commit a batch. Optimistic: no savepoints unless a statement fails (each one costs a hop to
+        aiosqlite's thread); on failure the batch is rolled back and re-run with one savepoint per write,
+        so only the failing caller gets the error."""
         try:
-            await self._conn.execute("BEGIN IMMEDIATE")
-            for index, request in enumerate(batch):
-                savepoint = f"w{index}"
-                await self._conn.execute(f"SAVEPOINT {savepoint}")
-                try:
-                    rowid = 0
-                    for sql, params in request.statements:
-                        cursor = await self._conn.execute(sql, params)
-                        rowid = cursor.lastrowid or rowid
-                    await self._conn.execute(f"RELEASE {savepoint}")
-                    results.append((request, rowid))
-                except sqlite3.Error as exc:
-                    await self._conn.execute(f"ROLLBACK TO {savepoint}")
-                    await self._conn.execute(f"RELEASE {savepoint}")
-                    results.append((request, exc))
-            await self._conn.execute("COMMIT")
-        except BaseException as exc:
-            with contextlib.suppress(Exception):
-                await self._conn.execute("ROLLBACK")
-            for request in batch:
-                if not request.future.done():
-                    request.future.set_exception(StoreError(f"commit failed: {exc}"))
-            self.failed_writes += len(batch)
-            if not isinstance(exc, Exception):
-                raise
-            return
+            outcomes = await self._run_batch(batch, isolate=False)
+        except sqlite3.Error:
+            outcomes = None
+        if outcomes is None:
+            try:
+                outcomes = await self._run_batch(batch, isolate=True)
+            except BaseException as exc:
+                for request in batch:
+                    if not request.future.done():
+                        request.future.set_exception(StoreError(f"commit failed: {exc}"))
+                self.failed_writes += len(batch)
+                if not isinstance(exc, Exception):
+                    raise
+                return
         self.commits += 1
-        for request, outcome in results:
+        for request, outcome in zip(batch, outcomes, strict=True):
             if isinstance(outcome, BaseException):
                 self.failed_writes += 1
                 request.future.set_exception(outcome)
             else:
                 self.writes += 1
                 request.future.set_result(outcome)
+
+    async def _run_batch(self, batch: list[_WriteRequest], *, isolate: bool) -> list[int | BaseException]:
+        conn = self._conn
+        outcomes: list[int | BaseException] = []
+        await conn.execute("BEGIN IMMEDIATE")
+        try:
+            for index, request in enumerate(batch):
+                if isolate:
+                    await conn.execute(f"SAVEPOINT w{index}")
+                try:
+                    rowid = 0
+                    for sql, params in request.statements:
+                        cursor = await conn.execute(sql, params)
+                        rowid = cursor.lastrowid or rowid
+                    if isolate:
+                        await conn.execute(f"RELEASE w{index}")
+                    outcomes.append(rowid)
+                except sqlite3.Error as exc:
+                    if not isolate:
+                        raise
+                    await conn.execute(f"ROLLBACK TO w{index}")
+                    await conn.execute(f"RELEASE w{index}")
+                    outcomes.append(exc)
+            await conn.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await conn.execute("ROLLBACK")
+            raise
+        return outcomes
 
     async def _stop_writer(self) -> None:
         if self._queue is not None and self._writer is not None:
