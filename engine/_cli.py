@@ -77,9 +77,9 @@ def cmd_run(args: argparse.Namespace) -> int:
                         engine.request_stop()
 
                 nursery.start_soon(stop_on_signal)
-                await nursery.start(engine.run)
-                await engine._stop.wait()
-            # engine.run returned: everything is closed
+                await engine.run()
+                # everything is closed; stop listening for signals
+                nursery.cancel_scope.cancel()
 
     trio.run(main)
     return 0

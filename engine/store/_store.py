@@ -215,10 +215,21 @@ class Store:
             await self._writer
 
 
-async def _connect(path: Path) -> aiosqlite.Connection:
+async def _connect(path: Path, migrations: Sequence[Migration]) -> aiosqlite.Connection:
+    """Open, check (read-only) that the file is sound and not from a newer version, then set it up.
+
+    The checks come first so that a database we refuse is left byte-for-byte untouched.
+    """
     conn = await aiosqlite.connect(str(path), isolation_level=None)
     try:
         await conn.execute("PRAGMA busy_timeout = 5000")
+        check = await (await conn.execute("PRAGMA quick_check")).fetchone()
+        if not check or check[0] != "ok":
+            raise StoreError(
+                f"{path}: the database is damaged (quick_check: {check[0] if check else '?'}); "
+                "restore it from a backup or move it aside to start empty. Nothing was changed."
+            )
+        await _refuse_newer(conn, path, migrations)
         mode = await (await conn.execute("PRAGMA journal_mode = WAL")).fetchone()
         await conn.execute("PRAGMA synchronous = FULL")
         await conn.execute("PRAGMA foreign_keys = ON")
@@ -226,32 +237,41 @@ async def _connect(path: Path) -> aiosqlite.Connection:
         fks = await (await conn.execute("PRAGMA foreign_keys")).fetchone()
         if not mode or str(mode[0]).lower() != "wal" or not sync or sync[0] != 2 or not fks or fks[0] != 1:
             raise StoreError(f"{path}: could not enable WAL, synchronous=FULL and foreign keys (got {mode}, {sync}, {fks})")
-        check = await (await conn.execute("PRAGMA quick_check")).fetchone()
-        if not check or check[0] != "ok":
-            raise StoreError(
-                f"{path}: the database is damaged (quick_check: {check[0] if check else '?'}); "
-                "restore it from a backup or move it aside to start empty. Nothing was changed."
-            )
     except BaseException:
         await conn.close()
         raise
     return conn
 
 
-async def _migrate(conn: aiosqlite.Connection, path: Path, migrations: Sequence[Migration]) -> None:
-    await conn.execute("CREATE TABLE IF NOT EXISTS schema_versions (component TEXT PRIMARY KEY, version INTEGER NOT NULL)")
-    rows = await (await conn.execute("SELECT component, version FROM schema_versions")).fetchall()
-    current = {str(c): int(v) for c, v in rows}
+def _latest(migrations: Sequence[Migration]) -> dict[str, int]:
     known: dict[str, int] = {}
     for m in migrations:
         known[m.component] = max(known.get(m.component, 0), m.version)
-    for component, version in current.items():
+    return known
+
+
+async def _current_versions(conn: aiosqlite.Connection) -> dict[str, int]:
+    exists = await (await conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'schema_versions'")).fetchone()
+    if not exists:
+        return {}
+    rows = await (await conn.execute("SELECT component, version FROM schema_versions")).fetchall()
+    return {str(c): int(v) for c, v in rows}
+
+
+async def _refuse_newer(conn: aiosqlite.Connection, path: Path, migrations: Sequence[Migration]) -> None:
+    known = _latest(migrations)
+    for component, version in (await _current_versions(conn)).items():
         if component in known and version > known[component]:
             raise StoreError(
                 f"{path}: the database was written by a newer Centralita ({component} schema v{version}, this "
                 f"version knows up to v{known[component]}); upgrade Centralita or restore an older backup. "
                 "Nothing was changed."
             )
+
+
+async def _migrate(conn: aiosqlite.Connection, path: Path, migrations: Sequence[Migration]) -> None:
+    await conn.execute("CREATE TABLE IF NOT EXISTS schema_versions (component TEXT PRIMARY KEY, version INTEGER NOT NULL)")
+    current = await _current_versions(conn)
     for m in sorted(migrations, key=lambda m: (m.component, m.version)):
         if m.version <= current.get(m.component, 0):
             continue
@@ -313,9 +333,10 @@ async def open_store(
     """
     check_data_dir(path.parent)
     runner = AsyncioThread()
+    everything = [*CORE_MIGRATIONS, *migrations]
     try:
         try:
-            conn = await runner.run(lambda: _connect(path), shield=True)
+            conn = await runner.run(lambda: _connect(path, everything), shield=True)
         except sqlite3.DatabaseError as exc:
             raise StoreError(
                 f"{path}: not a usable SQLite database ({exc}); restore it from a backup or move it aside "
@@ -324,7 +345,7 @@ async def open_store(
         store = Store(path, runner, conn, max_batch=max_batch)
         try:
             try:
-                await runner.run(lambda: _migrate(conn, path, [*CORE_MIGRATIONS, *migrations]), shield=True)
+                await runner.run(lambda: _migrate(conn, path, everything), shield=True)
             except sqlite3.DatabaseError as exc:
                 raise StoreError(f"{path}: migration failed ({exc}); nothing was changed") from None
             await runner.run(store._start_writer, shield=True)

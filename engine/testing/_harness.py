@@ -25,7 +25,10 @@ def make_manager(plugins: Iterable[ModuleType | object] = (), *, entry_points: b
     if entry_points:
         manager.load_entry_points()
     for index, plugin in enumerate(plugins):
-        name = getattr(plugin, "__name__", None) or f"test-plugin-{index}"
+        # a module's name, or the class name of a plugin object (so config can name it in [plugins])
+        name = getattr(plugin, "__name__", None) or type(plugin).__name__
+        if name in manager.infos:
+            name = f"{name}-{index}"
         manager.register(plugin, name)
     return manager
 
