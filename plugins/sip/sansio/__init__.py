@@ -20,9 +20,51 @@ from ._framer import StreamFramer
 from ._headers import Headers
 from ._message import REASON_PHRASES, Request, Response, make_response
 from ._parser import DEFAULT_LIMITS, ParseLimits, parse_message
+from ._layer import TransactionLayer
+from ._timers import (
+    DEFAULT_TIMERS,
+    Action,
+    DeliverRequest,
+    DeliverResponse,
+    SendMessage,
+    TimerConfig,
+    TransactionTerminated,
+    TransactionTimeout,
+    new_branch,
+    new_call_id,
+    new_tag,
+)
+from ._transaction import (
+    ClientInviteTransaction,
+    ClientNonInviteTransaction,
+    ServerInviteTransaction,
+    ServerNonInviteTransaction,
+    TransactionState,
+    make_ack_for_failure,
+    make_cancel,
+)
 from ._uri import GenericUri, SipUri, parse_uri
 
 __all__ = [
+    "Action",
+    "ClientInviteTransaction",
+    "ClientNonInviteTransaction",
+    "DEFAULT_TIMERS",
+    "DeliverRequest",
+    "DeliverResponse",
+    "SendMessage",
+    "ServerInviteTransaction",
+    "ServerNonInviteTransaction",
+    "TimerConfig",
+    "TransactionLayer",
+    "TransactionState",
+    "TransactionTerminated",
+    "TransactionTimeout",
+    "make_ack_for_failure",
+    "make_cancel",
+    "new_branch",
+    "new_call_id",
+    "new_tag",
     "DEFAULT_LIMITS",
     "GenericUri",
     "Headers",

@@ -1,0 +1,132 @@
+"""The transaction layer: matching, absorption of retransmissions, ACK for 2xx, CANCEL, timers."""
+
+from __future__ import annotations
+
+from sip_sansio_helpers import drive, make_request
+
+from plugins.sip.sansio import (
+    DeliverRequest,
+    DeliverResponse,
+    Headers,
+    Request,
+    SendMessage,
+    TimerConfig,
+    TransactionLayer,
+    TransactionTimeout,
+    make_cancel,
+    new_branch,
+    parse_message,
+)
+
+T = TimerConfig(t1=0.5, t2=4.0, t4=5.0, timer_d=32.0)
+
+
+def wire(actions) -> list:
+    """What went on the wire, parsed back (as the peer would see it)."""
+    return [parse_message(a.data) for a in actions if isinstance(a, SendMessage)]
+
+
+def delivered(actions, kind=DeliverRequest) -> list:
+    return [a for a in actions if isinstance(a, kind)]
+
+
+def test_invite_200_ack_through_two_layers() -> None:
+    uac, uas = TransactionLayer(T), TransactionLayer(T)
+    invite = make_request("INVITE")
+    ctxn, out = uac.send_request(invite, 0.0)
+    (got,) = delivered(uas.receive_request(wire(out)[0], 0.01))
+    stxn = got.transaction
+    ringing = wire(uas.respond(stxn, 180, now=0.02, to_tag="b1"))
+    assert [a.response.status for a in delivered(uac.receive_response(ringing[0], 0.03), DeliverResponse)] == [180]
+    ok = wire(uas.respond(stxn, 200, now=0.04, to_tag="b1"))[0]
+    assert delivered(uac.receive_response(ok, 0.05), DeliverResponse)[0].response.status == 200
+    # No ACK yet: the UAS retransmits its 200.
+    assert [m.status for m in wire(a for _, a in drive(uas, 0.6))] == [200]
+    ack = make_request("ACK", branch=new_branch())
+    ack.headers.set("To", ok.headers.get("To"))
+    (to_tu,) = delivered(uas.receive_request(ack, 0.7))
+    assert to_tu.request.method == "ACK" and to_tu.transaction is None
+    # The ACK stopped the 2xx retransmission; only Timer L is left, which ends quietly.
+    rest = drive(uas, 100.0)
+    assert wire(a for _, a in rest) == [] and not any(isinstance(a, TransactionTimeout) for _, a in rest)
+    assert len(uas) == 0
+
+
+def test_retransmitted_request_is_absorbed() -> None:
+    uas = TransactionLayer(T)
+    request = make_request("OPTIONS")
+    first = uas.receive_request(request, 0.0)
+    assert len(delivered(first)) == 1
+    assert uas.receive_request(request, 0.5) == []  # Trying: absorbed silently
+    uas.respond(first[0].transaction, 200, now=0.6)
+    again = uas.receive_request(request, 0.7)
+    assert [m.status for m in wire(again)] == [200] and delivered(again) == []
+    assert uas.statistics()["requests_absorbed"] == 2
+
+
+def test_cancel_matches_invite_and_487_is_acked() -> None:
+    uac, uas = TransactionLayer(T), TransactionLayer(T)
+    invite = make_request("INVITE")
+    _, out = uac.send_request(invite, 0.0)
+    (got,) = delivered(uas.receive_request(wire(out)[0], 0.0))
+    uac.receive_response(wire(uas.respond(got.transaction, 180, now=0.1, to_tag="b1"))[0], 0.1)
+    _, out = uac.send_request(make_cancel(invite), 1.0)
+    (cancel,) = delivered(uas.receive_request(wire(out)[0], 1.0))
+    assert cancel.request.method == "CANCEL" and cancel.cancels is got.transaction
+    ok = wire(uas.respond(cancel.transaction, 200, now=1.1))[0]
+    assert ok.cseq == (1, "CANCEL")
+    terminated = wire(uas.respond(cancel.cancels, 487, now=1.1, to_tag="b1"))[0]
+    assert delivered(uac.receive_response(ok, 1.2), DeliverResponse)[0].response.status == 200
+    actions = uac.receive_response(terminated, 1.2)
+    assert delivered(actions, DeliverResponse)[0].response.status == 487
+    (ack,) = wire(actions)
+    assert ack.method == "ACK"
+    # The UAS's INVITE transaction matches that ACK and stops repeating the 487.
+    assert uas.receive_request(ack, 1.3) == []
+    assert wire(a for _, a in drive(uas, 100.0)) == []
+
+
+def test_cancel_without_invite_gets_481() -> None:
+    uas = TransactionLayer(T)
+    cancel = make_cancel(make_request("INVITE"))
+    actions = uas.receive_request(cancel, 0.0)
+    assert [m.status for m in wire(actions)] == [481] and delivered(actions) == []
+
+
+def test_rfc2543_requests_match_without_branch() -> None:
+    uas = TransactionLayer(T)
+    headers = Headers([("Via", "SIP/2.0/UDP old.example.com"), ("From", "<sip:a@example.com>;tag=x"),
+                       ("To", "<sip:b@example.com>"), ("Call-ID", "old-1"), ("CSeq", "5 INVITE")])
+    invite = Request("INVITE", "sip:b@example.com", headers)
+    (got,) = delivered(uas.receive_request(invite, 0.0))
+    assert uas.receive_request(invite, 0.1) == []
+    reject = wire(uas.respond(got.transaction, 486, now=0.2, to_tag="t9"))[0]
+    ack_headers = Headers(headers)
+    ack_headers.set("To", reject.headers.get("To"))
+    ack_headers.set("CSeq", "5 ACK")
+    assert uas.receive_request(Request("ACK", "sip:b@example.com", ack_headers), 0.3) == []
+    assert got.transaction.state.value == "confirmed"
+
+
+def test_stray_response_goes_to_tu_without_transaction() -> None:
+    uac = TransactionLayer(T)
+    request = make_request("INVITE")
+    stray = parse_message(
+        b"SIP/2.0 200 OK\r\n" + f"Via: {request.headers.get('Via')}\r\n".encode()
+        + b"From: <sip:a@example.com>;tag=1\r\nTo: <sip:b@example.com>;tag=2\r\nCall-ID: z\r\n"
+        b"CSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
+    )
+    (action,) = uac.receive_response(stray, 0.0)
+    assert isinstance(action, DeliverResponse) and action.transaction is None
+
+
+def test_layer_runs_many_timers_in_order() -> None:
+    uac = TransactionLayer(T)
+    for i in range(50):
+        uac.send_request(make_request("OPTIONS", call_id=f"c{i}"), i * 0.01)
+    assert uac.next_timer() == 0.5
+    timed = drive(uac, 100.0)
+    times = [t for t, _ in timed]
+    assert times == sorted(times)
+    assert sum(isinstance(a, TransactionTimeout) for _, a in timed) == 50
+    assert len(uac) == 0 and uac.next_timer() is None
