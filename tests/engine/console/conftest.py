@@ -151,3 +151,83 @@ async def open_console(tmp_path: Path, **server_kwargs: Any) -> AsyncIterator[Co
 async def console(tmp_path: Path) -> AsyncIterator[Console]:
     async with open_console(tmp_path) as running:
         yield running
+
+
+@pytest.fixture
+def make_console():
+    """``async with make_console(tmp_path, **server_kwargs) as console`` for tests that need options."""
+    return open_console
+
+
+@pytest.fixture
+def fake_engine() -> FakeEngine:
+    return FakeEngine()
+
+
+class WsClient:
+    """A minimal WebSocket client (wsproto over a trio TCP stream), enough to read the events stream."""
+
+    def __init__(self, stream: trio.SocketStream) -> None:
+        from wsproto import ConnectionType, WSConnection
+
+        self.stream = stream
+        self.ws = WSConnection(ConnectionType.CLIENT)
+        self.pending: list[Any] = []
+        self.status: int | None = None
+        self.close_code: int | None = None
+        self.close_reason: str | None = None
+
+    async def handshake(self, host: str, target: str, headers: list[tuple[str, str]]) -> int:
+        from wsproto.events import AcceptConnection, RejectConnection, Request
+
+        await self.stream.send_all(self.ws.send(Request(host=host, target=target, extra_headers=headers)))
+        while self.status is None:
+            for event in await self._events():
+                if isinstance(event, AcceptConnection):
+                    self.status = 101
+                elif isinstance(event, RejectConnection):
+                    self.status = event.status_code
+                else:
+                    self.pending.append(event)
+        return self.status
+
+    async def _events(self) -> list[Any]:
+        data = await self.stream.receive_some(65536)
+        self.ws.receive_data(data or None)
+        return list(self.ws.events())
+
+    async def recv_json(self) -> dict[str, Any] | None:
+        """The next message as JSON, or None when the server closed the connection."""
+        import json
+
+        from wsproto.events import CloseConnection, TextMessage
+
+        buffered = ""
+        while True:
+            while self.pending:
+                event = self.pending.pop(0)
+                if isinstance(event, TextMessage):
+                    buffered += event.data
+                    if event.message_finished:
+                        return json.loads(buffered)
+                elif isinstance(event, CloseConnection):
+                    self.close_code, self.close_reason = event.code, event.reason
+                    return None
+            events = await self._events()
+            if not events and self.ws.state.name == "CLOSED":
+                return None
+            self.pending.extend(events)
+
+    async def aclose(self) -> None:
+        await self.stream.aclose()
+
+
+@pytest.fixture
+def ws_connect():
+    async def connect(console: Console, headers: list[tuple[str, str]], path: str = "/api/v1/events") -> WsClient:
+        stream = await trio.open_tcp_stream("127.0.0.1", console.server.bound_port)
+        client = WsClient(stream)
+        await client.handshake(f"127.0.0.1:{console.server.bound_port}", path, headers)
+        return client
+
+    return connect
