@@ -7,6 +7,14 @@ bytes to send and events. The trio shell (``plugins.sip``) moves the bytes.
 from __future__ import annotations
 
 from ._address import NameAddr, Via
+from ._digest import (
+    DigestChallenger,
+    DigestOutcome,
+    DigestResult,
+    answer_challenge,
+    digest_response,
+    parse_auth_params,
+)
 from ._errors import (
     SdpNegotiationError,
     SdpParseError,
@@ -50,6 +58,12 @@ __all__ = [
     "ClientInviteTransaction",
     "ClientNonInviteTransaction",
     "DEFAULT_TIMERS",
+    "DigestChallenger",
+    "DigestOutcome",
+    "DigestResult",
+    "answer_challenge",
+    "digest_response",
+    "parse_auth_params",
     "DeliverRequest",
     "DeliverResponse",
     "SendMessage",
