@@ -27,6 +27,7 @@ from ._errors import (
 from ._framer import StreamFramer
 from ._headers import Headers
 from ._message import REASON_PHRASES, Request, Response, make_response
+from ._offer_answer import Codec, MediaSession, Negotiated, is_hold_offer, reverse_direction
 from ._parser import DEFAULT_LIMITS, ParseLimits, parse_message
 from ._layer import TransactionLayer
 from ._timers import (
@@ -51,6 +52,7 @@ from ._transaction import (
     make_ack_for_failure,
     make_cancel,
 )
+from ._sdp import DIRECTIONS, Connection, MediaDescription, Origin, SessionDescription
 from ._uri import GenericUri, SipUri, parse_uri
 
 __all__ = [
@@ -58,6 +60,16 @@ __all__ = [
     "ClientInviteTransaction",
     "ClientNonInviteTransaction",
     "DEFAULT_TIMERS",
+    "DIRECTIONS",
+    "Codec",
+    "Connection",
+    "MediaDescription",
+    "MediaSession",
+    "Negotiated",
+    "Origin",
+    "SessionDescription",
+    "is_hold_offer",
+    "reverse_direction",
     "DigestChallenger",
     "DigestOutcome",
     "DigestResult",
