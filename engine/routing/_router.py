@@ -141,8 +141,7 @@ class _Agent:
     def can_take(self, kind: str) -> bool:
         if self.state != "available" or self.retired:
             return False
-        capacity = self.config.channels.get(kind, 0)
-        if self.load.get(kind, 0) >= capacity:
+        if self.load.get(kind, 0) >= self.config.channels.get(kind, 0):
             return False
         if kind == "voice" and not self.reachable:
             return False
@@ -943,17 +942,36 @@ class Router:
                 entry.retry_at = now + max(1.0, min(5.0, q.config.timeout))
                 self._push_timer(entry.retry_at, "retry", entry.id)
             return
-        # an earlier caller of higher rank across the agents' queues gets them first
-        candidates = [a for a in candidates if self._best_entry_for(a, now, entry.kind) is entry]
-        if not candidates:
-            return
         self._offer(q, entry, candidates, stage, now)
 
+    def _first_in_line(self, agent: _Agent, entry: _Entry, now: float) -> bool:
+        """No caller ranked ahead of ``entry`` in the agent's queues could take this agent now."""
+        for name in self._agent_queues.get(agent.id, ()):
+            waiting = self._queues[name].waiting
+            if waiting and waiting[0] < entry.key:
+                return self._best_entry_for(agent, now, entry.kind) is entry
+        return True
+
     def _offer(self, q: _Queue, entry: _Entry, candidates: list[_Agent], stage: Any, now: float) -> None:
-        self.decisions += 1
         _, target, _ = stage
         skills = target.names if target is not None else frozenset()
         ranked = rank_candidates(q, candidates, now, self._rng, skills)
+        # an earlier caller of higher rank across the agents' queues gets them first
+        held: set[str] = set()
+        everyone = q.config.strategy == "ring-all" or self._chooser is not None
+        fair = []
+        for agent in ranked:
+            if self._first_in_line(agent, entry, now):
+                fair.append(agent)
+                if not everyone:
+                    fair.extend(a for a in ranked if a is not agent and a.id not in held)
+                    break
+            else:
+                held.add(agent.id)
+        ranked = fair
+        if not ranked:
+            return
+        self.decisions += 1
         if q.config.strategy == "ring-all":
             chosen = ranked
             why = "ring-all: every free eligible member rings"
@@ -969,7 +987,7 @@ class Router:
                 why += " (chosen by a decision hook)"
         explanation = None
         if self._explain:
-            not_chosen = self._reasons(q, entry, now, {a.id for a in chosen}, ranked, skills)
+            not_chosen = self._reasons(q, entry, now, {a.id for a in chosen}, ranked, skills, held)
             explanation = Explanation(q.config.strategy, tuple(a.id for a in chosen), why, not_chosen)
         timeout = q.config.timeout if entry.kind == "voice" else q.config.reservation_timeout
         expires = now + timeout
@@ -987,7 +1005,8 @@ class Router:
             q.rr_last = chosen[0].id
 
     def _reasons(self, q: _Queue, entry: _Entry, now: float, chosen: set[str],
-                 ranked: list[_Agent] | None = None, skills: frozenset[str] = frozenset()) -> dict[str, str]:
+                 ranked: list[_Agent] | None = None, skills: frozenset[str] = frozenset(),
+                 held: set[str] | frozenset[str] = frozenset()) -> dict[str, str]:
         stage = q.config.target_at(now - entry.arrived)
         _, target, extra = stage
         ranks = {a.id: i for i, a in enumerate(ranked or [])}
@@ -1006,6 +1025,8 @@ class Router:
                 reasons[agent_id] = agent.why_not(entry.kind)
             elif agent_id in entry.tried:
                 reasons[agent_id] = "already offered this interaction (missed or declined)"
+            elif agent_id in held:
+                reasons[agent_id] = "kept for a caller ahead in another queue"
             elif agent_id in ranks:
                 reasons[agent_id] = f"ranked #{ranks[agent_id] + 1} by {q.config.strategy} " \
                                     f"({describe(q, agent, now, skills)})"
