@@ -419,16 +419,17 @@ class SipTransports:
                 return
             if not data:
                 return
-            if data == b"\r\n\r\n":
-                # RFC 5626 keep-alive ping: answer with a pong; it is not a message.
-                self._queue(conn, b"\r\n")
-                continue
             try:
                 messages = framer.feed(data)
             except self._framing_errors as exc:
                 self._stats["tcp_closed_framing"] += 1
                 log.info("sip: closing tcp connection from %s: %s", safe_text(peer), safe_text(exc))
                 return
+            take_pings = getattr(framer, "take_pings", None)
+            if take_pings is not None:
+                for _ in range(min(take_pings(), 4)):
+                    # RFC 5626 keep-alive: a double-CRLF ping is answered with a CRLF pong.
+                    self._queue(conn, b"\r\n")
             if messages:
                 partial_since = None
             elif partial_since is None and data.strip(b"\r\n"):

@@ -1,0 +1,219 @@
+"""The SIP channel: the engine's handle on everything SIP (a :class:`engine.abc.VoiceChannel`).
+
+It owns the transports, the message core, the security guard, the registrar, the trunks and the calls,
+runs them in one nursery, and drives every protocol timer from one task.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import trio
+
+from engine import Interaction, InteractionKind
+from engine._events import safe_text
+from engine.abc import VoiceChannel
+
+from ._calls import CallManager
+from ._core import SipCore
+from ._registrar import Registrar
+from ._security import DEFAULT_SCANNER_USER_AGENTS, SecurityEvent, SecurityGuard, SecurityPolicy
+from ._settings import SipSettings
+from ._timers import Scheduler
+from ._transport import ListenAddress, SipTransports, TransportLimits
+from ._trunks import TrunkManager
+from .sansio import ParseLimits
+
+__all__ = ["SipChannel"]
+
+log = logging.getLogger("centralita.sip")
+security_log = logging.getLogger("centralita.sip.security")
+
+
+def _trunk_hosts(settings: SipSettings) -> set[str]:
+    from .sansio import SipUri
+
+    hosts = set()
+    for trunk in settings.trunks:
+        try:
+            host = SipUri.parse(trunk.server).host.strip("[]")
+            ipaddress.ip_address(host)
+            hosts.add(host)
+        except ValueError:
+            continue
+    return hosts
+
+
+class SipChannel(VoiceChannel):
+    """``[sip]``: phones register here, providers call in here, calls to agents go out from here."""
+
+    name = "sip"
+    kinds = frozenset({InteractionKind.VOICE})
+    schemes = frozenset({"sip"})
+
+    def __init__(self, context: Any) -> None:
+        self.context = context
+        settings = context.settings if context is not None and context.settings is not None else SipSettings()
+        self.settings: SipSettings = settings
+        self.name = getattr(context, "name", "sip") or "sip"
+        sec = settings.security
+        timers = settings.timers
+        policy = SecurityPolicy(
+            rate=sec.rate,
+            burst=sec.burst,
+            max_failures_per_source=sec.max_failures_per_source,
+            max_failures_per_user=sec.max_failures_per_user,
+            failure_window=sec.failure_window,
+            ban_time=sec.ban_time,
+            user_lock_time=sec.user_lock_time,
+            scanner_user_agents=DEFAULT_SCANNER_USER_AGENTS + tuple(sec.scanner_user_agents),
+            max_transactions_per_source=sec.max_transactions_per_source,
+            trusted=frozenset(sec.trusted) | _trunk_hosts(settings),
+        )
+        self.guard = SecurityGuard(policy)
+        self.scheduler = Scheduler()
+        self.transports = SipTransports(
+            settings.listen,
+            self._deliver,
+            limits=TransportLimits(
+                max_message=sec.max_message_size,
+                idle_timeout=timers.tcp_idle_timeout,
+                message_timeout=timers.tcp_message_timeout,
+                max_connections=sec.max_tcp_connections,
+                max_connections_per_source=sec.max_tcp_connections_per_source,
+            ),
+        )
+        self.core = SipCore(
+            self.transports.send_nowait,
+            self.scheduler,
+            self.guard,
+            trio.current_time,
+            t1=timers.t1,
+            t2=timers.t2,
+            t4=timers.t4,
+            limits=ParseLimits(max_message=sec.max_message_size, max_headers=sec.max_headers),
+            user_agent=settings.user_agent,
+            on_security_event=self._security_event,
+        )
+        store = getattr(context, "store", None)
+        self.registrar = Registrar(self, store)
+        self.trunks = TrunkManager(self)
+        self.calls = CallManager(self)
+        self.nursery: trio.Nursery | None = None
+        self._wake = trio.Event()
+        self.scheduler.on_earlier = self._wake_timer_task
+        self._ready = False
+
+    # ---------------------------------------------------------------------------------------- lifecycle
+
+    async def run(self, *, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
+        try:
+            async with trio.open_nursery() as nursery:
+                self.nursery = nursery
+                bound: list[ListenAddress] = await nursery.start(self.transports.run)
+                for address in bound:
+                    self.core.local.setdefault(address.transport, self._advertised(address))
+                nursery.start_soon(self._timer_loop)
+                await self.registrar.load()
+                self.trunks.start()
+                self._ready = True
+                task_status.started(bound)
+                await trio.sleep_forever()
+        finally:
+            self._ready = False
+            self.nursery = None
+
+    async def aclose(self) -> None:
+        await self.transports.aclose()
+
+    def ready(self) -> bool:
+        return self._ready
+
+    @property
+    def bound(self) -> list[ListenAddress]:
+        """The addresses actually listened on (port 0 resolved): for status pages and tests."""
+        return list(self.transports.bound)
+
+    def statistics(self) -> Mapping[str, Any]:
+        return {
+            "listening": [str(a) for a in self.transports.bound],
+            "transport": self.transports.statistics(),
+            "messages": self.core.statistics(),
+            "security": self.guard.statistics(),
+            "registrations": self.registrar.statistics(),
+            "trunks": self.trunks.statistics(),
+            "calls": self.calls.statistics(),
+        }
+
+    def _advertised(self, address: ListenAddress) -> ListenAddress:
+        host = self.settings.external_host or address.host
+        if host in ("0.0.0.0", "::"):
+            host = "127.0.0.1"
+        return ListenAddress(address.transport, host, address.port)
+
+    # ------------------------------------------------------------------------------------ VoiceChannel
+
+    def endpoint_reachable(self, endpoint: str) -> bool:
+        return self.registrar.reachable(endpoint)
+
+    async def offer(self, interaction: Interaction, agent: str, endpoint: str) -> None:
+        await self.calls.offer(interaction, agent, endpoint)
+
+    async def hangup(self, interaction: Interaction, cause: str = "normal") -> None:
+        self.calls.hangup(interaction, cause)
+
+    async def originate(self, to: str, *, caller: str = "", purpose: str = "agent", agent: str | None = None) -> Interaction:
+        return await self.calls.originate(to, caller=caller, purpose=purpose, agent=agent)
+
+    # -------------------------------------------------------------------------------------- internals
+
+    def spawn(self, fn: Any, *args: Any) -> None:
+        """Run async follow-up work (store writes, engine calls) in the channel's nursery."""
+        if self.nursery is not None:
+            self.nursery.start_soon(fn, *args)
+
+    def _deliver(self, data: bytes, peer: Any) -> None:
+        self.core.deliver(data, peer)
+
+    def _wake_timer_task(self) -> None:
+        self._wake.set()
+
+    async def _timer_loop(self) -> None:
+        while True:
+            if self._wake.is_set():
+                self._wake = trio.Event()
+            deadline = self.scheduler.next_timer()
+            with trio.move_on_at(deadline if deadline is not None else float("inf")):
+                await self._wake.wait()
+            self.scheduler.handle_timer(trio.current_time())
+
+    def _expire_bans(self, now: float) -> None:
+        for event in self.guard.handle_timer(now):
+            self._security_event(event)
+
+    def _security_event(self, event: SecurityEvent) -> None:
+        if event.kind in ("banned", "user_locked"):
+            # The guard is sans-IO: wake it when the ban or lock it just imposed runs out.
+            policy = self.guard.policy
+            length = policy.ban_time if event.kind == "banned" else policy.user_lock_time
+            self.scheduler.call_at(trio.current_time() + length, self._expire_bans)
+        # The source address comes from the socket layer (trustworthy); the rest is attacker-controlled.
+        security_log.warning(
+            "sip security: %s from %s user=%s %s",
+            event.kind,
+            event.source,
+            safe_text(event.username, 80),
+            safe_text(event.detail, 120),
+        )
+        bus = getattr(self.context, "bus", None)
+        if bus is not None:
+            bus.publish(
+                "SipSecurityEvent",
+                Kind=event.kind,
+                RemoteAddress=event.source,
+                Username=safe_text(event.username, 80),
+                Detail=safe_text(event.detail, 120),
+            )

@@ -1,0 +1,70 @@
+"""A heap of callbacks due at given times (sans-IO: the caller supplies ``now``).
+
+SIP needs thousands of short timers at once (retransmissions, transaction lifetimes, ring timeouts,
+re-registrations). One heap driven by one trio task is far cheaper than a task per timer, and it keeps
+the protocol code synchronous and testable on a virtual clock.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+from collections.abc import Callable
+
+__all__ = ["Scheduler", "TimerHandle"]
+
+log = logging.getLogger("centralita.sip.timers")
+
+
+class TimerHandle:
+    __slots__ = ("when", "callback", "cancelled")
+
+    def __init__(self, when: float, callback: Callable[[float], None]) -> None:
+        self.when = when
+        self.callback = callback
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class Scheduler:
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, TimerHandle]] = []
+        self._seq = itertools.count()
+        #: called whenever a timer earlier than every other one is added (to wake the driving task)
+        self.on_earlier: Callable[[], None] = lambda: None
+
+    def call_at(self, when: float, callback: Callable[[float], None]) -> TimerHandle:
+        handle = TimerHandle(when, callback)
+        earlier = not self._heap or when < self._heap[0][0]
+        heapq.heappush(self._heap, (when, next(self._seq), handle))
+        if earlier:
+            self.on_earlier()
+        return handle
+
+    def next_timer(self) -> float | None:
+        heap = self._heap
+        while heap and heap[0][2].cancelled:
+            heapq.heappop(heap)
+        return heap[0][0] if heap else None
+
+    def handle_timer(self, now: float) -> int:
+        """Run every callback due at ``now``; returns how many ran. A failing callback is logged."""
+        ran = 0
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            _, _, handle = heapq.heappop(heap)
+            if handle.cancelled:
+                continue
+            handle.cancelled = True
+            ran += 1
+            try:
+                handle.callback(now)
+            except Exception:
+                log.exception("sip timer callback %r failed", handle.callback)
+        return ran
+
+    def __len__(self) -> int:
+        return sum(1 for _, _, h in self._heap if not h.cancelled)
