@@ -16,6 +16,8 @@ from typing import Any
 #: Bodies above this are refused with 413 before they are fully read.
 MAX_BODY = 64 * 1024
 
+_CLOSE = {"connection": "close"}
+
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -87,7 +89,7 @@ class Request:
             return self._body
         declared = self.header("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise HttpError(413, f"request body too large (limit {limit} bytes)")
+            raise HttpError(413, f"request body too large (limit {limit} bytes)", headers=_CLOSE)
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -97,7 +99,8 @@ class Request:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
-                raise HttpError(413, f"request body too large (limit {limit} bytes)")
+                # closing is the only way to stop a sender we will not read any further
+                raise HttpError(413, f"request body too large (limit {limit} bytes)", headers=_CLOSE)
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
