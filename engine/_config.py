@@ -55,23 +55,47 @@ class PluginSettings:
 
 @dataclass(frozen=True)
 class AgentSettings:
+    """``[[agents]]``: the keys are typed here; their meaning is checked by ``engine.routing``."""
+
     id: str
     endpoint: str = ""
     name: str = ""
-    skills: dict[str, int] = field(default_factory=dict)
+    skills: dict[str, float] = field(default_factory=dict)
     channels: dict[str, int] = field(default_factory=lambda: {"voice": 1})
     auto_login: bool = True
     wrapup: float | None = None
+    weight: float = 1.0
+    voice_blocks_others: bool = False
 
 
 @dataclass(frozen=True)
 class QueueSettings:
+    """``[[queues]]``: typed here; strategies, expressions and schedules are checked by ``engine.routing``."""
+
     name: str
     strategy: str = "longest-idle"
     members: list[str] = field(default_factory=list)
     timeout: float = field(default=15.0, metadata={"min": 0})
     wrapup: float = field(default=10.0, metadata={"min": 0})
-    extra: dict[str, Any] = field(default_factory=dict)
+    reservation_timeout: float = field(default=60.0, metadata={"min": 0})
+    max_length: int = field(default=0, metadata={"min": 0})
+    max_wait: float | None = None
+    autopause_after: int = field(default=0, metadata={"min": 0})
+    announce_frequency: float = field(default=0.0, metadata={"min": 0})
+    announce_position: bool = True
+    callback_attempts: int = field(default=3, metadata={"min": 0})
+    callback_retry_delay: float = field(default=300.0, metadata={"min": 0})
+    service_level_seconds: float = field(default=20.0, metadata={"min": 0})
+    priority: int = 0
+    join_empty: bool = True
+    leave_when_empty: bool = False
+    overflow: dict[str, Any] = field(default_factory=dict)
+    target: str = ""
+    relax: list[dict[str, Any]] = field(default_factory=list)
+    hours: Any = None
+    weights: dict[str, float] = field(default_factory=dict)
+    music_on_hold: str = ""
+    record: bool = False
 
 
 @dataclass(frozen=True)
@@ -274,6 +298,7 @@ def load_config(
     plugin_arrays: set[str] | None = None,
     known_plugin_sections: set[str] = frozenset(),  # type: ignore[assignment]
     data_dir_override: Path | None = None,
+    node_types: Any = None,
 ) -> Config:
     """Load, merge and validate. Raises :class:`ConfigError` listing every problem.
 
@@ -309,6 +334,7 @@ def load_config(
                 continue
             built[name] = build(schema, value, name, problems)
     problems.extend(_cross_checks(raw))
+    problems.extend(_routing_problems(raw, problems, node_types))
     fallback = str(path) if path else "<default>"
     if problems:
         raise ConfigError([f"{_where(locations, p.path, fallback)}: {p.path}: {p.message}" for p in problems])
@@ -333,6 +359,20 @@ def load_config(
         data_dir=data_dir,
         locations=locations,
     )
+
+
+def _routing_problems(raw: dict[str, Any], already: list[Problem], node_types: Any) -> list[Problem]:
+    """Meaning of queues, agents, routes and flows, checked by the routing core (paths not already reported)."""
+    from .routing import validate_routing_config
+
+    seen = {p.path for p in already}
+    out: list[Problem] = []
+    for path, message in validate_routing_config(raw, node_types=node_types):
+        if path in seen or any(path.startswith(s + ".") or path.startswith(s + "[") for s in seen):
+            continue
+        seen.add(path)
+        out.append(Problem(path, message))
+    return out
 
 
 def _cross_checks(raw: dict[str, Any]) -> list[Problem]:

@@ -18,6 +18,7 @@ import trio
 from . import _sdnotify
 from ._bus import EventBus
 from ._config import Config
+from ._acd import AGENT_QUEUE_PREFIX, Acd
 from ._context import PluginContext
 from ._devices import DeviceDirectory
 from ._dialplan import matches, specificity
@@ -36,28 +37,6 @@ from .abc import DeviceSpec, EngineAPI, Service
 from .store import Store, open_store
 
 log = logging.getLogger("centralita.engine")
-
-
-@dataclass
-class AgentRecord:
-    id: str
-    endpoint: str
-    state: AgentState
-    reason: str = ""
-    skills: dict[str, int] = field(default_factory=dict)
-    channels: dict[str, int] = field(default_factory=dict)
-    since: float = field(default_factory=time.time)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "endpoint": self.endpoint,
-            "state": self.state.value,
-            "reason": self.reason,
-            "skills": dict(self.skills),
-            "channels": dict(self.channels),
-            "since": self.since,
-        }
 
 
 @dataclass(frozen=True)
@@ -83,16 +62,8 @@ class Engine(EngineAPI):
         self.channels: dict[str, Service] = {}
         self.crm: dict[str, Any] = {}
         self.interactions: dict[str, Interaction] = {}
-        self.agents: dict[str, AgentRecord] = {
-            a.id: AgentRecord(
-                a.id,
-                a.endpoint,
-                AgentState.AVAILABLE if a.auto_login else AgentState.LOGGED_OUT,
-                skills=dict(a.skills),
-                channels=dict(a.channels),
-            )
-            for a in config.agents
-        }
+        self.agent_settings = {a.id: a for a in config.agents}
+        self.acd = Acd(self)
         self.http_routes = HttpRouteRegistry()
         self.store: Store | None = None
         self.console: Any = None
@@ -118,6 +89,8 @@ class Engine(EngineAPI):
             self.store = store
             async with trio.open_nursery() as nursery:
                 await self._start_plugins(nursery)
+                await self.supervisor.start(nursery, self.acd, name="acd", plugin="engine")
+                await self._start_services(nursery)
                 await self._start_console(nursery)
                 self.accepting = True
                 self.started_at = time.time()
@@ -192,13 +165,16 @@ class Engine(EngineAPI):
             backend = self._build(crms.owner(name), name, lambda f=factory, o=crms.owner(name), n=name: f(self._context(o, n)))
             if backend is not None:
                 self.crm[name] = backend
+        self.hooks.register("centralita_register_http_routes", self.http_routes, required=required)
+
+    async def _start_services(self, nursery: trio.Nursery) -> None:
+        required = self.config.plugins.required
         services = self.hooks.register("centralita_register_services", ServiceRegistry(), required=required)
         for name, factory in services.items():
             owner = services.owner(name)
             service = self._build(owner, name, lambda f=factory, o=owner, n=name: f(self._context(o, n)))
             if service is not None:
                 await self.supervisor.start(nursery, service, name=f"service:{name}", plugin=owner)
-        self.hooks.register("centralita_register_http_routes", self.http_routes, required=required)
 
     def _build(self, plugin: str, name: str, make: Any) -> Any:
         try:
@@ -232,7 +208,11 @@ class Engine(EngineAPI):
         caller_name: str = "",
         attributes: Mapping[str, Any] | None = None,
     ) -> Interaction:
-        """Register a new interaction (a call arriving, a message received) and announce it."""
+        """Register a new interaction (a call arriving, a message received) and announce it.
+
+        Raises ``RuntimeError`` while the engine is starting or shutting down: the channel should refuse
+        the interaction the way its protocol says (SIP 503, SMTP 4xx...).
+        """
         if not self.accepting:
             raise RuntimeError("the engine is not taking new interactions (starting or shutting down)")
         interaction = Interaction(kind, direction, from_, to, channel, caller_name=caller_name)
@@ -263,30 +243,122 @@ class Engine(EngineAPI):
                         return RouteTarget(kind, name, route.priority)
         return None
 
+    def route(self, interaction: Interaction) -> RouteTarget | None:
+        """Route an inbound interaction by its destination (``interaction.to``); None: nothing matched.
+
+        The caller (a channel) decides what "no route" means in its protocol (SIP 404, a bounce...).
+        """
+        target = self.find_route(interaction.to)
+        if target is not None:
+            self.deliver(interaction, target)
+        return target
+
+    def deliver(self, interaction: Interaction, target: RouteTarget) -> None:
+        """Hand ``interaction`` to a queue, an agent (direct route) or an IVR flow."""
+        if target.kind == "queue":
+            self.acd.enqueue(interaction, target.name, priority=target.priority)
+        elif target.kind == "agent":
+            self.acd.enqueue(interaction, f"{AGENT_QUEUE_PREFIX}{target.name}", priority=target.priority)
+        elif target.kind == "flow":
+            runner = getattr(self, "ivr", None)
+            if runner is None:
+                raise RuntimeError("IVR flows are not available in this engine")
+            runner.start_flow(interaction, target.name)
+        else:
+            raise ValueError(f"unknown route target kind {target.kind!r}")
+
+    async def deliver_to(self, interaction: Interaction, kind: str, target: str) -> None:
+        """Overflow destinations (``queue``, ``flow``, ``voicemail``, ``callback``)."""
+        if kind in ("queue", "flow", "agent"):
+            self.deliver(interaction, RouteTarget(kind, target))
+            return
+        log.warning("overflow to %s is not available; ending interaction %s", kind, interaction.id)
+        await self.reject_interaction(interaction, cause=f"overflow-{kind}-unavailable")
+
+    async def reject_interaction(self, interaction: Interaction, *, cause: str) -> None:
+        """Refuse an interaction nobody can take (queue closed or full with no overflow)."""
+        channel = self.channels.get(interaction.channel)
+        hangup = getattr(channel, "hangup", None)
+        if hangup is not None:
+            await hangup(interaction, cause)
+        await self.end_interaction(interaction, cause=cause, disposition=Disposition.CONGESTION)
+
+    async def dial_callback(self, event: Any) -> None:
+        """Place a queued callback (the agent is already reserved): needs a voice channel that can originate."""
+        interaction = self.interactions.get(event.interaction)
+        channel = self.voice_channel_for(self.agent_endpoint(event.agent))
+        originate = getattr(channel, "call_back", None)
+        if interaction is None or originate is None:
+            log.error("callback %s cannot be dialed: no voice channel can originate", event.request_id)
+            self.acd.apply(self.acd.router.callback_result(event.request_id, False, now=self.acd.clock()))
+            return
+        answered = await originate(interaction, event.number, event.agent, event.attempt_id)
+        self.acd.apply(self.acd.router.callback_result(event.request_id, bool(answered), now=self.acd.clock()))
+
+    def offer_answered(self, interaction: Interaction, agent: str) -> bool:
+        """A channel reports that ``agent`` answered the offer. False: too late (taken or withdrawn)."""
+        return self.acd.answered(interaction, agent)
+
+    def offer_failed(self, interaction: Interaction, agent: str, cause: str = "no-answer") -> None:
+        """A channel reports the offer failed: ``cause`` is ``rejected``, ``busy`` or ``no-answer``."""
+        self.acd.failed(interaction, agent, cause)
+
+    # ---------------------------------------------------------------------------------- endpoints
+
+    def agent_endpoint(self, agent: str) -> str:
+        settings = self.agent_settings.get(agent)
+        return settings.endpoint if settings else ""
+
+    def voice_channel_for(self, endpoint: str) -> Any:
+        """The running voice channel that rings ``endpoint`` (by scheme: ``sip:1001`` -> the SIP channel)."""
+        scheme = endpoint.partition(":")[0]
+        for channel in self.channels.values():
+            if scheme and scheme in getattr(channel, "schemes", ()):
+                return channel
+        return None
+
+    def endpoint_reachable(self, endpoint: str) -> bool:
+        channel = self.voice_channel_for(endpoint)
+        return bool(channel is not None and channel.endpoint_reachable(endpoint))
+
+    def endpoint_state_changed(self, endpoint: str, reachable: bool) -> None:
+        """Channels call this when an endpoint registers, unregisters or stops answering qualify."""
+        for agent_id, settings in self.agent_settings.items():
+            if settings.endpoint == endpoint:
+                self.acd.reachable(agent_id, reachable)
+        self.bus.publish("DeviceStateChange", Device=endpoint, State="NOT_INUSE" if reachable else "UNAVAILABLE")
+
     async def end_interaction(
         self, interaction: Interaction, *, cause: str = "normal", disposition: Disposition | None = None
     ) -> None:
-        """End ``interaction`` (idempotent), write its CDR, tell plugins."""
-        if interaction.state is InteractionState.ENDED:
+        """The conversation is over (hang-up, closed thread): CDR, routing, plugins. Idempotent.
+
+        If the agent has after-call work, the interaction stays in ``wrapup`` until it is done.
+        """
+        if interaction.state in (InteractionState.ENDED, InteractionState.WRAPUP):
             return
-        interaction.transition(InteractionState.ENDED)
+        now = time.time()
+        self.acd.ended(interaction, reason=cause)
+        if interaction.state is not InteractionState.WRAPUP:
+            interaction.transition(InteractionState.ENDED, now=now)
+        interaction.attributes["hangup"] = now
         self.bus.publish("Hangup", interaction=interaction.id, Cause=cause, CallerIDNum=interaction.from_)
         self.hooks.interaction_ended(interaction)
         if disposition is None:
             disposition = Disposition.ANSWERED if interaction.answered else Disposition.NO_ANSWER
-        await self._write_cdr(interaction, disposition)
+        await self._write_cdr(interaction, disposition, now)
 
-    async def _write_cdr(self, i: Interaction, disposition: Disposition) -> None:
-        assert self.store is not None and i.ended is not None
-        duration = int(round(i.ended - i.created))
-        billsec = int(round(i.ended - i.answered)) if i.answered else 0
+    async def _write_cdr(self, i: Interaction, disposition: Disposition, end: float) -> None:
+        assert self.store is not None
+        duration = int(round(end - i.created))
+        billsec = int(round(end - i.answered)) if i.answered else 0
         await self.store.write(
             'INSERT OR IGNORE INTO cdr(accountcode, src, dst, dcontext, clid, channel, dstchannel, lastapp, '
             'lastdata, start, answer, "end", duration, billsec, disposition, amaflags, uniqueid, userfield) '
             "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 "", i.from_, i.to, i.queue or "", f'"{i.caller_name}" <{i.from_}>', i.channel,
-                i.agent or "", "Queue" if i.queue else "", i.queue or "", i.created, i.answered, i.ended,
+                i.agent or "", "Queue" if i.queue else "", i.queue or "", i.created, i.answered, end,
                 duration, billsec, disposition.value, "DOCUMENTATION", i.id, i.kind.value,
             ),
         )
@@ -311,6 +383,7 @@ class Engine(EngineAPI):
         by_state: dict[str, int] = {}
         for i in self.interactions.values():
             by_state[i.state.value] = by_state.get(i.state.value, 0) + 1
+        agents = self.list_agents()
         return {
             "ready": ok,
             "not_ready": reasons,
@@ -319,7 +392,8 @@ class Engine(EngineAPI):
             "plugins": [p.to_json() for p in self.plugins.plugin_list()],
             "services": [s.to_json() for s in self.supervisor.states],
             "interactions": by_state,
-            "agents": {s.value: sum(1 for a in self.agents.values() if a.state is s) for s in AgentState},
+            "agents": {s.value: sum(1 for a in agents if a["state"] == s.value) for s in AgentState},
+            "routing": self.acd.statistics(),
             "bus": vars(self.bus.statistics()),
             "store": self.store.statistics() if self.store else None,
             "channels": {name: dict(ch.statistics()) for name, ch in self.channels.items()},
@@ -329,39 +403,38 @@ class Engine(EngineAPI):
         }
 
     def list_agents(self) -> list[dict[str, Any]]:
-        return [a.to_json() for a in self.agents.values()]
+        out = []
+        for agent_id, settings in self.agent_settings.items():
+            status = self.acd.router.agent_status(agent_id)
+            out.append({
+                **status,
+                "endpoint": settings.endpoint,
+                "name": settings.name or agent_id,
+                "skills": dict(settings.skills),
+                "channels": dict(settings.channels),
+                "reachable": self.endpoint_reachable(settings.endpoint) if settings.endpoint else None,
+            })
+        return out
 
     def set_agent_state(self, agent: str, state: str, reason: str = "") -> dict[str, Any]:
-        record = self.agents[agent]
-        try:
-            new = AgentState(state)
-        except ValueError:
-            raise ValueError(f"state must be one of {[s.value for s in AgentState]}, got {state!r}") from None
-        old = record.state
-        if new is not old or reason != record.reason:
-            record.state, record.reason, record.since = new, reason, time.time()
-            if AgentState.PAUSED in (new, old):
-                self.bus.publish("QueueMemberPause", Agent=agent, Paused=new is AgentState.PAUSED, Reason=reason)
-            self.bus.publish("QueueMemberStatus", Agent=agent, Status=new.value)
-        return record.to_json()
+        if agent not in self.agent_settings:
+            raise KeyError(agent)
+        if state not in {s.value for s in AgentState}:
+            raise ValueError(f"state must be one of {[s.value for s in AgentState]}, got {state!r}")
+        self.acd.agent_state(agent, state, reason)
+        return next(a for a in self.list_agents() if a["id"] == agent)
 
     def list_queues(self) -> list[dict[str, Any]]:
         return [self.queue_detail(q.name) for q in self.config.queues]
 
     def queue_detail(self, name: str) -> dict[str, Any]:
-        queue = next((q for q in self.config.queues if q.name == name), None)
-        if queue is None:
+        if name not in {q.name for q in self.config.queues}:
             raise KeyError(name)
-        waiting = [i for i in self.interactions.values() if i.queue == name and i.state is InteractionState.QUEUED]
-        now = time.time()
-        return {
-            "name": name,
-            "strategy": queue.strategy,
-            "members": list(queue.members),
-            "waiting": len(waiting),
-            "longest_wait": max((now - i.created for i in waiting), default=0.0),
-            "available": sum(1 for m in queue.members if m in self.agents and self.agents[m].state is AgentState.AVAILABLE),
-        }
+        detail = self.acd.router.queue_status(name, now=time.time())
+        callers = detail.get("callers", [])
+        detail["longest_wait"] = max((c["wait"] for c in callers), default=0.0)
+        detail["available"] = sum(1 for status in detail.get("members", {}).values() if status == "available")
+        return detail
 
     def list_interactions(self, state: str | None = None) -> list[dict[str, Any]]:
         if state is not None:
@@ -374,32 +447,63 @@ class Engine(EngineAPI):
 
     async def interaction_action(self, interaction: str, action: str, body: Mapping[str, Any]) -> dict[str, Any]:
         item = self.interactions[interaction]
+        channel = self.channels.get(item.channel)
+        if action in ("accept", "reject"):
+            agent = body.get("agent")
+            if not isinstance(agent, str) or agent not in self.agent_settings:
+                raise ValueError(f"{action} needs 'agent': the id of a configured agent")
+            if action == "accept":
+                if not self.offer_answered(item, agent):
+                    raise ValueError(f"interaction {interaction} is not offered to {agent} (taken or withdrawn)")
+            else:
+                self.offer_failed(item, agent, "rejected")
+            return item.to_json()
         if action == "hangup":
-            channel = self.channels.get(item.channel)
             hangup = getattr(channel, "hangup", None)
             if hangup is not None:
                 await hangup(item, "api")
             await self.end_interaction(item, cause="api")
+            return item.to_json()
+        if action == "transfer":
+            queue = body.get("queue")
+            if not isinstance(queue, str) or queue not in {q.name for q in self.config.queues}:
+                raise ValueError("transfer needs 'queue': the name of a configured queue")
+            if item.state in (InteractionState.QUEUED, InteractionState.OFFERED):
+                self.acd.apply(self.acd.router.transfer(item.id, queue, now=self.acd.clock()))
+            elif item.state is InteractionState.ACTIVE:
+                self.acd.ended(item, reason="transfer")
+                self.acd.enqueue(item, queue)
+            else:
+                raise ValueError(f"interaction {interaction} cannot be transferred while {item.state.value}")
             return item.to_json()
         if action == "disposition":
             code = body.get("disposition") or body.get("code")
             if not isinstance(code, str) or not code:
                 raise ValueError("disposition needs a non-empty string 'disposition'")
             item.attributes["disposition"] = code
+            if item.state is InteractionState.WRAPUP and item.agent:
+                self.acd.wrapup_done(item.agent, item.id)
             return item.to_json()
         if action == "reply":
             text = body.get("text")
             if not isinstance(text, str) or not text:
                 raise ValueError("reply needs a non-empty string 'text'")
-            channel = self.channels.get(item.channel)
             send = getattr(channel, "send_message", None)
             if send is None:
                 raise ValueError(f"interaction {interaction} is on channel {item.channel!r}, which cannot send messages")
             message_id = await send(item, text)
             return {**item.to_json(), "message_id": message_id}
-        raise ValueError(f"action {action!r} is not available for interaction {interaction} in state {item.state.value}")
+        raise ValueError(f"unknown action {action!r}")
 
     async def originate(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        to = body.get("to")
+        if not isinstance(to, str) or not to:
+            raise ValueError("originate needs 'to'")
+        for channel in self.channels.values():
+            originate = getattr(channel, "originate", None)
+            if originate is not None:
+                interaction = await originate(dict(body))
+                return interaction.to_json()  # type: ignore[no-any-return]
         raise ValueError("no voice channel that can originate calls is enabled")
 
     async def cdr(self, since: float | None = None) -> list[dict[str, Any]]:

@@ -1,7 +1,7 @@
 """A test kit for plugin authors (like ``trio.testing``): run the real engine with your plugin."""
 
 from ._conformance import check_plugin_module
-from ._fakes import FakeChannel, FakeCrm, FakeDevice
+from ._fakes import FakeChannel, FakeCrm, FakeDevice, FakeVoiceChannel
 from ._harness import TEST_CONSOLE, load_test_config, make_manager, open_test_engine
 
 __all__ = [
@@ -9,6 +9,7 @@ __all__ = [
     "FakeChannel",
     "FakeCrm",
     "FakeDevice",
+    "FakeVoiceChannel",
     "check_plugin_module",
     "load_test_config",
     "make_manager",

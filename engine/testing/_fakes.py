@@ -9,7 +9,7 @@ import trio
 
 from .._context import PluginContext
 from .._model import Contact, Direction, Interaction, InteractionKind
-from ..abc import Capability, CrmBackend, Device, DeviceHealth, DeviceSpec, MessagingChannel
+from ..abc import Capability, CrmBackend, Device, DeviceHealth, DeviceSpec, MessagingChannel, VoiceChannel
 
 
 class FakeChannel(MessagingChannel):
@@ -32,10 +32,12 @@ class FakeChannel(MessagingChannel):
         return self._ready
 
     def receive(self, sender: str, to: str, text: str) -> Interaction:
+        """A customer writes: a new chat interaction, routed by ``to`` like a real one."""
         interaction = self.context.engine.new_interaction(
             InteractionKind.CHAT, Direction.INBOUND, from_=sender, to=to, channel=self.name
         )
         interaction.attributes.setdefault("messages", []).append(text)
+        self.context.engine.route(interaction)
         return interaction
 
     async def send_message(self, interaction: Interaction, text: str) -> str:
@@ -81,3 +83,58 @@ class FakeDevice(Device):
 
     def health(self) -> DeviceHealth:
         return self._health
+
+
+class FakeVoiceChannel(VoiceChannel):
+    """A voice channel with phones in memory: ``fake:NAME`` endpoints.
+
+    ``registered`` endpoints are reachable; those in ``answering`` pick up an offer at once; others ring
+    until the engine withdraws the offer. :meth:`call` makes an inbound call routed like a real one.
+    """
+
+    kinds = frozenset({InteractionKind.VOICE})
+    schemes = frozenset({"fake"})
+
+    def __init__(self, context: PluginContext) -> None:
+        self.context = context
+        self.name = context.name
+        self.registered: set[str] = set()
+        self.answering: set[str] = set()
+        self.rang: list[tuple[str, str]] = []
+        self.bridged: list[tuple[str, str]] = []
+        self.hung_up: list[tuple[str, str]] = []
+
+    async def run(self, *, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        await trio.sleep_forever()
+
+    def register(self, endpoint: str, *, answering: bool = True) -> None:
+        self.registered.add(endpoint)
+        if answering:
+            self.answering.add(endpoint)
+        self.context.engine.endpoint_state_changed(endpoint, True)
+
+    def endpoint_reachable(self, endpoint: str) -> bool:
+        return endpoint in self.registered
+
+    def call(self, caller: str, dialled: str) -> Interaction:
+        engine = self.context.engine
+        interaction = engine.new_interaction(
+            InteractionKind.VOICE, Direction.INBOUND, from_=caller, to=dialled, channel=self.name
+        )
+        engine.route(interaction)
+        return interaction
+
+    async def offer(self, interaction: Interaction, agent: str, endpoint: str) -> None:
+        self.rang.append((interaction.id, endpoint))
+        if endpoint in self.answering:
+            if self.context.engine.offer_answered(interaction, agent):
+                self.bridged.append((interaction.id, endpoint))
+            return
+        await trio.sleep_forever()  # ringing until the engine cancels the offer
+
+    async def hangup(self, interaction: Interaction, cause: str = "normal") -> None:
+        self.hung_up.append((interaction.id, cause))
+
+    async def caller_hangs_up(self, interaction: Interaction) -> None:
+        await self.context.engine.end_interaction(interaction, cause="caller")

@@ -1,0 +1,331 @@
+"""The ACD service: drives the sans-IO routing core (``engine.routing.Router``) for the engine.
+
+It feeds the router what happens (interactions arriving, agents answering, hanging up, changing
+state), sleeps until the router's next timer, and acts on what the router says: ring an agent's
+endpoint, stop ringing, move interactions between states, publish the AMI-named events, overflow.
+The router's state is saved in the store after every change that matters (queued messages and
+callbacks survive a restart).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from ._model import Interaction, InteractionKind, InteractionState
+from .abc import Service
+from .routing import (
+    AgentComplete,
+    AgentRingNoAnswer,
+    Announce,
+    CallbackFailed,
+    CancelOffer,
+    Connect,
+    DialCallback,
+    JoinRefused,
+    NoSuchOffer,
+    Offer,
+    Overflow,
+    QueueCallerAbandon,
+    QueueCallerJoin,
+    Router,
+    RouterEvent,
+    RoutingError,
+    build_agents,
+    build_queues,
+)
+
+if TYPE_CHECKING:
+    from ._engine import Engine
+
+log = logging.getLogger("centralita.acd")
+
+#: Prefix of the hidden one-member queue behind a ``[[routes]] agent = "alice"`` route.
+AGENT_QUEUE_PREFIX = "agent:"
+
+
+def routing_input(raw: dict[str, Any]) -> dict[str, Any]:
+    """The router's view of the config: the queues plus one direct queue per agent named by a route."""
+    queues = [dict(q) for q in raw.get("queues", [])]
+    for route in raw.get("routes", []):
+        agent = route.get("agent")
+        name = f"{AGENT_QUEUE_PREFIX}{agent}"
+        if agent and all(q.get("name") != name for q in queues):
+            queues.append({"name": name, "strategy": "linear", "members": [agent]})
+    return {"queues": queues, "agents": list(raw.get("agents", []))}
+
+
+class Acd(Service):
+    name = "acd"
+    critical = True  # without routing the engine is useless: fail loudly
+
+    def __init__(self, engine: Engine, clock: Callable[[], float] = time.time) -> None:
+        self.engine = engine
+        self.clock = clock
+        raw = routing_input(engine.config.raw)
+        self.router = Router(build_queues(raw), build_agents(raw), now=clock(), chooser=self._choose)
+        self._kick = trio.Event()
+        self._rings: dict[tuple[str, str], trio.CancelScope] = {}
+        self._wrapups: dict[str, float] = {}
+        self._nursery: trio.Nursery | None = None
+        self._dirty = False
+        self._ready = False
+
+    # ------------------------------------------------------------------------------------ running
+
+    async def run(self, *, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
+        await self._restore()
+        for agent in self.engine.config.agents:
+            if agent.endpoint:
+                reachable = self.engine.endpoint_reachable(agent.endpoint)
+                self.apply(self.router.set_reachable(agent.id, reachable, now=self.clock()))
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            self._ready = True
+            task_status.started()
+            while True:
+                await self._sleep_until_due()
+                self.apply(self.router.handle_timer(self.clock()))
+                self._end_finished_wrapups()
+                if self._dirty:
+                    self._dirty = False
+                    await self._save()
+
+    def ready(self) -> bool:
+        return self._ready
+
+    async def _sleep_until_due(self) -> None:
+        due = self.router.next_timer()
+        if self._wrapups:
+            due = min([t for t in (due, *self._wrapups.values()) if t is not None])
+        timeout = max(0.0, due - self.clock()) if due is not None else 3600.0
+        with trio.move_on_after(timeout):
+            await self._kick.wait()
+        self._kick = trio.Event()
+
+    def kick(self) -> None:
+        self._kick.set()
+
+    async def _restore(self) -> None:
+        store = self.engine.store
+        assert store is not None
+        row = await store.fetchone("SELECT value FROM kv WHERE component = 'routing' AND key = 'snapshot'")
+        if row:
+            try:
+                events = self.router.restore(json.loads(row["value"]), now=self.clock())
+            except (ValueError, KeyError, RoutingError) as exc:
+                log.error("routing snapshot could not be restored (%s); starting with empty queues", exc)
+                return
+            log.info("routing restored: %s", self.router.statistics())
+            self.apply(events, restoring=True)
+
+    async def _save(self) -> None:
+        store = self.engine.store
+        assert store is not None
+        await store.write(
+            "INSERT INTO kv(component, key, value) VALUES ('routing', 'snapshot', ?) "
+            "ON CONFLICT(component, key) DO UPDATE SET value = excluded.value",
+            (json.dumps(self.router.snapshot()),),
+        )
+
+    def _choose(self, interaction_id: str, queue: str, candidates: Sequence[str]) -> str | None:
+        interaction = self.engine.interactions.get(interaction_id)
+        if interaction is None:
+            return None
+        return self.engine.hooks.choose_agent(interaction, queue, list(candidates))
+
+    # ------------------------------------------------------------------------------------ inputs
+
+    def enqueue(self, interaction: Interaction, queue: str, *, priority: int = 0) -> None:
+        interaction.queue = queue
+        total = priority + int(interaction.attributes.get("priority", 0))
+        self.apply(self.router.enqueue(
+            interaction.id, queue, now=self.clock(), kind=interaction.kind.value, priority=total,
+            attributes=dict(interaction.attributes),
+        ))
+
+    def answered(self, interaction: Interaction, agent: str) -> bool:
+        """An agent answered a voice offer or accepted a message: True if they got it."""
+        try:
+            events = self.router.accept(interaction.id, agent, now=self.clock())
+        except NoSuchOffer:
+            return False
+        self.apply(events)
+        return interaction.agent == agent and interaction.state is InteractionState.ACTIVE
+
+    def failed(self, interaction: Interaction, agent: str, cause: str) -> None:
+        try:
+            self.apply(self.router.reject(interaction.id, agent, now=self.clock(), cause=cause))
+        except NoSuchOffer:
+            pass
+
+    def ended(self, interaction: Interaction, reason: str) -> None:
+        self.apply(self.router.end(interaction.id, now=self.clock(), reason=reason))
+
+    def agent_state(self, agent: str, state: str, reason: str) -> None:
+        now = self.clock()
+        current = self.router.agent_status(agent)["state"]
+        events: list[RouterEvent] = []
+        if state == "logged_out":
+            events += self.router.logout(agent, now=now)
+        else:
+            if current == "logged_out":
+                events += self.router.login(agent, now=now)
+            if state == "paused":
+                events += self.router.pause(agent, reason, now=now)
+            elif state == "available":
+                events += self.router.unpause(agent, now=now)
+        self.apply(events)
+
+    def wrapup_done(self, agent: str, interaction: str | None = None) -> None:
+        self.apply(self.router.wrapup_done(agent, interaction, now=self.clock()))
+        self._end_finished_wrapups(force=interaction)
+
+    def reachable(self, agent: str, reachable: bool) -> None:
+        self.apply(self.router.set_reachable(agent, reachable, now=self.clock()))
+
+    # ------------------------------------------------------------------------------------ outputs
+
+    def apply(self, events: Sequence[RouterEvent], *, restoring: bool = False) -> None:
+        """Act on router output, in order. Never blocks: slow work goes to tasks in our nursery."""
+        for event in events:
+            interaction = self.engine.interactions.get(getattr(event, "interaction", "") or "")
+            if event.ami:
+                fields = event.to_fields()
+                iid = fields.pop("interaction", None)
+                explanation = fields.pop("explanation", None)
+                if explanation is not None:
+                    fields["Explanation"] = explanation
+                self.engine.bus.publish(event.ami, interaction=iid, **fields)
+            handler = getattr(self, f"_on_{type(event).__name__}", None)
+            if handler is not None:
+                handler(event, interaction)
+        if events:
+            self._dirty = True
+            self.kick()
+
+    def _move(self, interaction: Interaction | None, state: InteractionState) -> None:
+        if interaction is not None and interaction.state is not state and interaction.state is not InteractionState.ENDED:
+            interaction.transition(state)
+
+    def _on_QueueCallerJoin(self, event: QueueCallerJoin, interaction: Interaction | None) -> None:
+        if interaction is not None:
+            interaction.queue = event.queue
+            if interaction.state is not InteractionState.QUEUED:
+                self._move(interaction, InteractionState.QUEUED)
+
+    def _on_Offer(self, event: Offer, interaction: Interaction | None) -> None:
+        if interaction is None:
+            return
+        if interaction.state is InteractionState.QUEUED:
+            self._move(interaction, InteractionState.OFFERED)
+        interaction.attributes.setdefault("offers", []).append(
+            {"agent": event.agent, "expires": event.expires,
+             "explanation": event.to_fields().get("explanation")}
+        )
+        if event.kind == InteractionKind.VOICE.value:
+            endpoint = self.engine.agent_endpoint(event.agent)
+            channel = self.engine.voice_channel_for(endpoint)
+            if channel is None or self._nursery is None:
+                self.failed(interaction, event.agent, "busy")
+                return
+            scope = trio.CancelScope()
+            self._rings[(event.interaction, event.agent)] = scope
+            self._nursery.start_soon(self._ring, channel, interaction, event.agent, endpoint, scope)
+
+    async def _ring(self, channel: Any, interaction: Interaction, agent: str, endpoint: str, scope: trio.CancelScope) -> None:
+        with scope:
+            try:
+                await channel.offer(interaction, agent, endpoint)
+            except Exception:
+                log.exception("ringing %s for %s failed", endpoint, interaction.id)
+                self.failed(interaction, agent, "busy")
+        self._rings.pop((interaction.id, agent), None)
+
+    def _on_CancelOffer(self, event: CancelOffer, interaction: Interaction | None) -> None:
+        scope = self._rings.pop((event.interaction, event.agent), None)
+        if scope is not None:
+            scope.cancel()  # the channel's offer() stops ringing on cancellation
+
+    def _on_AgentRingNoAnswer(self, event: AgentRingNoAnswer, interaction: Interaction | None) -> None:
+        self._on_CancelOffer(CancelOffer(event.interaction, event.agent, event.cause), interaction)
+        if interaction is not None and interaction.state is InteractionState.OFFERED:
+            self._move(interaction, InteractionState.QUEUED)
+
+    def _on_Connect(self, event: Connect, interaction: Interaction | None) -> None:
+        if interaction is not None:
+            interaction.agent = event.agent
+            self._move(interaction, InteractionState.ACTIVE)
+
+    def _on_AgentComplete(self, event: AgentComplete, interaction: Interaction | None) -> None:
+        if interaction is None:
+            return
+        if event.wrapup_until > self.clock() and interaction.state is InteractionState.ACTIVE:
+            self._move(interaction, InteractionState.WRAPUP)
+            self._wrapups[interaction.id] = event.wrapup_until
+
+    def _end_finished_wrapups(self, force: str | None = None) -> None:
+        now = self.clock()
+        for iid, until in list(self._wrapups.items()):
+            if until <= now or iid == force:
+                del self._wrapups[iid]
+                interaction = self.engine.interactions.get(iid)
+                if interaction is not None and interaction.state is InteractionState.WRAPUP:
+                    interaction.transition(InteractionState.ENDED)
+
+    def _on_QueueCallerAbandon(self, event: QueueCallerAbandon, interaction: Interaction | None) -> None:
+        if interaction is not None:
+            interaction.attributes["abandoned"] = True
+
+    def _on_JoinRefused(self, event: JoinRefused, interaction: Interaction | None) -> None:
+        if interaction is None:
+            return
+        if event.destination:
+            self._overflow(interaction, event.destination, event.reason)
+        else:
+            self._spawn(self.engine.reject_interaction(interaction, cause=f"queue-{event.reason}"))
+
+    def _on_Overflow(self, event: Overflow, interaction: Interaction | None) -> None:
+        if interaction is not None:
+            self._overflow(interaction, event.destination, event.reason)
+
+    def _overflow(self, interaction: Interaction, destination: tuple[str, str], reason: str) -> None:
+        kind, target = destination
+        log.info("interaction %s overflows (%s) to %s %s", interaction.id, reason, kind, target)
+        self._spawn(self.engine.deliver_to(interaction, kind, target))
+
+    def _on_Announce(self, event: Announce, interaction: Interaction | None) -> None:
+        if interaction is None:
+            return
+        channel = self.engine.channels.get(interaction.channel)
+        announce = getattr(channel, "announce", None)
+        if announce is not None:
+            self._spawn(announce(interaction, event.position, event.wait_low, event.wait_high))
+
+    def _on_DialCallback(self, event: DialCallback, interaction: Interaction | None) -> None:
+        self._spawn(self.engine.dial_callback(event))
+
+    def _on_CallbackFailed(self, event: CallbackFailed, interaction: Interaction | None) -> None:
+        log.warning("callback %s for interaction %s failed: %s", event.request_id, event.interaction, event.reason)
+
+    def _spawn(self, coroutine: Any) -> None:
+        if self._nursery is None:
+            coroutine.close()
+            return
+
+        async def guarded() -> None:
+            try:
+                await coroutine
+            except Exception:
+                log.exception("routing action failed")
+
+        self._nursery.start_soon(guarded)
+
+    def statistics(self) -> dict[str, Any]:
+        return {**self.router.statistics(), "ringing": len(self._rings), "wrapups": len(self._wrapups)}
+
