@@ -7,6 +7,7 @@ bytes to send and events. The trio shell (``plugins.sip``) moves the bytes.
 from __future__ import annotations
 
 from ._address import NameAddr, Via
+from ._dialog import Dialog, DialogState, dialog_id_for_incoming_request, dialog_id_for_response
 from ._digest import (
     DigestChallenger,
     DigestOutcome,
@@ -25,6 +26,7 @@ from ._errors import (
     SipPeerError,
 )
 from ._framer import StreamFramer
+from ._harness import HarnessAgent, HarnessCall, LoopbackNetwork
 from ._headers import Headers
 from ._message import REASON_PHRASES, Request, Response, make_response
 from ._offer_answer import Codec, MediaSession, Negotiated, is_hold_offer, reverse_direction
@@ -60,6 +62,13 @@ __all__ = [
     "ClientInviteTransaction",
     "ClientNonInviteTransaction",
     "DEFAULT_TIMERS",
+    "HarnessAgent",
+    "HarnessCall",
+    "LoopbackNetwork",
+    "Dialog",
+    "DialogState",
+    "dialog_id_for_incoming_request",
+    "dialog_id_for_response",
     "DIRECTIONS",
     "Codec",
     "Connection",
