@@ -92,6 +92,17 @@ _COMPARE: dict[str, Callable[[Any, Any], bool]] = {
 }
 
 
+def _numeric(value: Any) -> float | None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and len(value) < 40:
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
 @dataclass(frozen=True)
 class _Compare:
     """One comparison as data, kept so the router can explain a mismatch (``es=40 fails es >= 60``)."""
@@ -219,8 +230,11 @@ class _Parser:
         def safe(a: Any, b: Any) -> bool:
             try:
                 return bool(compare(a, b))
-            except TypeError:  # "abc" >= 3: a mismatch, not a crash
-                return False
+            except TypeError:  # "1234" >= 1000 compares as numbers; "abc" >= 3 is a mismatch
+                a, b = _numeric(a), _numeric(b)
+                if a is None or b is None:
+                    return False
+                return bool(compare(a, b))
 
         if left[0] == "name" and right[0] == "value":
             name, value = left[1], right[1]
@@ -230,7 +244,7 @@ class _Parser:
                     try:
                         return got >= value
                     except TypeError:
-                        return False
+                        return safe(got, value)
                 return ge
             return lambda env: safe(env.get(name, default), value)
         if left[0] == "value" and right[0] == "name":
