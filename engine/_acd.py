@@ -186,6 +186,11 @@ class Acd(Service):
         self.apply(self.router.wrapup_done(agent, interaction, now=self.clock()))
         self._end_finished_wrapups(force=interaction)
 
+    def reconfigure(self, config: Any) -> None:
+        """New queues and agents; live interactions keep their place (the router keeps them)."""
+        raw = routing_input(config.raw)
+        self.apply(self.router.configure(build_queues(raw), build_agents(raw), now=self.clock()))
+
     def reachable(self, agent: str, reachable: bool) -> None:
         self.apply(self.router.set_reachable(agent, reachable, now=self.clock()))
 

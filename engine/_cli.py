@@ -68,11 +68,24 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.demo:
         engine.demo = True  # type: ignore[attr-defined]
 
+    def reload() -> None:
+        try:
+            new = load_with_plugins(path, manager, Path(args.data_dir) if args.data_dir else None)
+        except ConfigError as exc:
+            for problem in exc.problems:
+                print(f"reload refused: {problem}", file=sys.stderr)
+            return
+        engine.reload(new)
+
     async def main() -> None:
-        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
             async with trio.open_nursery() as nursery:
                 async def stop_on_signal() -> None:
                     async for signum in signals:
+                        if signum == signal.SIGHUP:
+                            print("received SIGHUP; reloading the configuration", file=sys.stderr)
+                            reload()
+                            continue
                         print(f"received {signal.Signals(signum).name}; shutting down", file=sys.stderr)
                         engine.request_stop()
 

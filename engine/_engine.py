@@ -74,6 +74,23 @@ class Engine(EngineAPI):
 
     # ------------------------------------------------------------------------------------- lifecycle
 
+    def reload(self, config: Config) -> None:
+        """Apply a new, already validated configuration without dropping live interactions.
+
+        Queues, agents and routes change at once; what is waiting keeps its place; calls in progress go
+        on. Listen addresses, the data directory and plugin sets need a restart (logged when they differ).
+        """
+        for key in ("data_dir",):
+            if getattr(config.engine, key) != getattr(self.config.engine, key):
+                log.warning("reload: [engine] %s changed; it takes effect at the next restart", key)
+        if config.console.listen != self.config.console.listen:
+            log.warning("reload: [console] listen changed; it takes effect at the next restart")
+        self.acd.reconfigure(config)
+        self.config = config
+        self.agent_settings = {a.id: a for a in config.agents}
+        self._routes = sorted(config.routes, key=lambda r: specificity(r.match))
+        log.info("configuration reloaded: %d queues, %d agents, %d routes", len(config.queues), len(config.agents), len(config.routes))
+
     def request_stop(self) -> None:
         """Begin a graceful shutdown (SIGTERM, SIGINT, API)."""
         self._stop.set()

@@ -130,3 +130,20 @@ async def test_paused_agent_gets_no_offers(tmp_path: Path) -> None:
         assert call.agent == "bob"
         detail = engine.queue_detail("support")
         assert detail["answered"] == 1 and detail["waiting"] == 0
+
+
+async def test_reload_changes_queues_without_dropping_a_waiting_caller(tmp_path: Path) -> None:
+    from engine.testing import load_test_config
+
+    async with open_test_engine(CONFIG, plugins=[Channels()], data_dir=tmp_path) as engine:
+        voice = engine.channels["fake"]
+        call = voice.call("+34911000555", "100")  # nobody registered: the caller waits
+        await wait_for(lambda: call.state is InteractionState.QUEUED)
+        bigger = CONFIG.replace('members = ["alice", "bob"]', 'members = ["alice", "bob", "carol"]') + (
+            '\n[[agents]]\nid = "carol"\nendpoint = "fake:carol"\n'
+        )
+        engine.reload(load_test_config(f'[engine]\ndata_dir = "{tmp_path}"\n' + bigger, engine.plugins, tmp_path))
+        assert call.state is InteractionState.QUEUED
+        voice.register("fake:carol")
+        await wait_for(lambda: call.state is InteractionState.ACTIVE)
+        assert call.agent == "carol"
