@@ -29,7 +29,7 @@ system-deps:
 	@bash scripts/system-deps.sh $(DEBIAN_PACKAGES)
 
 test: $(STAMP) system-deps
-	$(PY) -m pytest -q -ra tests firmware-tests
+	$(PY) -m pytest -q -ra tests $(wildcard firmware-tests)
 
 bench: $(STAMP) system-deps
 	@for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b; done
