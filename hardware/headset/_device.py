@@ -1,0 +1,188 @@
+"""The headset driver: a local agent position on the appliance (sounddevice/PortAudio).
+
+Audio crosses threads in bounded buffers. The PortAudio callback (a foreign real-time thread) never
+blocks and never raises: captured blocks go to trio with ``TrioToken.run_sync_soon`` into a bounded
+channel (a full channel drops the block and counts it; raising there would crash trio with a
+TrioInternalError, ecosystem.md §3.1), and playout is taken from a bounded deque (an empty deque
+plays silence and counts an underrun). Frames on the trio side are 20 ms of 8 kHz int16 mono.
+
+Unplug: the stream stops being active (or PortAudio errors); the driver reports DISCONNECTED, and
+while no stream is open it rescans the devices for the name, reopening when it is back.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import trio
+
+from engine.abc import Capability, Device, DeviceHealth, DeviceSpec
+
+from ._audio import audio_backend, resample
+
+__all__ = ["Headset"]
+
+log = logging.getLogger("centralita.hardware.headset")
+FRAME = 160
+
+
+class Headset(Device):
+    capabilities = Capability.AUDIO
+
+    def __init__(self, spec: DeviceSpec, context: Any = None) -> None:
+        options = dict(spec.options)
+        self.spec = spec
+        self.name = spec.name
+        self.context = context
+        self.device_name = str(options.get("device") or spec.port or "default")
+        self.rate = int(options.get("rate", 48000))
+        if self.rate % 50:
+            raise ValueError(f"device {spec.name}: rate must be a multiple of 50 Hz (20 ms blocks)")
+        self.block = self.rate // 50
+        self.rescan_interval = float(options.get("rescan_interval", 2.0))
+        self.buffer_frames = int(options.get("buffer_frames", 50))
+        self._health = DeviceHealth.STARTING
+        self._reason = ""
+        self._changed = trio.Event()
+        self._frames_send, self._frames = trio.open_memory_channel[np.ndarray](self.buffer_frames)
+        self._playout: collections.deque[bytes] = collections.deque()
+        self._captured = np.zeros(0, dtype=np.int16)
+        self.counters = {"captured_frames": 0, "captured_dropped": 0, "played_blocks": 0, "underruns": 0,
+                         "playout_dropped": 0, "callback_errors": 0, "status_flags": 0, "opens": 0, "unplugs": 0}
+        self._closed = False
+        self._stream: Any = None
+
+    # ------------------------------------------------------------------ Device
+    def health(self) -> DeviceHealth:
+        return self._health
+
+    def _set_health(self, health: DeviceHealth, reason: str = "") -> None:
+        if (health, reason) == (self._health, self._reason):
+            return
+        self._health, self._reason = health, reason
+        self._changed.set()
+        self._changed = trio.Event()
+        bus = getattr(self.context, "bus", None)
+        if bus is not None:
+            bus.publish("DeviceStateChange", Device=self.name, State=health.value, Reason=reason)
+
+    async def wait_health(self, *wanted: DeviceHealth) -> DeviceHealth:
+        while self._health not in wanted:
+            await self._changed.wait()
+        return self._health
+
+    def statistics(self) -> Mapping[str, Any]:
+        return {"health": self._health.value, **self.counters}
+
+    def describe(self) -> Mapping[str, Any]:
+        return {"driver": "headset", "device": self.device_name, "rate": self.rate, "reason": self._reason}
+
+    # ------------------------------------------------------------------ audio API (trio side)
+    async def receive_frame(self) -> np.ndarray:
+        """The next 20 ms of what the agent said (160 int16 samples at 8 kHz)."""
+        return await self._frames.receive()
+
+    def send_frame_nowait(self, pcm: np.ndarray) -> None:
+        """Queue 20 ms of 8 kHz audio for the earpiece. A full buffer drops it (counted)."""
+        if len(self._playout) >= self.buffer_frames:
+            self.counters["playout_dropped"] += 1
+            return
+        block = resample(np.asarray(pcm, dtype=np.int16), 8000, self.rate, self.block)
+        self._playout.append(block.astype("<i2").tobytes())
+
+    # ------------------------------------------------------------------ PortAudio side
+    def _callback(self, indata: Any, outdata: Any, frames: int, time: Any, status: Any) -> None:
+        # PortAudio's thread: no blocking, no exceptions out of here.
+        try:
+            if status:
+                self.counters["status_flags"] += 1
+            try:
+                self._token.run_sync_soon(self._deliver, bytes(indata))
+            except trio.RunFinishedError:
+                pass
+            wanted = len(outdata)
+            try:
+                block = self._playout.popleft()
+            except IndexError:
+                block = b""
+                self.counters["underruns"] += 1
+            else:
+                self.counters["played_blocks"] += 1
+            if len(block) >= wanted:
+                outdata[:] = block[:wanted]
+            else:
+                outdata[: len(block)] = block
+                outdata[len(block) :] = b"\x00" * (wanted - len(block))
+        except Exception:
+            self.counters["callback_errors"] += 1
+
+    def _deliver(self, raw: bytes) -> None:
+        # Runs in the trio thread via run_sync_soon: must never raise (TrioInternalError otherwise).
+        try:
+            samples = np.frombuffer(raw, dtype="<i2")
+            self._captured = np.concatenate((self._captured, samples)) if len(self._captured) else samples
+            while len(self._captured) >= self.block:
+                chunk, self._captured = self._captured[: self.block], self._captured[self.block :]
+                frame = resample(chunk, self.rate, 8000, FRAME)
+                try:
+                    self._frames_send.send_nowait(frame)
+                    self.counters["captured_frames"] += 1
+                except (trio.WouldBlock, trio.ClosedResourceError, trio.BrokenResourceError):
+                    self.counters["captured_dropped"] += 1
+        except Exception:
+            self.counters["callback_errors"] += 1
+
+    # ------------------------------------------------------------------ lifecycle
+    async def run(self, *, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        backend = audio_backend()
+        if backend.error:
+            self._set_health(DeviceHealth.UNAVAILABLE, backend.error)
+            log.warning("headset %s unavailable: %s", self.name, backend.error)
+            await trio.sleep_forever()
+        self._token = trio.lowlevel.current_trio_token()
+        while not self._closed:
+            device = backend.find(self.device_name)
+            if device is None:
+                self._set_health(DeviceHealth.DISCONNECTED, f"no audio device named {self.device_name!r}")
+                await trio.sleep(self.rescan_interval)
+                backend.rescan()
+                continue
+            try:
+                stream = backend.sd.RawStream(device=device["index"], samplerate=self.rate, channels=1, dtype="int16",
+                                              blocksize=self.block, callback=self._callback)
+                stream.start()
+            except Exception as exc:  # PortAudioError and friends: translate at the boundary
+                self._set_health(DeviceHealth.DISCONNECTED, f"cannot open {device['name']}: {exc}")
+                await trio.sleep(self.rescan_interval)
+                continue
+            self.counters["opens"] += 1
+            self._stream = stream
+            self._set_health(DeviceHealth.OK)
+            try:
+                while stream.active and not self._closed:
+                    await trio.sleep(0.2)
+            finally:
+                with trio.CancelScope(shield=True):
+                    await trio.to_thread.run_sync(self._close_stream, stream)
+            if not self._closed:
+                self.counters["unplugs"] += 1
+                self._set_health(DeviceHealth.DISCONNECTED, f"{device['name']} stopped (unplugged?)")
+                await trio.sleep(self.rescan_interval)
+                backend.rescan()
+
+    def _close_stream(self, stream: Any) -> None:
+        try:
+            stream.abort()
+            stream.close()
+        except Exception:
+            pass
+        self._stream = None
+
+    async def aclose(self) -> None:
+        self._closed = True
+        await trio.lowlevel.checkpoint()
