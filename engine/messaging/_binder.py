@@ -1,0 +1,96 @@
+"""Ties conversations to engine interactions: one live interaction per open conversation.
+
+A first message (or the first after the previous interaction ended) creates an interaction, routed by
+``[[routes]] match`` = the address the message was sent to, and hands it to the routing core. A
+follow-up message while the interaction is live only publishes ``MessageReceived`` for it.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from typing import TYPE_CHECKING, Any
+
+from .._model import Direction, Interaction, InteractionKind, InteractionState
+
+if TYPE_CHECKING:
+    from .._engine import Engine
+
+log = logging.getLogger("centralita.messaging")
+
+
+class InteractionBinder:
+    def __init__(self, engine: Engine, channel: str, kind: InteractionKind) -> None:
+        self.engine = engine
+        self.channel = channel
+        self.kind = kind
+        self.live: dict[str, Interaction] = {}
+
+    def interaction_for(self, conversation: str) -> Interaction | None:
+        interaction = self.live.get(conversation)
+        if interaction is not None and interaction.state is InteractionState.ENDED:
+            del self.live[conversation]
+            return None
+        return interaction
+
+    @staticmethod
+    def conversation_of(interaction: Interaction) -> str:
+        conversation = interaction.attributes.get("conversation")
+        if not isinstance(conversation, str):
+            raise ValueError(f"interaction {interaction.id} has no conversation")
+        return conversation
+
+    async def inbound(
+        self,
+        conversation: str,
+        *,
+        customer: str,
+        address: str,
+        caller_name: str = "",
+        message: str = "",
+        attributes: dict[str, Any] | None = None,
+    ) -> Interaction | None:
+        """A message arrived in ``conversation``: return its live interaction (creating and routing one)."""
+        current = self.interaction_for(conversation)
+        if current is not None:
+            self.engine.bus.publish(
+                "MessageReceived", interaction=current.id, Channel=self.channel, Kind=self.kind.value,
+                CallerIDNum=customer, CallerIDName=caller_name, Exten=address, Message=message,
+            )
+            return current
+        if not self.engine.accepting:
+            return None  # recorded in the store; picked up again at the next start
+        interaction = self.engine.new_interaction(
+            self.kind, Direction.INBOUND, from_=customer, to=address, channel=self.channel,
+            caller_name=caller_name, attributes={"conversation": conversation, **(attributes or {})},
+        )
+        self.live[conversation] = interaction
+        await self.route(interaction, address)
+        return interaction
+
+    async def route(self, interaction: Interaction, address: str) -> None:
+        target = self.engine.find_route(address)
+        if target is None:
+            log.warning("%s: no [[routes]] entry matches %r; interaction %s waits unrouted", self.channel, address, interaction.id)
+            return
+        # The routing core's entry point (the brief names ``enqueue``; the ACD calls it ``deliver_to``).
+        enqueue = getattr(self.engine, "enqueue", None)
+        deliver_to = getattr(self.engine, "deliver_to", None)
+        if enqueue is not None:
+            result = enqueue(interaction, target)
+        elif deliver_to is not None:
+            result = deliver_to(interaction, target.kind, target.name)
+        else:
+            result = None
+        if result is not None or enqueue is not None or deliver_to is not None:
+            if inspect.isawaitable(result):
+                await result
+            return
+        # Until the routing core takes messages, record where the interaction is waiting.
+        if target.kind == "queue":
+            interaction.queue = target.name
+            interaction.transition(InteractionState.QUEUED)
+            self.engine.bus.publish("QueueCallerJoin", interaction=interaction.id, Queue=target.name, CallerIDNum=interaction.from_)
+        elif target.kind == "agent":
+            interaction.agent = target.name
+            interaction.transition(InteractionState.OFFERED)

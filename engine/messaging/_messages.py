@@ -1,0 +1,303 @@
+"""Durable conversations and messages for one messaging channel, over the engine's store.
+
+Every write that must survive a crash goes through ``write_many`` (one transaction): an inbound message
+with its conversation and thread aliases, an outbound message with its outbox row. Callers record first,
+then acknowledge to the peer or advance their read mark, so a crash in between repeats a read (which
+``(channel, external_id)`` recognises) but never loses a message.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..store import Store
+
+
+def new_id() -> str:
+    """Short, unguessable, safe in a subject tag (``[#1f3a9c04be]``) and a URL."""
+    return secrets.token_hex(5)
+
+
+@dataclass(frozen=True)
+class InboundResult:
+    message: str
+    conversation: str
+    duplicate: bool
+    new_conversation: bool
+
+
+@dataclass(frozen=True)
+class OutboundMessage:
+    """What a channel's deliver function receives from the outbox."""
+
+    id: str
+    conversation: str
+    body: str
+    customer: str
+    address: str
+    subject: str
+    attempts: int
+    meta: Mapping[str, Any]
+    conversation_meta: Mapping[str, Any]
+
+
+class MessageStore:
+    """Conversations of one channel (``"email"``, ``"sms"``, ``"chat"``)."""
+
+    def __init__(self, store: Store, channel: str) -> None:
+        self.store = store
+        self.channel = channel
+
+    # ------------------------------------------------------------------------------ per-channel marks
+
+    async def mark(self, key: str) -> str | None:
+        row = await self.store.fetchone("SELECT value FROM msg_marks WHERE channel=? AND key=?", (self.channel, key))
+        return None if row is None else str(row["value"])
+
+    async def set_mark(self, key: str, value: str) -> None:
+        await self.store.write(
+            "INSERT INTO msg_marks(channel, key, value) VALUES (?,?,?) "
+            "ON CONFLICT(channel, key) DO UPDATE SET value=excluded.value",
+            (self.channel, key, value),
+        )
+
+    # ---------------------------------------------------------------------------------- conversations
+
+    async def conversation(self, conversation: str) -> dict[str, Any] | None:
+        row = await self.store.fetchone(
+            "SELECT * FROM msg_conversations WHERE id=? AND channel=?", (conversation, self.channel)
+        )
+        return _decode(row)
+
+    async def find_by_alias(self, aliases: Iterable[str]) -> str | None:
+        for alias in aliases:
+            row = await self.store.fetchone(
+                "SELECT conversation FROM msg_aliases WHERE channel=? AND alias=?", (self.channel, alias)
+            )
+            if row is not None:
+                return str(row["conversation"])
+        return None
+
+    async def open_conversation_of(self, customer: str, address: str) -> str | None:
+        row = await self.store.fetchone(
+            "SELECT id FROM msg_conversations WHERE channel=? AND customer=? AND address=? AND state='open' "
+            "ORDER BY updated DESC LIMIT 1",
+            (self.channel, customer, address),
+        )
+        return None if row is None else str(row["id"])
+
+    async def open_conversations(self) -> list[dict[str, Any]]:
+        rows = await self.store.fetchall(
+            "SELECT * FROM msg_conversations WHERE channel=? AND state='open' ORDER BY created", (self.channel,)
+        )
+        return [r for r in map(_decode, rows) if r is not None]
+
+    async def close(self, conversation: str) -> None:
+        await self.store.write(
+            "UPDATE msg_conversations SET state='closed', updated=? WHERE id=? AND channel=?",
+            (time.time(), conversation, self.channel),
+        )
+
+    async def add_aliases(self, conversation: str, aliases: Iterable[str]) -> None:
+        statements = [
+            ("INSERT OR IGNORE INTO msg_aliases(channel, alias, conversation) VALUES (?,?,?)", (self.channel, a, conversation))
+            for a in aliases
+        ]
+        if statements:
+            await self.store.write_many(statements)
+
+    async def history(self, conversation: str) -> list[dict[str, Any]]:
+        rows = await self.store.fetchall(
+            "SELECT id, direction, status, body, external_id, created, meta FROM msg_messages "
+            "WHERE conversation=? ORDER BY seq",
+            (conversation,),
+        )
+        return [r for r in map(_decode, rows) if r is not None]
+
+    # ------------------------------------------------------------------------------------- inbound
+
+    async def is_duplicate(self, external_id: str) -> bool:
+        row = await self.store.fetchone(
+            "SELECT 1 FROM msg_messages WHERE channel=? AND external_id=?", (self.channel, external_id)
+        )
+        return row is not None
+
+    async def record_inbound(
+        self,
+        *,
+        customer: str,
+        address: str,
+        body: str,
+        external_id: str,
+        conversation: str | None = None,
+        subject: str = "",
+        aliases: Iterable[str] = (),
+        meta: Mapping[str, Any] | None = None,
+        conversation_meta: Mapping[str, Any] | None = None,
+    ) -> InboundResult:
+        """Record a received message durably (once per ``external_id``)."""
+        existing = await self.store.fetchone(
+            "SELECT id, conversation FROM msg_messages WHERE channel=? AND external_id=?", (self.channel, external_id)
+        )
+        if existing is not None:
+            return InboundResult(str(existing["id"]), str(existing["conversation"]), True, False)
+        now = time.time()
+        statements: list[tuple[str, tuple[Any, ...]]] = []
+        new_conversation = conversation is None
+        if conversation is None:
+            conversation = new_id()
+            statements.append((
+                "INSERT INTO msg_conversations(id, channel, customer, address, subject, state, created, updated, meta) "
+                "VALUES (?,?,?,?,?,'open',?,?,?)",
+                (conversation, self.channel, customer, address, subject, now, now, json.dumps(dict(conversation_meta or {}))),
+            ))
+        else:
+            statements.append((
+                "UPDATE msg_conversations SET state='open', updated=? WHERE id=?", (now, conversation)
+            ))
+        message = new_id()
+        statements.append((
+            "INSERT INTO msg_messages(id, conversation, channel, direction, status, body, external_id, created, updated, meta) "
+            "VALUES (?,?,?,'inbound','received',?,?,?,?,?)",
+            (message, conversation, self.channel, body, external_id, now, now, json.dumps(dict(meta or {}))),
+        ))
+        statements.extend(
+            ("INSERT OR IGNORE INTO msg_aliases(channel, alias, conversation) VALUES (?,?,?)", (self.channel, a, conversation))
+            for a in aliases
+        )
+        await self.store.write_many(statements)
+        return InboundResult(message, conversation, False, new_conversation)
+
+    # ------------------------------------------------------------------------------------ outbound
+
+    async def queue_outbound(
+        self,
+        conversation: str,
+        body: str,
+        *,
+        meta: Mapping[str, Any] | None = None,
+        aliases: Iterable[str] = (),
+    ) -> str:
+        """Store an outbound message and its outbox row in one transaction; returns the message id."""
+        now = time.time()
+        message = new_id()
+        statements: list[tuple[str, tuple[Any, ...]]] = [
+            (
+                "INSERT INTO msg_messages(id, conversation, channel, direction, status, body, external_id, created, updated, meta) "
+                "VALUES (?,?,?,'outbound','queued',?,NULL,?,?,?)",
+                (message, conversation, self.channel, body, now, now, json.dumps(dict(meta or {}))),
+            ),
+            ("INSERT INTO msg_outbox(message, channel, attempts, next_attempt) VALUES (?,?,0,?)", (message, self.channel, now)),
+            ("UPDATE msg_conversations SET updated=? WHERE id=?", (now, conversation)),
+        ]
+        statements.extend(
+            ("INSERT OR IGNORE INTO msg_aliases(channel, alias, conversation) VALUES (?,?,?)", (self.channel, a, conversation))
+            for a in aliases
+        )
+        await self.store.write_many(statements)
+        return message
+
+    async def due(self, now: float, limit: int = 50) -> list[OutboundMessage]:
+        rows = await self.store.fetchall(
+            "SELECT m.id, m.conversation, m.body, m.meta, o.attempts, c.customer, c.address, c.subject, "
+            "c.meta AS conversation_meta FROM msg_outbox o JOIN msg_messages m ON m.id = o.message "
+            "JOIN msg_conversations c ON c.id = m.conversation "
+            "WHERE o.channel=? AND o.next_attempt <= ? ORDER BY m.seq LIMIT ?",
+            (self.channel, now, limit),
+        )
+        return [
+            OutboundMessage(
+                id=str(r["id"]),
+                conversation=str(r["conversation"]),
+                body=str(r["body"]),
+                customer=str(r["customer"]),
+                address=str(r["address"]),
+                subject=str(r["subject"]),
+                attempts=int(r["attempts"]),
+                meta=json.loads(r["meta"] or "{}"),
+                conversation_meta=json.loads(r["conversation_meta"] or "{}"),
+            )
+            for r in rows
+        ]
+
+    async def next_due(self) -> float | None:
+        row = await self.store.fetchone(
+            "SELECT MIN(next_attempt) AS t FROM msg_outbox WHERE channel=?", (self.channel,)
+        )
+        return None if row is None or row["t"] is None else float(row["t"])
+
+    async def pending_count(self) -> int:
+        row = await self.store.fetchone("SELECT COUNT(*) AS n FROM msg_outbox WHERE channel=?", (self.channel,))
+        return int(row["n"]) if row else 0
+
+    async def delivered(self, message: str, external_id: str | None, status: str = "sent") -> None:
+        now = time.time()
+        await self.store.write_many([
+            ("DELETE FROM msg_outbox WHERE message=?", (message,)),
+            (
+                "UPDATE msg_messages SET status=?, external_id=COALESCE(?, external_id), updated=? WHERE id=?",
+                (status, external_id, now, message),
+            ),
+        ])
+
+    async def retry_later(self, message: str, attempts: int, next_attempt: float, error: str) -> None:
+        await self.store.write(
+            "UPDATE msg_outbox SET attempts=?, next_attempt=?, last_error=? WHERE message=?",
+            (attempts, next_attempt, error[:500], message),
+        )
+
+    async def failed(self, message: str, error: str) -> None:
+        now = time.time()
+        await self.store.write_many([
+            ("DELETE FROM msg_outbox WHERE message=?", (message,)),
+            (
+                "UPDATE msg_messages SET status='failed', meta=json_set(meta, '$.error', ?), updated=? WHERE id=?",
+                (error[:500], now, message),
+            ),
+        ])
+
+    async def set_status_by_external(self, external_id: str, status: str) -> bool:
+        """A delivery receipt or bounce: update the outbound message the peer knows as ``external_id``."""
+        row = await self.store.fetchone(
+            "SELECT id FROM msg_messages WHERE channel=? AND external_id=? AND direction='outbound'",
+            (self.channel, external_id),
+        )
+        if row is None:
+            return False
+        await self.store.write("UPDATE msg_messages SET status=?, updated=? WHERE id=?", (status, time.time(), row["id"]))
+        return True
+
+    async def message(self, message: str) -> dict[str, Any] | None:
+        return _decode(await self.store.fetchone("SELECT * FROM msg_messages WHERE id=?", (message,)))
+
+    # --------------------------------------------------------------------------------- opt-outs
+
+    async def opt_out(self, address: str, reason: str) -> None:
+        await self.store.write(
+            "INSERT OR IGNORE INTO msg_do_not_contact(channel, address, reason, created) VALUES (?,?,?,?)",
+            (self.channel, address, reason, time.time()),
+        )
+
+    async def opted_out(self, address: str) -> bool:
+        row = await self.store.fetchone(
+            "SELECT 1 FROM msg_do_not_contact WHERE channel=? AND address=?", (self.channel, address)
+        )
+        return row is not None
+
+
+def _decode(row: dict[str, Any] | None) -> dict[str, Any] | None:
+    if row is None:
+        return None
+    out = dict(row)
+    for key in ("meta",):
+        if isinstance(out.get(key), str):
+            try:
+                out[key] = json.loads(out[key])
+            except ValueError:
+                out[key] = {}
+    return out

@@ -1,0 +1,281 @@
+"""The email channel: IMAP in (IDLE or polling), the outbox out through SMTP.
+
+Ingestion order makes restarts safe: attachments are written, then the message is recorded (once per
+Message-ID), then the mailbox's UID mark advances. A crash anywhere repeats at most a read that the
+store recognises; nothing is lost. UIDVALIDITY is kept with the mark: when the server renumbers the
+mailbox, the mark restarts from zero and the Message-ID check prevents duplicates.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+import ssl
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from engine import Interaction, InteractionKind, PluginContext
+from engine.abc import MessagingChannel
+from engine.messaging import DeliveryError, InteractionBinder, MessageStore, OutboundMessage, Outbox, RetryPolicy
+
+from ._compose import build_message, make_message_id, reply_subject
+from ._imap import ImapClient, ImapUrl
+from ._imap_proto import ImapServerError
+from ._mime import ParsedEmail, parse_email
+from ._settings import EmailSettings
+from ._smtp import SmtpSender
+
+log = logging.getLogger("centralita.email")
+
+
+class EmailChannel(MessagingChannel):
+    name = "email"
+    kinds = frozenset({InteractionKind.EMAIL})
+
+    def __init__(self, context: PluginContext) -> None:
+        settings: EmailSettings | None = context.settings
+        if settings is None:
+            raise ValueError("the email channel needs an [email] section (imap, smtp, address)")
+        self.settings = settings
+        self.context = context
+        self.engine = context.engine
+        self.imap_url = ImapUrl.parse(settings.imap)
+        tls = ssl.create_default_context()
+        if not settings.tls_verify:
+            tls.check_hostname = False
+            tls.verify_mode = ssl.CERT_NONE
+        self.tls = tls
+        self.smtp = SmtpSender(settings.smtp, timeout=settings.timeout, ssl_context=tls)
+        self.address = settings.address.strip().lower()
+        self.domain = self.address.rpartition("@")[2] or "localhost"
+        self.messages = MessageStore(context.store, "email")
+        self.binder = InteractionBinder(context.engine, "email", InteractionKind.EMAIL)
+        self.outbox = Outbox(self.messages, self._deliver, policy=RetryPolicy(first=settings.retry_first, cap=settings.retry_max))
+        self.attachments_dir = Path(context.data_dir) / "email" / "attachments"
+        self.engine_started = trio.Event()
+        self.connected = False
+        self.received = 0
+        self.duplicates = 0
+        self.bounces = 0
+        self.problems = 0
+        self.imap_errors = 0
+        self.last_imap_error = ""
+
+    # ------------------------------------------------------------------------------------ lifecycle
+
+    async def run(self, *, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(self.outbox.run)
+            task_status.started()
+            if not self.engine.accepting:
+                await self.engine_started.wait()
+            await self._restore()
+            await self._serve_imap()
+
+    def engine_started_nowait(self) -> None:
+        self.engine_started.set()
+
+    async def _restore(self) -> None:
+        """Open conversations from before a restart wait in their queue again (nothing is lost)."""
+        for conversation in await self.messages.open_conversations():
+            if self.binder.interaction_for(conversation["id"]) is None:
+                await self.binder.inbound(
+                    conversation["id"], customer=conversation["customer"], address=conversation["address"],
+                    attributes={"subject": conversation["subject"], "restored": True},
+                )
+
+    def statistics(self) -> dict[str, Any]:
+        return {
+            "connected": self.connected,
+            "received": self.received,
+            "duplicates": self.duplicates,
+            "bounces": self.bounces,
+            "parse_problems": self.problems,
+            "imap_errors": self.imap_errors,
+            "last_imap_error": self.last_imap_error,
+            "outbox": self.outbox.statistics(),
+        }
+
+    # ----------------------------------------------------------------------------------------- IMAP
+
+    async def _serve_imap(self) -> None:
+        backoff = self.settings.reconnect_backoff
+        while True:
+            try:
+                async with ImapClient(self.imap_url, timeout=self.settings.timeout, ssl_context=self.tls,
+                                      max_message_bytes=self.settings.max_message_bytes) as client:
+                    self.connected = True
+                    backoff = self.settings.reconnect_backoff
+                    await self._watch_mailbox(client)
+            except (ImapServerError, OSError, trio.TooSlowError, trio.BrokenResourceError, ssl.SSLError) as exc:
+                self.imap_errors += 1
+                self.last_imap_error = f"{type(exc).__name__}: {exc}"
+                log.warning("email: IMAP %s:%d: %s; reconnecting in %.1fs", self.imap_url.host, self.imap_url.port,
+                            self.last_imap_error, backoff)
+            finally:
+                self.connected = False
+            await trio.sleep(backoff)
+            backoff = min(self.settings.reconnect_backoff_max, backoff * 2)
+
+    async def _watch_mailbox(self, client: ImapClient) -> None:
+        mailbox = await client.select(self.imap_url.mailbox)
+        stored = await self.messages.mark("uidvalidity")
+        if stored != str(mailbox.uidvalidity):
+            if stored is not None:
+                log.warning("email: UIDVALIDITY changed (%s -> %s): rescanning; Message-IDs prevent duplicates",
+                            stored, mailbox.uidvalidity)
+            await self.messages.set_mark("uid", "0")
+            await self.messages.set_mark("uidvalidity", str(mailbox.uidvalidity))
+        use_idle = self.settings.idle and "IDLE" in client.caps
+        while True:
+            await self.fetch_new(client, mailbox.uidvalidity)
+            if use_idle:
+                await client.idle(self.settings.idle_timeout)
+            else:
+                await trio.sleep(self.settings.poll_interval)
+                await client.command("NOOP")
+
+    async def fetch_new(self, client: ImapClient, uidvalidity: int) -> int:
+        last = int(await self.messages.mark("uid") or "0")
+        count = 0
+        for uid, size in await client.uids_after(last):
+            oversize = size is not None and size > self.settings.max_message_bytes
+            item = await client.fetch(uid, "HEADER" if oversize else "")
+            raw = item.body if item is not None and item.body is not None else b""
+            await self.ingest(raw, uid=uid, uidvalidity=uidvalidity, oversize=size if oversize else None)
+            await self.messages.set_mark("uid", str(uid))
+            count += 1
+        return count
+
+    # ------------------------------------------------------------------------------------- ingestion
+
+    async def ingest(self, raw: bytes, *, uid: int, uidvalidity: int, oversize: int | None = None) -> None:
+        # The email package needs ~0.15 s per MB: parse in a worker thread so the event loop keeps going.
+        parsed = await trio.to_thread.run_sync(
+            functools.partial(parse_email, raw, max_attachment_bytes=self.settings.max_attachment_bytes)
+        )
+        if oversize is not None:
+            parsed.problems.append(
+                f"message is {oversize} bytes, over max_message_bytes={self.settings.max_message_bytes}; body not fetched"
+            )
+            parsed.text = parsed.text or "(message too large: body not fetched)"
+        if parsed.problems:
+            self.problems += 1
+            log.info("email uid %d from %s: %s", uid, parsed.from_addr or "?", "; ".join(parsed.problems[:5]))
+        if parsed.is_bounce:
+            await self._bounce(parsed)
+            return
+        if not parsed.from_addr or parsed.from_addr == self.address:
+            log.info("email uid %d: no usable sender (%r); not a conversation", uid, parsed.from_addr)
+            return
+        external_id = parsed.message_id or f"uid:{uidvalidity}:{uid}"
+        if await self.messages.is_duplicate(external_id):
+            self.duplicates += 1
+            return
+        conversation = await self._thread_of(parsed)
+        attachments = self._save_attachments(external_id, parsed)
+        address = self._routed_address(parsed)
+        result = await self.messages.record_inbound(
+            customer=parsed.from_addr,
+            address=address,
+            body=parsed.text,
+            external_id=external_id,
+            conversation=conversation,
+            subject=parsed.subject,
+            aliases=[parsed.message_id] if parsed.message_id else [],
+            meta={
+                "message_id": parsed.message_id,
+                "references": parsed.references,
+                "subject": parsed.subject,
+                "from_name": parsed.from_name,
+                "uid": uid,
+                "attachments": attachments,
+                "problems": parsed.problems[:20],
+            },
+        )
+        if result.duplicate:
+            self.duplicates += 1
+            return
+        self.received += 1
+        if result.new_conversation and self.settings.auto_acknowledge and not parsed.auto_submitted:
+            await self.messages.queue_outbound(result.conversation, self.settings.acknowledge_text, meta={"auto": True})
+            self.outbox.wake_nowait()
+        await self.binder.inbound(
+            result.conversation, customer=parsed.from_addr, address=address, caller_name=parsed.from_name,
+            message=parsed.text[:500], attributes={"subject": parsed.subject},
+        )
+
+    async def _thread_of(self, parsed: ParsedEmail) -> str | None:
+        conversation = await self.messages.find_by_alias(parsed.thread_ids)
+        if conversation is None and parsed.ref_tag:
+            found = await self.messages.conversation(parsed.ref_tag)
+            # A tag alone is guessable: trust it only from the customer the conversation belongs to.
+            if found is not None and found["customer"] == parsed.from_addr:
+                conversation = found["id"]
+        return conversation
+
+    def _routed_address(self, parsed: ParsedEmail) -> str:
+        for candidate in parsed.to_addrs:
+            if candidate != self.address and self.engine.find_route(candidate) is not None:
+                return candidate
+        return self.address
+
+    def _save_attachments(self, external_id: str, parsed: ParsedEmail) -> list[dict[str, Any]]:
+        saved: list[dict[str, Any]] = []
+        if not parsed.attachments:
+            return saved
+        folder = self.attachments_dir / hashlib.sha256(external_id.encode()).hexdigest()[:24]
+        for index, attachment in enumerate(parsed.attachments):
+            entry: dict[str, Any] = {"filename": attachment.filename, "content_type": attachment.content_type,
+                                     "size": attachment.size}
+            if attachment.data is not None:
+                folder.mkdir(parents=True, exist_ok=True)
+                path = folder / f"{index:02d}-{attachment.filename}"
+                path.write_bytes(attachment.data)  # same name on a repeated read: overwritten, not duplicated
+                entry["path"] = str(path.relative_to(self.context.data_dir))
+            else:
+                entry["refused"] = f"over {self.settings.max_attachment_bytes} bytes"
+            saved.append(entry)
+        return saved
+
+    async def _bounce(self, parsed: ParsedEmail) -> None:
+        self.bounces += 1
+        marked = [mid for mid in parsed.bounce_of if await self.messages.set_status_by_external(mid, "failed")]
+        log.warning("email: delivery failure report for %s", ", ".join(marked or parsed.bounce_of or ["an unknown message"]))
+
+    # ------------------------------------------------------------------------------------- outbound
+
+    async def send_message(self, interaction: Interaction, text: str) -> str:
+        conversation = self.binder.conversation_of(interaction)
+        message = await self.messages.queue_outbound(conversation, text, meta={"interaction": interaction.id})
+        self.outbox.wake_nowait()
+        return message
+
+    async def hangup(self, interaction: Interaction, cause: str = "normal") -> None:
+        """The agent closed the interaction: the conversation is done until the customer writes again."""
+        conversation = interaction.attributes.get("conversation")
+        if isinstance(conversation, str):
+            await self.messages.close(conversation)
+
+    async def _deliver(self, message: OutboundMessage) -> str:
+        if await self.messages.opted_out(message.customer):
+            raise DeliveryError(f"{message.customer} asked not to be contacted", permanent=True)
+        history = await self.messages.history(message.conversation)
+        inbound = [m for m in history if m["direction"] == "inbound"]
+        last = inbound[-1]["meta"] if inbound else {}
+        in_reply_to = str(last.get("message_id") or "")
+        references = [*last.get("references", []), in_reply_to] if in_reply_to else []
+        # Deterministic: a retry after a crash mid-send carries the same Message-ID, so receivers dedupe.
+        message_id = make_message_id(self.domain, f"{message.id}.{message.conversation}")
+        subject = reply_subject(str(last.get("subject") or message.subject), message.conversation)
+        mail = build_message(
+            sender=self.address, sender_name=self.settings.name, recipient=message.customer, subject=subject,
+            body=message.body, message_id=message_id, in_reply_to=in_reply_to, references=references,
+            auto_submitted=bool(message.meta.get("auto")),
+        )
+        await self.smtp.send(mail, self.address, [message.customer])
+        await self.messages.add_aliases(message.conversation, [message_id])
+        return message_id
