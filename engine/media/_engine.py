@@ -1,0 +1,478 @@
+"""The media engine: the trio shell around the sans-IO media parts.
+
+Two tasks serve every call, however many there are (issue #4's numbers: one task per socket awaiting
+``recv`` tops out near 200 calls per core):
+
+* the **receive task** waits on one ``epoll`` object that holds every RTP/RTCP socket
+  (``trio.lowlevel.wait_readable`` on the epoll's own fd), then drains each ready socket with plain
+  non-blocking ``recvfrom`` (at most ``burst`` datagrams per socket per pass, so a flood on one port
+  cannot starve the others). Relayed packets are forwarded right there.
+* the **media clock** wakes every 20 ms and, for each endpoint that needs it, pulls the jitter buffer,
+  decodes, runs detectors, mixes conferences, writes recordings and sends played audio; RTCP reports
+  go out every ``rtcp_interval`` seconds.
+
+Linux-only (epoll), like the appliances it runs on.
+"""
+
+from __future__ import annotations
+
+import errno
+import itertools
+import select
+import socket
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import trio
+
+from ._audio import FRAME_SAMPLES, FRAME_SECONDS, Sink, Source
+from ._dtmf import DtmfEvent, DtmfMethod
+from ._endpoint import RtpEndpoint
+from ._errors import MediaUsageError
+from ._g711 import transcode_table
+from ._mixer import Conference, Role
+from ._recording import Recording
+
+__all__ = ["MediaEngine", "Bridge", "ConferenceRoom"]
+
+Address = tuple[str, int]
+_MAX_DATAGRAM = 2048
+_RECORD_BACKLOG_FRAMES = 10  # per leg; beyond this (clock drift, a burst) the oldest audio is dropped
+
+
+class Bridge:
+    """Two legs connected. Relayed packet by packet when both are G.711 and nothing needs the audio."""
+
+    def __init__(self, engine: MediaEngine, caller: RtpEndpoint, agent: RtpEndpoint) -> None:
+        self.engine = engine
+        self.caller = caller
+        self.agent = agent
+        self.recording: Recording | None = None
+        self._fifo: dict[str, list[np.ndarray]] = {"caller": [], "agent": []}
+
+    def start_recording(self, path: str | Path, *, stereo: bool = True,
+                        on_alarm: Callable[[Recording, OSError], None] | None = None) -> Recording:
+        """Record both legs (caller left, agent right when stereo); on demand, at any point in the call."""
+        if self.recording is not None and not self.recording.closed:
+            raise MediaUsageError("this bridge is already recording")
+        user_alarm = on_alarm or self.engine.on_recording_alarm
+        engine = self.engine
+
+        def alarm(recording: Recording, error: OSError) -> None:
+            engine.recording_alarms += 1
+            if user_alarm is not None:
+                user_alarm(recording, error)
+
+        self.recording = Recording(path, stereo=stereo, on_alarm=alarm)
+        self.caller._record_side = self._fifo["caller"]
+        self.agent._record_side = self._fifo["agent"]
+        self.engine._recording_bridges.add(self)
+        return self.recording
+
+    def stop_recording(self) -> None:
+        """Write what is still queued, close the file (idempotent)."""
+        recording = self.recording
+        self.caller._record_side = self.agent._record_side = None
+        self.engine._recording_bridges.discard(self)
+        if recording is not None and not recording.closed:
+            while self._fifo["caller"] or self._fifo["agent"]:
+                self._write_frames(recording)
+            recording.close()
+        self._fifo["caller"].clear()
+        self._fifo["agent"].clear()
+
+    def _write_tick(self) -> None:
+        recording = self.recording
+        if recording is None:
+            return
+        if recording.closed:  # the disk filled up: the call goes on, unrecorded
+            self.stop_recording()
+            return
+        for fifo in self._fifo.values():
+            del fifo[:-_RECORD_BACKLOG_FRAMES]
+        self._write_frames(recording)
+
+    def _write_frames(self, recording: Recording) -> None:
+        legs = []
+        for side in ("caller", "agent"):
+            fifo = self._fifo[side]
+            frame = fifo.pop(0) if fifo else np.zeros(FRAME_SAMPLES, dtype=np.int16)
+            if len(frame) > FRAME_SAMPLES:  # 30 ms packets and the like: keep the rest for next tick
+                fifo.insert(0, frame[FRAME_SAMPLES:])
+                frame = frame[:FRAME_SAMPLES]
+            elif len(frame) < FRAME_SAMPLES:
+                frame = np.concatenate([frame, np.zeros(FRAME_SAMPLES - len(frame), dtype=np.int16)])
+            legs.append(frame)
+        recording.write(legs[0], legs[1])
+
+    def close(self) -> None:
+        self.stop_recording()
+        self.engine.unbridge(self)
+
+
+class ConferenceRoom:
+    """A :class:`Conference` mixed on the media clock. Members are any Source/Sink pair."""
+
+    def __init__(self, engine: MediaEngine) -> None:
+        self.engine = engine
+        self.conference = Conference()
+        self._members: dict[str, tuple[Source, Sink]] = {}
+
+    def join(self, name: str, source: Source, sink: Sink, role: Role | str = Role.PARTY, *,
+             whisper_to: str | None = None) -> None:
+        self.conference.add(name, role, whisper_to=whisper_to)
+        self._members[name] = (source, sink)
+
+    def join_endpoint(self, name: str, endpoint: RtpEndpoint, role: Role | str = Role.PARTY, *,
+                      whisper_to: str | None = None) -> None:
+        self.engine.unbridge(endpoint.bridge)
+        self.join(name, endpoint.source, endpoint.sink, role, whisper_to=whisper_to)
+
+    def set_role(self, name: str, role: Role | str, *, whisper_to: str | None = None) -> None:
+        self.conference.set_role(name, role, whisper_to=whisper_to)
+
+    def leave(self, name: str) -> None:
+        self.conference.remove(name)
+        self._members.pop(name, None)
+
+    def _tick(self) -> None:
+        inputs = {name: source.read_frame() for name, (source, _) in self._members.items()}
+        for name, frame in self.conference.mix(inputs).items():
+            self._members[name][1].write_frame(frame)
+
+    def close(self) -> None:
+        self._members.clear()
+        self.engine._rooms.discard(self)
+
+
+class MediaEngine:
+    """Owns the RTP ports and the two media tasks. Start with ``await nursery.start(engine.run)``."""
+
+    name = "media"
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port_range: tuple[int, int] | None = None,
+        rtcp: bool = True,
+        rtcp_interval: float = 5.0,
+        jitter: tuple[float, float] = (0.02, 0.2),
+        burst: int = 64,
+        receive_buffer: int = 1 << 18,
+        on_recording_alarm: Callable[[Recording, OSError], None] | None = None,
+    ) -> None:
+        if port_range is not None:
+            low, high = port_range
+            if not (1024 <= low < high <= 65535):
+                raise MediaUsageError(f"bad RTP port range {port_range!r}: need 1024 <= low < high <= 65535")
+        self.host = host
+        self.port_range = port_range
+        self.rtcp = rtcp
+        self.rtcp_interval = rtcp_interval
+        self.jitter = jitter
+        self.burst = burst
+        self.receive_buffer = receive_buffer
+        self.on_recording_alarm = on_recording_alarm
+        self._epoll: select.epoll | None = None
+        self._by_fd: dict[int, tuple[RtpEndpoint, bool, socket.socket]] = {}
+        self._endpoints: set[RtpEndpoint] = set()
+        self._clocked: set[RtpEndpoint] = set()
+        self._bridges: set[Bridge] = set()
+        self._recording_bridges: set[Bridge] = set()
+        self._rooms: set[ConferenceRoom] = set()
+        self._names = itertools.count(1)
+        self._next_port = port_range[0] + (port_range[0] & 1) if port_range else 0
+        self._ready = False
+        self._ticks = 0
+        self._clock_wakeup = trio.Event()
+        # counters
+        self.datagrams = self.passes = self.receive_errors = self.send_errors = 0
+        self.dtmf_events = self.recording_alarms = 0
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        self._epoll = select.epoll()
+        for fd in self._by_fd:
+            self._epoll.register(fd, select.EPOLLIN)
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._serve_receive)
+                nursery.start_soon(self._serve_clock)
+                self._ready = True
+                task_status.started()
+        finally:
+            self._ready = False
+            await self.aclose()
+
+    async def aclose(self) -> None:
+        for endpoint in list(self._endpoints):
+            self.release(endpoint)
+        if self._epoll is not None:
+            self._epoll.close()
+            self._epoll = None
+
+    def ready(self) -> bool:
+        return self._ready
+
+    # -- endpoints ---------------------------------------------------------------------------------
+
+    def allocate(
+        self,
+        *,
+        codec: str = "PCMU",
+        payload_type: int | None = None,
+        telephone_event: int | None = 101,
+        dtmf: DtmfMethod | str = DtmfMethod.AUTO,
+        remote: Address | None = None,
+        name: str | None = None,
+        on_dtmf: Callable[[RtpEndpoint, DtmfEvent], None] | None = None,
+    ) -> RtpEndpoint:
+        """A new endpoint on a free local port (RTP even, RTCP the next odd one when a range is set).
+
+        ``endpoint.local_address`` is what goes into the SDP; ``remote`` (or a later
+        ``endpoint.set_remote``) is the peer's address from the other side's SDP.
+        """
+        rtp_sock, rtcp_sock = self._bind_pair()
+        try:
+            endpoint = RtpEndpoint(
+                self, rtp_sock, rtcp_sock, codec=codec, payload_type=payload_type,
+                telephone_event=telephone_event, dtmf=DtmfMethod(dtmf), remote=None,
+                name=name or f"rtp-{next(self._names)}", jitter=self.jitter, on_dtmf=on_dtmf,
+            )
+        except BaseException:
+            rtp_sock.close()
+            if rtcp_sock is not None:
+                rtcp_sock.close()
+            raise
+        if remote is not None:
+            endpoint.set_remote(remote)
+        self._endpoints.add(endpoint)
+        for sock, is_rtcp in ((rtp_sock, False), (rtcp_sock, True)):
+            if sock is None:
+                continue
+            self._by_fd[sock.fileno()] = (endpoint, is_rtcp, sock)
+            if self._epoll is not None:
+                self._epoll.register(sock.fileno(), select.EPOLLIN)
+        self._clocked.add(endpoint)
+        self._wake(endpoint)
+        return endpoint
+
+    def _socket(self, port: int) -> socket.socket:
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            sock.setblocking(False)
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.receive_buffer)
+            except OSError:
+                pass
+            sock.bind((self.host, port))
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+
+    def _bind_pair(self) -> tuple[socket.socket, socket.socket | None]:
+        if self.port_range is None:
+            rtp = self._socket(0)
+            try:
+                return rtp, self._socket(0) if self.rtcp else None
+            except BaseException:
+                rtp.close()
+                raise
+        low, high = self.port_range
+        first = low + (low & 1)
+        slots = max(1, (high - first) // 2 + 1)
+        for _ in range(slots):
+            port = self._next_port
+            self._next_port = port + 2 if port + 3 <= high else first
+            if port + (1 if self.rtcp else 0) > high:
+                continue
+            try:
+                rtp = self._socket(port)
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    continue
+                raise
+            if not self.rtcp:
+                return rtp, None
+            try:
+                return rtp, self._socket(port + 1)
+            except OSError as exc:
+                rtp.close()
+                if exc.errno == errno.EADDRINUSE:
+                    continue
+                raise
+        raise MediaUsageError(f"no free RTP port pair in {low}-{high}")
+
+    def release(self, endpoint: RtpEndpoint) -> None:
+        """Close an endpoint's sockets and take it out of any bridge or conference (idempotent)."""
+        if endpoint.closed:
+            return
+        endpoint.closed = True
+        if endpoint.bridge is not None:
+            endpoint.bridge.close()
+        for sock in (endpoint._rtp, endpoint._rtcp):
+            if sock is None:
+                continue
+            fd = sock.fileno()
+            if fd >= 0:
+                self._by_fd.pop(fd, None)
+                if self._epoll is not None:
+                    try:
+                        self._epoll.unregister(fd)
+                    except (OSError, ValueError):
+                        pass
+            sock.close()
+        self._endpoints.discard(endpoint)
+        self._clocked.discard(endpoint)
+
+    # -- bridging ----------------------------------------------------------------------------------
+
+    def bridge(self, caller: RtpEndpoint, agent: RtpEndpoint) -> Bridge:
+        """Connect two legs. Same-law or µ-law/A-law legs are relayed without decoding."""
+        if caller is agent:
+            raise MediaUsageError("cannot bridge an endpoint to itself")
+        for endpoint in (caller, agent):
+            if endpoint.closed:
+                raise MediaUsageError(f"{endpoint.name} is released")
+            if endpoint.bridge is not None:
+                raise MediaUsageError(f"{endpoint.name} is already bridged")
+        bridge = Bridge(self, caller, agent)
+        caller.bridge = agent.bridge = bridge
+        self._bridges.add(bridge)
+        self._link(bridge)
+        return bridge
+
+    def _link(self, bridge: Bridge) -> None:
+        a, b = bridge.caller, bridge.agent
+        for src, dst in ((a, b), (b, a)):
+            src._relay_to = dst
+            dst._relay_src = None
+            dst._translate = transcode_table(src.codec, dst.codec)
+            src.jitter.reset()
+            src.play(None)
+        for endpoint in (a, b):
+            self._wake(endpoint)
+
+    def _rebridge(self, endpoint: RtpEndpoint) -> None:
+        if endpoint.bridge is not None:
+            self._link(endpoint.bridge)
+
+    def unbridge(self, bridge: Bridge | None) -> None:
+        if bridge is None or bridge not in self._bridges:
+            return
+        self._bridges.discard(bridge)
+        bridge.stop_recording()
+        for endpoint in (bridge.caller, bridge.agent):
+            endpoint._relay_to = None
+            endpoint._translate = None
+            endpoint.bridge = None
+            if not endpoint.closed:
+                self._clocked.add(endpoint)
+        self._clock_wakeup.set()
+
+    def conference(self) -> ConferenceRoom:
+        room = ConferenceRoom(self)
+        self._rooms.add(room)
+        return room
+
+    def _wake(self, endpoint: RtpEndpoint) -> None:
+        if not endpoint.closed and endpoint.needs_clock:
+            self._clocked.add(endpoint)
+        self._clock_wakeup.set()
+
+    # -- the two tasks -----------------------------------------------------------------------------
+
+    async def _serve_receive(self) -> None:
+        assert self._epoll is not None
+        epoll = self._epoll
+        by_fd = self._by_fd
+        burst = self.burst
+        while True:
+            await trio.lowlevel.wait_readable(epoll.fileno())
+            now = trio.current_time()
+            self.passes += 1
+            for fd, _ in epoll.poll(0):
+                entry = by_fd.get(fd)
+                if entry is None:
+                    continue
+                endpoint, is_rtcp, sock = entry
+                handle = endpoint._on_rtcp if is_rtcp else endpoint._on_rtp
+                for _ in range(burst):
+                    try:
+                        data, address = sock.recvfrom(_MAX_DATAGRAM)
+                    except BlockingIOError:
+                        break
+                    except OSError:
+                        # ICMP errors from an earlier send (ECONNREFUSED) surface here: not fatal.
+                        self.receive_errors += 1
+                        continue
+                    self.datagrams += 1
+                    handle(data, address[:2], now)
+                    if endpoint.closed:
+                        break
+
+    async def _serve_clock(self) -> None:
+        next_tick = trio.current_time()
+        while True:
+            if not (self._clocked or self._recording_bridges or self._rooms):
+                self._clock_wakeup = trio.Event()
+                await self._clock_wakeup.wait()
+                next_tick = trio.current_time()
+            next_tick += FRAME_SECONDS
+            await trio.sleep_until(next_tick)
+            now = trio.current_time()
+            if now - next_tick > 0.2:
+                next_tick = now  # we were stalled: do not burst-send to catch up
+            self.tick(now)
+
+    def tick(self, now: float) -> None:
+        """One 20 ms step of everything clocked (public so tests can drive it on a virtual clock)."""
+        clocked = [e for e in self._clocked if not e.closed]
+        for endpoint in clocked:
+            endpoint._timers(now)
+            if endpoint._relay_to is None:
+                endpoint._tick_in(now)
+        for room in list(self._rooms):
+            room._tick()
+        for bridge in list(self._recording_bridges):
+            bridge._write_tick()
+        for endpoint in clocked:
+            endpoint._tick_out(now)
+            if not endpoint.needs_clock and not endpoint._dtmf_rx.next_timer():
+                self._clocked.discard(endpoint)
+        self._ticks += 1
+        if self._ticks % 25:
+            return  # RTCP timing and relay DTMF timers only need half-second precision
+        for endpoint in self._endpoints:
+            if now >= endpoint.next_rtcp:
+                if endpoint.next_rtcp:
+                    endpoint._send_rtcp(now)
+                endpoint.next_rtcp = now + self.rtcp_interval
+            if endpoint._relay_to is not None and endpoint._dtmf_rx.next_timer() is not None:
+                endpoint._timers(now)
+
+    # -- reporting ---------------------------------------------------------------------------------
+
+    def statistics(self) -> dict[str, Any]:
+        return {
+            "endpoints": len(self._endpoints),
+            "bridges": len(self._bridges),
+            "recording": len(self._recording_bridges),
+            "conferences": len(self._rooms),
+            "datagrams": self.datagrams,
+            "receive_passes": self.passes,
+            "receive_errors": self.receive_errors,
+            "send_errors": self.send_errors,
+            "dtmf_events": self.dtmf_events,
+            "recording_alarms": self.recording_alarms,
+        }
+
+    @property
+    def endpoints(self) -> frozenset[RtpEndpoint]:
+        return frozenset(self._endpoints)

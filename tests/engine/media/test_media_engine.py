@@ -1,0 +1,272 @@
+"""The media engine on real UDP sockets on 127.0.0.1: relay, latching, recording, flood, conference."""
+
+from __future__ import annotations
+
+import struct
+import wave
+from pathlib import Path
+
+import numpy as np
+import trio
+import trio.socket
+
+from media_testkit import dominant_frequency
+from engine.media import (
+    DtmfMethod,
+    MediaEngine,
+    Role,
+    RtpPacket,
+    ToneSource,
+    decode_ulaw,
+    encode_alaw,
+    encode_ulaw,
+    parse_rtcp,
+    RtcpSenderReport,
+)
+
+
+class Phone:
+    """A bare RTP peer: a trio UDP socket that sends G.711 packets and collects what comes back."""
+
+    def __init__(self, sock: trio.socket.SocketType, *, ssrc: int, pt: int = 0) -> None:
+        self.sock = sock
+        self.ssrc = ssrc
+        self.pt = pt
+        self.seq = 1000
+        self.ts = 5000
+        self.received: list[tuple[RtpPacket, tuple[str, int]]] = []
+
+    @classmethod
+    async def open(cls, ssrc: int, pt: int = 0) -> "Phone":
+        sock = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
+        await sock.bind(("127.0.0.1", 0))
+        return cls(sock, ssrc=ssrc, pt=pt)
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return self.sock.getsockname()
+
+    async def send(self, dest, payload: bytes, *, pt: int | None = None, marker=False, ts=None) -> None:
+        packet = RtpPacket(self.pt if pt is None else pt, self.seq, self.ts if ts is None else ts, self.ssrc,
+                           payload, marker=marker)
+        self.seq = (self.seq + 1) & 0xFFFF
+        if ts is None:
+            self.ts += len(payload)
+        await self.sock.sendto(packet.build(), dest)
+
+    async def collect(self, count: int, timeout: float = 10.0) -> None:
+        with trio.fail_after(timeout):
+            while len(self.received) < count:
+                data, addr = await self.sock.recvfrom(4096)
+                self.received.append((RtpPacket.parse(data), addr))
+
+    async def send_tone(self, dest, frequency: float, frames: int, *, encode=encode_ulaw, start: int = 0) -> None:
+        for i in range(frames):
+            t = (np.arange(160) + 160 * (start + i)) / 8000
+            pcm = (8000 * np.sin(2 * np.pi * frequency * t)).astype(np.int16)
+            await self.send(dest, encode(pcm))
+            await trio.sleep(0.02)  # real-time pacing of a phone, not waiting for a condition
+
+
+async def test_relay_between_two_legs_rewrites_headers_and_translates_law(nursery):
+    media = MediaEngine()
+    await nursery.start(media.run)
+    caller_leg = media.allocate(codec="PCMU")
+    agent_leg = media.allocate(codec="PCMA")
+    caller = await Phone.open(0x1111, pt=0)
+    agent = await Phone.open(0x2222, pt=8)
+    caller_leg.set_remote(caller.address)
+    agent_leg.set_remote(agent.address)
+    media.bridge(caller_leg, agent_leg)
+
+    tone = (8000 * np.sin(2 * np.pi * 1000 * np.arange(160) / 8000)).astype(np.int16)
+    for _ in range(20):
+        await caller.send(caller_leg.local_address, encode_ulaw(tone))
+    await agent.collect(20)
+    packets = [p for p, _ in agent.received]
+    assert {p.payload_type for p in packets} == {8}  # A-law on the agent's leg
+    assert {p.ssrc for p in packets} == {agent_leg.session.ssrc} != {0x1111}
+    seqs = [p.sequence for p in packets]
+    assert sorted((s - seqs[0]) & 0xFFFF for s in seqs) == list(range(20))
+    assert packets[0].payload == encode_alaw(decode_ulaw(encode_ulaw(tone)))
+    assert {addr for _, addr in agent.received} == {agent_leg.local_address}
+
+    # and the other way
+    for _ in range(5):
+        await agent.send(agent_leg.local_address, encode_alaw(tone))
+    await caller.collect(5)
+    assert {p.payload_type for p, _ in caller.received} == {0}
+    assert caller_leg.statistics()["relayed"] == 5
+
+
+async def test_latching_ignores_a_third_address_until_remote_changes(nursery):
+    media = MediaEngine()
+    await nursery.start(media.run)
+    a = media.allocate()
+    b = media.allocate()
+    caller = await Phone.open(1)
+    agent = await Phone.open(2)
+    intruder = await Phone.open(3)
+    b.set_remote(agent.address)
+    a.set_remote(("127.0.0.1", 9))  # what SDP said; NAT means media really comes from elsewhere
+    media.bridge(a, b)
+    payload = bytes(160)
+    await caller.send(a.local_address, payload)
+    await agent.collect(1)
+    await agent.send(b.local_address, payload)
+    await caller.collect(1)  # answered to the latched address, not to the SDP one
+    for _ in range(10):
+        await intruder.send(a.local_address, b"\x00" * 160)
+    await caller.send(a.local_address, payload)
+    await agent.collect(2)
+    with trio.fail_after(5):
+        while a.session.ignored_foreign < 10:
+            await trio.sleep(0.01)
+    assert len(agent.received) == 2  # nothing from the intruder got through
+    assert {p.ssrc for p, _ in agent.received} == {b.session.ssrc}
+
+    # a re-INVITE moves the remote: the next source latches
+    a.set_remote(intruder.address)
+    await intruder.send(a.local_address, payload)
+    await agent.collect(3)
+
+
+async def test_bridged_call_recording_is_stereo_caller_left_agent_right(nursery, tmp_path):
+    media = MediaEngine()
+    await nursery.start(media.run)
+    a = media.allocate()
+    b = media.allocate()
+    caller = await Phone.open(11)
+    agent = await Phone.open(12)
+    a.set_remote(caller.address)
+    b.set_remote(agent.address)
+    bridge = media.bridge(a, b)
+    recording = bridge.start_recording(tmp_path / "call.wav", stereo=True)
+    async with trio.open_nursery() as talk:
+        talk.start_soon(caller.send_tone, a.local_address, 440.0, 75)
+        talk.start_soon(agent.send_tone, b.local_address, 1250.0, 75)
+    bridge.close()
+    assert recording.closed and not recording.failed
+    with wave.open(str(tmp_path / "call.wav")) as w:
+        assert (w.getnchannels(), w.getframerate(), w.getsampwidth()) == (2, 8000, 2)
+        audio = np.frombuffer(w.readframes(w.getnframes()), "<i2").reshape(-1, 2)
+    assert len(audio) >= 8000  # ~1.5 s of call
+    assert abs(dominant_frequency(audio[:, 0]) - 440) < 15
+    assert abs(dominant_frequency(audio[:, 1]) - 1250) < 15
+
+
+async def test_flood_and_garbage_on_one_port_do_not_stop_other_calls(nursery):
+    media = MediaEngine()
+    await nursery.start(media.run)
+    a, b, c, d = (media.allocate() for _ in range(4))
+    p1, p2, p3, p4 = [await Phone.open(i) for i in range(4)]
+    for leg, phone in ((a, p1), (b, p2), (c, p3), (d, p4)):
+        leg.set_remote(phone.address)
+    media.bridge(a, b)
+    media.bridge(c, d)
+    await p1.send(a.local_address, bytes(160))  # latch the first call
+    await p2.collect(1)
+    flood = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
+    await flood.bind(("127.0.0.1", 0))
+    garbage = [b"", b"\x80", b"\x8f" + bytes(11), b"\x40" + bytes(20), b"\x90" + bytes(13), bytes(2000)]
+    for i in range(3000):
+        await flood.sendto(garbage[i % len(garbage)], a.local_address)
+    for i in range(3000):
+        await p1.sock.sendto(garbage[i % len(garbage)], a.local_address)
+    for _ in range(10):
+        await p3.send(c.local_address, bytes(160))
+    await p4.collect(10)
+    with trio.fail_after(10):
+        while a.malformed == 0:
+            await trio.sleep(0.01)
+    await p1.send(a.local_address, bytes(160))
+    await p2.collect(2)
+
+
+async def test_rfc4733_digits_cross_the_relay_and_are_reported_once(nursery):
+    media = MediaEngine()
+    await nursery.start(media.run)
+    seen = []
+    a = media.allocate(on_dtmf=lambda ep, ev: seen.append((ep.name, ev)))
+    b = media.allocate(telephone_event=96)
+    caller = await Phone.open(21)
+    agent = await Phone.open(22)
+    a.set_remote(caller.address)
+    b.set_remote(agent.address)
+    media.bridge(a, b)
+    from engine.media import rfc4733_packets
+
+    for payload, marker in rfc4733_packets("7", 120):
+        await caller.send(a.local_address, payload, pt=101, marker=marker, ts=777)
+    await agent.collect(len(rfc4733_packets("7", 120)))
+    assert {p.payload_type for p, _ in agent.received} == {96}
+    assert [(name, ev.digit, ev.duration_ms, ev.direction.value) for name, ev in seen] == [
+        (a.name, "7", 120, "Received")
+    ]
+
+
+async def test_endpoint_plays_tones_and_sends_dtmf_to_a_real_receiver(nursery):
+    media = MediaEngine()
+    await nursery.start(media.run)
+    received = []
+    listener = media.allocate(dtmf="rfc4733", on_dtmf=lambda ep, ev: received.append(ev))
+    speaker = media.allocate(dtmf="rfc4733")
+    speaker.set_remote(listener.local_address)
+    listener.set_remote(speaker.local_address)
+    speaker.send_dtmf("19#")
+    with trio.fail_after(10):
+        while len(received) < 3:
+            await trio.sleep(0.02)
+    assert [e.digit for e in received] == ["1", "9", "#"]
+
+    inband_rx = []
+    l2 = media.allocate(dtmf="inband", on_dtmf=lambda ep, ev: inband_rx.append(ev.digit))
+    s2 = media.allocate(dtmf="inband")
+    s2.set_remote(l2.local_address)
+    s2.send_dtmf("42")
+    with trio.fail_after(10):
+        while len(inband_rx) < 2:
+            await trio.sleep(0.02)
+    assert inband_rx == ["4", "2"]
+
+
+async def test_rtcp_sender_reports_reach_the_peer(nursery):
+    media = MediaEngine(rtcp_interval=0.2)
+    await nursery.start(media.run)
+    leg = media.allocate()
+    phone = await Phone.open(31)
+    rtcp = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
+    await rtcp.bind(("127.0.0.1", 0))
+    leg.set_remote(phone.address, rtcp=rtcp.getsockname())
+    leg.play(ToneSource("US", "ringback"))
+    for _ in range(5):
+        await phone.send(leg.local_address, bytes(160))
+    with trio.fail_after(10):
+        while True:
+            data, _ = await rtcp.recvfrom(2048)
+            reports = [p for p in parse_rtcp(data) if isinstance(p, RtcpSenderReport)]
+            if reports and reports[0].reports:
+                break
+    assert reports[0].ssrc == leg.session.ssrc
+    assert reports[0].packet_count > 0
+    assert reports[0].reports[0].ssrc == 31
+
+
+async def test_conference_whisper_reaches_the_agent_not_the_caller(nursery):
+    media = MediaEngine()
+    await nursery.start(media.run)
+    legs = {name: media.allocate(name=name) for name in ("caller", "agent", "supervisor")}
+    phones = {name: await Phone.open(i + 40) for i, name in enumerate(legs)}
+    for name, leg in legs.items():
+        leg.set_remote(phones[name].address)
+    room = media.conference()
+    room.join_endpoint("caller", legs["caller"])
+    room.join_endpoint("agent", legs["agent"])
+    room.join_endpoint("supervisor", legs["supervisor"], Role.WHISPER, whisper_to="agent")
+    await phones["supervisor"].send_tone(legs["supervisor"].local_address, 1500.0, 50)
+    await phones["agent"].collect(40)
+    await phones["caller"].collect(40)
+    agent_heard = np.concatenate([decode_ulaw(p.payload) for p, _ in phones["agent"].received])
+    caller_heard = np.concatenate([decode_ulaw(p.payload) for p, _ in phones["caller"].received])
+    assert np.abs(agent_heard).max() > 2000 and abs(dominant_frequency(agent_heard) - 1500) < 20
+    assert np.abs(caller_heard).max() < 100
