@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import signal
 import sys
 from pathlib import Path
@@ -17,6 +18,8 @@ from ._errors import ConfigError, EngineError, PluginError, StartupError
 from ._logging import setup_logging
 from ._plugins import PluginManager
 from ._registry import CliRegistry, ConfigSectionRegistry
+
+log = logging.getLogger("centralita.cli")
 
 
 def discover_plugins(disabled: list[str] | tuple[str, ...] = ()) -> PluginManager:
@@ -73,7 +76,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             new = load_with_plugins(path, manager, Path(args.data_dir) if args.data_dir else None)
         except ConfigError as exc:
             for problem in exc.problems:
-                print(f"reload refused: {problem}", file=sys.stderr)
+                log.error("reload refused: %s", problem)
             return
         engine.reload(new)
 
@@ -83,10 +86,10 @@ def cmd_run(args: argparse.Namespace) -> int:
                 async def stop_on_signal() -> None:
                     async for signum in signals:
                         if signum == signal.SIGHUP:
-                            print("received SIGHUP; reloading the configuration", file=sys.stderr)
+                            log.warning("received SIGHUP; reloading the configuration")
                             reload()
                             continue
-                        print(f"received {signal.Signals(signum).name}; shutting down", file=sys.stderr)
+                        log.warning("received %s; shutting down", signal.Signals(signum).name)
                         engine.request_stop()
 
                 nursery.start_soon(stop_on_signal)
