@@ -260,7 +260,8 @@ class VoiceModemEmulator:
                 return
             st.voice = True
             self.voice_sessions += 1
-            await self._reply("CONNECT")
+            # A real modem streams from the moment it connects: start with 20 ms of line silence.
+            await self._write(b"\r\nCONNECT\r\n" + shield(_g711.encode(np.zeros(160, np.int16), st.fmt)))
         elif body.startswith("D!"):
             await self._reply("OK" if st.off_hook else "ERROR")
         elif body.startswith("DT") or body.startswith("DP") or body.startswith("D"):
