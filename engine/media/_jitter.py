@@ -77,7 +77,7 @@ class JitterBuffer:
         self._packets[sequence] = payload
 
     def _adapt(self) -> None:
-        wanted = math.ceil(3.0 * self._deviation / self.frame) + 1
+        wanted = math.ceil((self.frame + 3.0 * self._deviation) / self.frame - 1e-6)
         self.target_frames = min(self.max_frames, max(self.min_frames, wanted))
 
     def pop(self) -> tuple[str, bytes | None]:

@@ -131,7 +131,9 @@ class RtpSession:
                 self.max_seq = seq
                 if self.probation == 0:
                     self._init_seq(seq)
-                    self.received += 1
+                    # Unlike RFC 3550 A.1, count the probation packets too: they were played.
+                    self.base_seq = seq - (MIN_SEQUENTIAL - 1)
+                    self.received = MIN_SEQUENTIAL
                     self._jitter(rtp_timestamp, now)
                     return True
             else:
