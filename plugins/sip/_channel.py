@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import socket
 from collections.abc import Mapping
 from typing import Any
 
@@ -106,6 +107,9 @@ class SipChannel(VoiceChannel):
         self._wake = trio.Event()
         self.scheduler.on_earlier = self._wake_timer_task
         self._ready = False
+        self._sink: socket.socket | None = None
+        #: where SDP of calls the engine answers itself points when no media framework is wired in
+        self.sink_port = 9
 
     # ---------------------------------------------------------------------------------------- lifecycle
 
@@ -116,6 +120,7 @@ class SipChannel(VoiceChannel):
                 bound: list[ListenAddress] = await nursery.start(self.transports.run)
                 for address in bound:
                     self.core.local.setdefault(address.transport, self._advertised(address))
+                self._open_sink()
                 nursery.start_soon(self._timer_loop)
                 await self.registrar.load()
                 self.trunks.start()
@@ -128,6 +133,22 @@ class SipChannel(VoiceChannel):
 
     async def aclose(self) -> None:
         await self.transports.aclose()
+        if self._sink is not None:
+            self._sink.close()
+            self._sink = None
+
+    def _open_sink(self) -> None:
+        # A bound (never read) UDP port so peers' RTP to engine-answered calls lands somewhere quiet
+        # instead of drawing ICMP errors; the media framework replaces it when wired in.
+        host = self.core.local.get("udp", next(iter(self.core.local.values()))).host
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        try:
+            sink = socket.socket(family, socket.SOCK_DGRAM)
+            sink.bind((host, 0))
+        except OSError:
+            return
+        self._sink = sink
+        self.sink_port = sink.getsockname()[1]
 
     def ready(self) -> bool:
         return self._ready
@@ -165,8 +186,14 @@ class SipChannel(VoiceChannel):
     async def hangup(self, interaction: Interaction, cause: str = "normal") -> None:
         self.calls.hangup(interaction, cause)
 
-    async def originate(self, to: str, *, caller: str = "", purpose: str = "agent", agent: str | None = None) -> Interaction:
-        return await self.calls.originate(to, caller=caller, purpose=purpose, agent=agent)
+    async def answer(self, interaction: Interaction) -> bool:
+        """Answer a ringing inbound call with the engine's own media (IVR, announcements)."""
+        call = self.calls.calls.get(interaction.id)
+        return call is not None and self.calls.answer_caller(call)
+
+    async def originate(self, body: Mapping[str, Any]) -> Interaction:
+        """``POST /api/v1/calls``: ``{"to": "1001" or a number, "from": ..., "purpose": ...}``."""
+        return await self.calls.originate(dict(body))
 
     # -------------------------------------------------------------------------------------- internals
 

@@ -225,10 +225,15 @@ class Registrar:
             self._announce(username)
 
     def _announce(self, username: str) -> None:
+        endpoint = f"sip:{username}"
+        engine = getattr(self.channel.context, "engine", None)
+        changed = getattr(engine, "endpoint_state_changed", None)
+        if changed is not None:
+            changed(endpoint, self.reachable(endpoint))
+            return
         bus = getattr(self.channel.context, "bus", None)
         if bus is not None:
-            state = "NOT_INUSE" if self.reachable(f"sip:{username}") else "UNAVAILABLE"
-            bus.publish("DeviceStateChange", Device=f"sip:{username}", State=state)
+            bus.publish("DeviceStateChange", Device=endpoint, State="NOT_INUSE" if self.reachable(endpoint) else "UNAVAILABLE")
 
     # -------------------------------------------------------------------------------------------- expiry
 
