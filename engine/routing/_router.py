@@ -555,7 +555,8 @@ class Router:
             return self._flush()
         agent = self._agents.get(entry.agent or "")
         del self._entries[entry.id]
-        if entry.state == "dialing":
+        if entry.state == "dialing":  # the callback was cancelled while it was being dialed
+            self._remove_waiting(q, entry)
             if entry.callback is not None:
                 self._finish_request(entry.callback.request.request_id)
         if agent is None:
@@ -1222,7 +1223,7 @@ class Router:
                 pass  # other channels may have been taken before the voice call: allowed
         for entry in self._entries.values():
             q = self._queues[entry.queue]
-            in_queue = entry.state in ("waiting", "offered")
+            in_queue = entry.state in ("waiting", "offered", "dialing")  # a callback keeps its place
             index = bisect.bisect_left(q.waiting, entry.key)
             present = index < len(q.waiting) and q.waiting[index] == entry.key
             assert present == in_queue, f"interaction {entry.id} ({entry.state}) queue membership wrong"
