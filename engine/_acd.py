@@ -23,6 +23,7 @@ from .routing import (
     AgentComplete,
     AgentRingNoAnswer,
     Announce,
+    CallbackRequest,
     CallbackFailed,
     CancelOffer,
     Connect,
@@ -141,12 +142,14 @@ class Acd(Service):
 
     # ------------------------------------------------------------------------------------ inputs
 
-    def enqueue(self, interaction: Interaction, queue: str, *, priority: int = 0) -> None:
+    def enqueue(self, interaction: Interaction, queue: str, *, priority: int = 0,
+                callback: CallbackRequest | None = None) -> None:
         interaction.queue = queue
         total = priority + int(interaction.attributes.get("priority", 0))
+        attributes = {k: v for k, v in interaction.attributes.items() if isinstance(v, (str, int, float, bool))}
         self.apply(self.router.enqueue(
             interaction.id, queue, now=self.clock(), kind=interaction.kind.value, priority=total,
-            attributes=dict(interaction.attributes),
+            attributes=attributes, callback=callback,
         ))
 
     def answered(self, interaction: Interaction, agent: str) -> bool:

@@ -17,7 +17,7 @@ from ._config import Config, load_config
 from ._errors import ConfigError, EngineError, PluginError, StartupError
 from ._logging import setup_logging
 from ._plugins import PluginManager
-from ._registry import CliRegistry, ConfigSectionRegistry
+from ._registry import CliRegistry, ConfigSectionRegistry, IvrNodeRegistry
 
 log = logging.getLogger("centralita.cli")
 
@@ -31,6 +31,7 @@ def discover_plugins(disabled: list[str] | tuple[str, ...] = ()) -> PluginManage
 def load_with_plugins(path: Path | None, manager: PluginManager, data_dir: Path | None = None) -> Config:
     """Validate the file against the core schema plus every loaded plugin's section schema."""
     sections = manager.hooks.add_config_sections(ConfigSectionRegistry())
+    nodes = manager.hooks.register("centralita_register_ivr_nodes", IvrNodeRegistry())
     known = {name for name, info in manager.infos.items() if not info.loaded}
     return load_config(
         path,
@@ -38,6 +39,7 @@ def load_with_plugins(path: Path | None, manager: PluginManager, data_dir: Path 
         plugin_arrays=sections.arrays,
         known_plugin_sections=known,
         data_dir_override=data_dir,
+        node_types=dict(nodes.items()),
     )
 
 

@@ -20,12 +20,16 @@ from ._bus import EventBus
 from ._config import Config
 from ._acd import AGENT_QUEUE_PREFIX, Acd
 from ._context import PluginContext
+from ._ivr_runner import IvrRunner
 from ._devices import DeviceDirectory
+from ._events import safe_text
 from ._dialplan import matches, specificity
 from ._model import AgentState, Direction, Disposition, Interaction, InteractionKind, InteractionState
 from ._plugins import PluginManager
 from ._registry import (
     ChannelRegistry,
+    CompliancePolicyRegistry,
+    IvrNodeRegistry,
     CrmRegistry,
     DeviceDriverRegistry,
     HttpRouteRegistry,
@@ -63,7 +67,13 @@ class Engine(EngineAPI):
         self.crm: dict[str, Any] = {}
         self.interactions: dict[str, Interaction] = {}
         self.agent_settings = {a.id: a for a in config.agents}
+        required = config.plugins.required
+        self.ivr_nodes = self.hooks.register("centralita_register_ivr_nodes", IvrNodeRegistry(), required=required)
+        self.compliance_policies = self.hooks.register(
+            "centralita_register_compliance_policies", CompliancePolicyRegistry(), required=required
+        )
         self.acd = Acd(self)
+        self.ivr: IvrRunner | None = None
         self.http_routes = HttpRouteRegistry()
         self.store: Store | None = None
         self.console: Any = None
@@ -107,6 +117,8 @@ class Engine(EngineAPI):
             async with trio.open_nursery() as nursery:
                 await self._start_plugins(nursery)
                 await self.supervisor.start(nursery, self.acd, name="acd", plugin="engine")
+                self.ivr = IvrRunner(self, self.ivr_nodes)
+                await self.supervisor.start(nursery, self.ivr, name="ivr", plugin="engine")
                 await self._start_services(nursery)
                 await self._start_console(nursery)
                 self.accepting = True
@@ -277,10 +289,9 @@ class Engine(EngineAPI):
         elif target.kind == "agent":
             self.acd.enqueue(interaction, f"{AGENT_QUEUE_PREFIX}{target.name}", priority=target.priority)
         elif target.kind == "flow":
-            runner = getattr(self, "ivr", None)
-            if runner is None:
-                raise RuntimeError("IVR flows are not available in this engine")
-            runner.start_flow(interaction, target.name)
+            if self.ivr is None:
+                raise RuntimeError("IVR flows are not available yet: the engine is starting")
+            self.ivr.start_flow(interaction, target.name)
         else:
             raise ValueError(f"unknown route target kind {target.kind!r}")
 
@@ -345,6 +356,26 @@ class Engine(EngineAPI):
                 self.acd.reachable(agent_id, reachable)
         self.bus.publish("DeviceStateChange", Device=endpoint, State="NOT_INUSE" if reachable else "UNAVAILABLE")
 
+    def dtmf_received(self, interaction: Interaction, digit: str, duration_ms: int = 0, *, direction: str = "Received") -> None:
+        """A channel heard a DTMF digit on ``interaction`` (RFC 4733, SIP INFO, in-band or a DLE code)."""
+        self.bus.publish("DTMFEnd", interaction=interaction.id, Digit=digit, DurationMs=int(duration_ms), Direction=direction)
+        if direction == "Received" and self.ivr is not None:
+            self.ivr.digit(interaction, digit)
+
+    def check_dial(self, number: str, *, caller: str = "", purpose: str = "agent") -> str:
+        """Check an outbound destination before it reaches a trunk or a line; returns it normalised.
+
+        Only ``+`` and digits pass (no separators, no URI or AT-command text), and the
+        ``centralita_allow_dial`` decision hook may veto. Raises ``ValueError`` saying why.
+        """
+        cleaned = number.strip()
+        if not (1 <= len(cleaned) <= 20) or not (cleaned.lstrip("+").isdigit() and cleaned.count("+") <= 1) or \
+                ("+" in cleaned and not cleaned.startswith("+")) or not cleaned.isascii():
+            raise ValueError(f"refused dial string {safe_text(number, 40)!r}: only '+' and up to 20 digits are allowed")
+        if not self.hooks.allow_dial(cleaned, caller, purpose):
+            raise ValueError(f"dialing {cleaned} is not allowed for {safe_text(caller, 40) or 'this caller'} ({purpose})")
+        return cleaned
+
     async def end_interaction(
         self, interaction: Interaction, *, cause: str = "normal", disposition: Disposition | None = None
     ) -> None:
@@ -355,6 +386,8 @@ class Engine(EngineAPI):
         if interaction.state in (InteractionState.ENDED, InteractionState.WRAPUP):
             return
         now = time.time()
+        if self.ivr is not None:
+            self.ivr.caller_gone(interaction)
         self.acd.ended(interaction, reason=cause)
         if interaction.state is not InteractionState.WRAPUP:
             interaction.transition(InteractionState.ENDED, now=now)

@@ -70,6 +70,25 @@ class VoiceChannel(Channel):
     async def hangup(self, interaction: Interaction, cause: str = "normal") -> None:
         """End every leg of ``interaction`` that this channel owns."""
 
+    # Media control, used by IVR flows, announcements and the dialer. A channel that cannot do one of
+    # these leaves the default, and the engine says so instead of pretending.
+
+    async def answer(self, interaction: Interaction) -> None:
+        """Answer an inbound call so the engine can play prompts and hear digits (SIP 200 OK)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot answer calls itself")
+
+    async def play(self, interaction: Interaction, *, prompt: str | None = None, text: str | None = None) -> None:
+        """Play a prompt (a name in the prompt library) or speak ``text``; return when it has finished.
+
+        Cancelling the caller stops the playback at once. Digits the caller presses meanwhile are reported
+        through ``engine.dtmf_received`` as always.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot play prompts")
+
+    async def transfer(self, interaction: Interaction, destination: str) -> None:
+        """Blind-transfer the caller to ``destination`` (an extension or an outside number)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot transfer calls")
+
 
 class MessagingChannel(Channel):
     """A channel of written messages (SMS, email, chat)."""

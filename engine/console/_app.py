@@ -20,6 +20,8 @@ from ..abc import EngineAPI
 from ._api import Api
 from ._auth import SESSION_COOKIE, SESSION_LIFETIME, Authenticator, Principal
 from ._http import HttpError, Receive, Request, Response, Router, Scope, Send, error_response, json_response, redirect
+from ._html import page as html_page
+from ._html import tag
 from ._metrics import render_metrics
 from ._pages import Pages
 from ._ws import WsStatistics, serve_events
@@ -90,12 +92,19 @@ class ConsoleApp:
         except Exception:
             log.exception("console: %s %s failed", request.method, request.path[:200])
             response = error_response(500, "internal error (logged)")
+        if request.page and response.content_type == "application/json" and response.status >= 400:
+            response = error_page(response, request.principal)
         self.responses[f"{response.status // 100}xx"] += 1
+        if not request.body_done and request.method not in ("GET", "HEAD"):
+            response.headers.append(("connection", "close"))
         await response.send(send)
+        if not request.body_done:
+            await request.discard_rest()
 
     async def _dispatch(self, request: Request) -> Response:
         route, params = self.router.match(request.method, request.path)
         request.path_params = params
+        request.page = route.page
         if route.role is None:
             if route.template in ("/api/v1/login", "/login"):
                 request.principal = await self._authenticate(request)
@@ -228,3 +237,12 @@ async def _deny_websocket(receive: Receive, send: Send, status: int) -> None:
     # the ASGI WebSocket Denial Response extension answers a real HTTP status before the upgrade
     await send({"type": "websocket.http.response.start", "status": status, "headers": [(b"content-type", b"application/json")]})
     await send({"type": "websocket.http.response.body", "body": b'{"error":"%d"}' % status})
+
+
+def error_page(response: Response, principal: Principal | None) -> Response:
+    import json
+
+    message = json.loads(response.body).get("error", "error")
+    rendered = html_page(f"Error {response.status}", tag("p", message, class_="error"), principal=principal, status=response.status)
+    rendered.headers.extend(h for h in response.headers if h[0] in ("retry-after", "connection", "allow"))
+    return rendered

@@ -13,6 +13,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import trio
+
 #: Bodies above this are refused with 413 before they are fully read.
 MAX_BODY = 64 * 1024
 
@@ -40,6 +42,10 @@ class Request:
     path_params: dict[str, str] = field(default_factory=dict)
     #: set by the auth layer: the authenticated principal, if any
     principal: Any = None
+    #: the matched route is an HTML page (errors are then shown as a page, not JSON)
+    page: bool = False
+    #: the whole body has been received (or the client is gone)
+    body_done: bool = False
     _body: bytes | None = None
 
     @property
@@ -95,6 +101,7 @@ class Request:
         while True:
             message = await self.receive()
             if message["type"] == "http.disconnect":
+                self.body_done = True
                 raise HttpError(400, "client disconnected")
             chunk = message.get("body", b"")
             size += len(chunk)
@@ -103,9 +110,23 @@ class Request:
                 raise HttpError(413, f"request body too large (limit {limit} bytes)", headers=_CLOSE)
             chunks.append(chunk)
             if not message.get("more_body", False):
+                self.body_done = True
                 break
         self._body = b"".join(chunks)
         return self._body
+
+    async def discard_rest(self, timeout: float = 5.0) -> None:
+        """Read and drop what is left of a body we answered without reading.
+
+        Why: hypercorn queues body chunks for the app in a bounded channel; if nobody takes them, it
+        blocks before it can tell the app the stream closed, and the connection hangs instead of
+        closing. Bounded in time; the connection is closed after the response anyway.
+        """
+        with trio.move_on_after(timeout):
+            while not self.body_done:
+                message = await self.receive()
+                if message["type"] == "http.disconnect" or not message.get("more_body", False):
+                    self.body_done = True
 
     async def json(self) -> dict[str, Any]:
         """The body as a JSON object; 400 with a reason for anything else."""

@@ -1,15 +1,366 @@
-"""Console pages (filled in below the API)."""
+"""Server-rendered console pages: login, password change, dashboard, agents, queues, plugins, users,
+agent desk. They work without JavaScript (plain forms with a CSRF field); ``static/console.js`` adds
+live updates from ``WS /api/v1/events``.
+"""
 
 from __future__ import annotations
 
+import logging
+import urllib.parse
+from importlib import resources
 from typing import Any
 
-from ._http import Router
+from .._model import AgentState
+from ..abc import EngineAPI
+from ._auth import ROLES, Authenticator, AuthError, Principal, add_user, list_users
+from ._html import Markup, csrf_field, esc, join, page, post_button, table, tag
+from ._http import HttpError, Request, Response, Router, redirect
+
+log = logging.getLogger("centralita.console.pages")
+
+STATIC_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml"}
+MAX_REPLY = 16 * 1024
+
+
+def _safe_next(target: str | None) -> str:
+    """Only same-site paths: ``//evil.example`` or ``https://...`` would be an open redirect."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return target
+
+
+def _interaction_row(item: dict[str, Any]) -> list[Any]:
+    return [item.get("id"), item.get("kind"), item.get("state"), item.get("from"), item.get("to"), item.get("queue"), item.get("agent")]
+
+
+def member_summary(members: Any) -> str:
+    """``{"alice": "available", "bob": "busy"}`` -> ``"available 1 · busy 1"``."""
+    if isinstance(members, dict):
+        counts: dict[str, int] = {}
+        for status in members.values():
+            key = str(status.get("status", status.get("state", "?")) if isinstance(status, dict) else status)
+            counts[key] = counts.get(key, 0) + 1
+        return " · ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+    if isinstance(members, list):
+        return f"{len(members)} members"
+    return ""
+
+
+def _seconds(value: Any) -> str:
+    return f"{float(value):.0f} s" if isinstance(value, int | float) else ""
+
+
+INTERACTION_HEADERS = ["id", "kind", "state", "from", "to", "queue", "agent"]
 
 
 class Pages:
-    def __init__(self, engine: Any, auth: Any, set_cookie: Any, *, tls_fingerprint: str | None = None) -> None:
+    def __init__(self, engine: EngineAPI, auth: Authenticator, set_cookie: Any, *, tls_fingerprint: str | None = None) -> None:
         self.engine = engine
+        self.auth = auth
+        self._set_cookie = set_cookie
+        self.tls_fingerprint = tls_fingerprint
+        self._static: dict[str, bytes] = {}
 
     def mount(self, router: Router) -> None:
-        pass
+        add = router.add
+        add("GET", "/static/{name}", self.static, role=None)
+        add("GET", "/login", self.login_form, role=None)
+        add("POST", "/login", self.login, role=None, csrf=False)
+        add("GET", "/password", self.password_form, role="agent", page=True, before_password_change=True)
+        add("POST", "/password", self.password, role="agent", page=True, before_password_change=True)
+        add("POST", "/logout", self.logout, role="agent", page=True, before_password_change=True)
+        add("GET", "/", self.dashboard, role="agent", page=True)
+        add("GET", "/agents", self.agents, role="supervisor", page=True)
+        add("POST", "/agents/{agent}/state", self.agent_state, role="agent", page=True)
+        add("GET", "/queues", self.queues, role="supervisor", page=True)
+        add("GET", "/plugins", self.plugins, role="admin", page=True)
+        add("GET", "/users", self.users, role="admin", page=True)
+        add("POST", "/users", self.create_user, role="admin", page=True)
+        add("GET", "/desk", self.desk, role="agent", page=True)
+        add("POST", "/desk/{interaction}/{action}", self.desk_action, role="agent", page=True)
+
+    # ----------------------------------------------------------------------------------- assets
+
+    async def static(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        suffix = "." + name.rsplit(".", 1)[-1] if "." in name else ""
+        if suffix not in STATIC_TYPES or "/" in name or name.startswith("."):
+            raise HttpError(404, "not found")
+        if name not in self._static:
+            try:
+                self._static[name] = resources.files("engine.console").joinpath("static", name).read_bytes()
+            except (FileNotFoundError, IsADirectoryError, OSError):
+                raise HttpError(404, "not found") from None
+        return Response(200, self._static[name], STATIC_TYPES[suffix], [("cache-control", "max-age=300")])
+
+    # ------------------------------------------------------------------------------------ login
+
+    def _login_page(self, message: str = "", next_path: str = "/", status: int = 200) -> Response:
+        body = join(
+            [
+                tag("p", message, class_="error", role="alert") if message else "",
+                Markup(
+                    '<form method="post" action="/login" class="card">'
+                    f'<input type="hidden" name="next" value="{esc(next_path)}">'
+                    '<label>User <input name="user" autocomplete="username" required maxlength="64" autofocus></label>'
+                    '<label>Password <input name="password" type="password" autocomplete="current-password" required></label>'
+                    '<button type="submit">Log in</button></form>'
+                ),
+                tag("p", f"Certificate SHA-256: {self.tls_fingerprint}", class_="muted") if self.tls_fingerprint else "",
+            ]
+        )
+        return page("Log in", body, status=status, page_id="login")
+
+    async def login_form(self, request: Request) -> Response:
+        return self._login_page(next_path=_safe_next(request.query.get("next")))
+
+    async def login(self, request: Request) -> Response:
+        origin = request.header("origin")
+        if origin and urllib.parse.urlsplit(origin).netloc != (request.header("host") or ""):
+            raise HttpError(403, "login from another site refused")
+        form = await request.form()
+        user, password = form.get("user", "")[:64], form.get("password", "")[:1024]
+        next_path = _safe_next(form.get("next"))
+        try:
+            session_id, principal = await self.auth.login(user, password, request.client_host, replaces=request.principal)
+        except AuthError as exc:
+            response = self._login_page(exc.message, next_path, exc.status)
+            if exc.retry_after:
+                response.headers.append(("retry-after", str(int(exc.retry_after) + 1)))
+            return response
+        target = "/password" if principal.must_change else ("/desk" if principal.role == "agent" and next_path == "/" else next_path)
+        response = redirect(target)
+        self._set_cookie(request, response, session_id)
+        return response
+
+    def _password_page(self, principal: Principal, message: str = "", status: int = 200) -> Response:
+        intro = "Choose your own password to replace the one-time password." if principal.must_change else ""
+        body = join(
+            [
+                tag("p", intro) if intro else "",
+                tag("p", message, class_="error", role="alert") if message else "",
+                Markup(
+                    f'<form method="post" action="/password" class="card">{csrf_field(principal.csrf)}'
+                    '<label>Current password <input name="current" type="password" autocomplete="current-password" required></label>'
+                    '<label>New password <input name="new" type="password" autocomplete="new-password" minlength="10" required></label>'
+                    '<label>Repeat it <input name="confirm" type="password" autocomplete="new-password" minlength="10" required></label>'
+                    '<button type="submit">Change password</button></form>'
+                ),
+            ]
+        )
+        return page("Change password", body, principal=principal, status=status, page_id="password")
+
+    async def password_form(self, request: Request) -> Response:
+        return self._password_page(request.principal)
+
+    async def password(self, request: Request) -> Response:
+        form = await request.form()
+        principal: Principal = request.principal
+        if form.get("new", "") != form.get("confirm", ""):
+            return self._password_page(principal, "The two new passwords differ.", 400)
+        try:
+            session_id = await self.auth.change_password(principal, form.get("current", ""), form.get("new", ""), request.client_host)
+        except AuthError as exc:
+            return self._password_page(principal, exc.message, exc.status)
+        response = redirect("/desk" if principal.role == "agent" else "/")
+        self._set_cookie(request, response, session_id)
+        return response
+
+    async def logout(self, request: Request) -> Response:
+        await self.auth.logout(request.principal)
+        response = redirect("/login")
+        self._set_cookie(request, response, "")
+        return response
+
+    # ------------------------------------------------------------------------------- dashboards
+
+    def _queues_table(self) -> Markup:
+        rows = [
+            [q.get("name"), q.get("waiting", ""), _seconds(q.get("longest_wait")), member_summary(q.get("members")),
+             q.get("answered", ""), q.get("abandoned", "")]
+            for q in self.engine.list_queues()
+        ]  # fmt: skip
+        return table(["queue", "waiting", "longest wait", "agents", "answered", "abandoned"], rows, id="queues")
+
+    def _agents_table(self, principal: Principal, *, controls: bool) -> Markup:
+        rows = []
+        for agent in self.engine.list_agents():
+            row = [agent.get("id"), agent.get("name", ""), agent.get("state"), agent.get("reason", "")]
+            if controls:
+                row.append(self._state_buttons(principal, str(agent.get("id")), "/agents"))
+            rows.append(row)
+        headers = ["agent", "name", "state", "reason"] + (["change"] if controls else [])
+        return table(headers, rows, id="agents")
+
+    def _state_buttons(self, principal: Principal, agent: str, back: str) -> Markup:
+        path = f"/agents/{urllib.parse.quote(agent, safe='')}/state"
+        return join(
+            [
+                post_button(path, "Available", principal.csrf, state="available", back=back),
+                Markup(
+                    f'<form method="post" action="{esc(path)}" class="inline">{csrf_field(principal.csrf)}'
+                    f'<input type="hidden" name="state" value="paused"><input type="hidden" name="back" value="{esc(back)}">'
+                    '<input name="reason" placeholder="pause reason" maxlength="64"><button type="submit">Pause</button></form>'
+                ),
+                post_button(path, "Log out", principal.csrf, state="logged_out", back=back),
+            ]
+        )
+
+    async def dashboard(self, request: Request) -> Response:
+        principal: Principal = request.principal
+        if not principal.has_role("supervisor"):
+            return redirect("/desk")
+        body = join(
+            [
+                tag("section", tag("h2", "Queues"), self._queues_table()),
+                tag("section", tag("h2", "Interactions"),
+                    table(INTERACTION_HEADERS, map(_interaction_row, self.engine.list_interactions()), id="interactions")),
+                tag("section", tag("h2", "Agents"), self._agents_table(principal, controls=False)),
+                tag("section", tag("h2", "Live events"), tag("ol", id="events", class_="events")),
+            ]
+        )  # fmt: skip
+        return page("Dashboard", body, principal=principal, page_id="dashboard")
+
+    async def agents(self, request: Request) -> Response:
+        return page("Agents", self._agents_table(request.principal, controls=True), principal=request.principal, page_id="agents")
+
+    async def agent_state(self, request: Request) -> Response:
+        principal: Principal = request.principal
+        agent = request.path_params["agent"]
+        form = await request.form()
+        if not principal.has_role("supervisor") and agent != principal.name:
+            raise HttpError(403, "agents may only change their own state")
+        state = form.get("state", "")
+        if state not in {s.value for s in AgentState}:
+            raise HttpError(400, "unknown agent state")
+        self.engine.set_agent_state(agent, state, form.get("reason", "")[:64])
+        return redirect("/agents" if form.get("back") == "/agents" and principal.has_role("supervisor") else "/desk")
+
+    async def queues(self, request: Request) -> Response:
+        sections = []
+        for queue in self.engine.list_queues():
+            detail = self.engine.queue_detail(str(queue.get("name")))
+            rows = [[key, value] for key, value in detail.items() if not isinstance(value, dict | list)]
+            members = detail.get("members") or {}
+            member_rows = [[m, s] for m, s in members.items()] if isinstance(members, dict) else [[m, ""] for m in members]
+            sections.append(tag("section", tag("h2", queue.get("name")), table(["field", "value"], rows),
+                                table(["member", "status"], member_rows)))  # fmt: skip
+        return page("Queues", join(sections), principal=request.principal, page_id="queues")
+
+    async def plugins(self, request: Request) -> Response:
+        status = self.engine.status()
+        plugins = [[p.get("name"), p.get("kind", ""), p.get("version", ""), p.get("enabled", ""), p.get("error") or ""]
+                   for p in status.get("plugins") or []]  # fmt: skip
+        services = [[s.get("name"), s.get("plugin", ""), s.get("ready"), s.get("restarts", 0), s.get("last_error") or ""]
+                    for s in status.get("services") or []]  # fmt: skip
+        body = join(
+            [
+                tag("section", tag("h2", "Plugins"), table(["plugin", "kind", "version", "enabled", "error"], plugins, id="plugins")),
+                tag("section", tag("h2", "Services"), table(["service", "plugin", "ready", "restarts", "last error"], services)),
+                tag("section", tag("h2", "Not ready because"), tag("ul", *(tag("li", r) for r in status.get("not_ready") or []))),
+                tag("p", f"Console certificate SHA-256: {self.tls_fingerprint}") if self.tls_fingerprint else "",
+            ]
+        )
+        return page("Plugins", body, principal=request.principal, page_id="plugins")
+
+    async def users(self, request: Request, created: tuple[str, str] | None = None, message: str = "") -> Response:
+        principal: Principal = request.principal
+        rows = [[u["name"], u["role"], "yes" if u["must_change_password"] else "no"] for u in await list_users(self.auth.store)]
+        options = "".join(f'<option value="{esc(r)}">{esc(r)}</option>' for r in ROLES)
+        body = join(
+            [
+                tag("p", f"One-time password for {created[0]}: ", tag("code", created[1]), class_="notice") if created else "",
+                tag("p", message, class_="error", role="alert") if message else "",
+                table(["user", "role", "must change password"], rows, id="users"),
+                Markup(
+                    f'<form method="post" action="/users" class="card">{csrf_field(principal.csrf)}'
+                    '<label>New user <input name="name" required maxlength="64" pattern="[A-Za-z0-9_.@-]+"></label>'
+                    f'<label>Role <select name="role">{options}</select></label><button type="submit">Add user</button></form>'
+                ),
+            ]
+        )
+        return page("Users", body, principal=principal, page_id="users", status=400 if message else 200)
+
+    async def create_user(self, request: Request) -> Response:
+        form = await request.form()
+        name, role = form.get("name", ""), form.get("role", "")
+        try:
+            password = await add_user(self.auth.store, name, role)
+        except ValueError as exc:
+            return await self.users(request, message=str(exc))
+        log.info("console user %s (%s) added by %s", name, role, request.principal.name)
+        return await self.users(request, created=(name, password))
+
+    # ---------------------------------------------------------------------------------- the desk
+
+    async def desk(self, request: Request) -> Response:
+        principal: Principal = request.principal
+        me = next((a for a in self.engine.list_agents() if a.get("id") == principal.name), None)
+        mine = [i for i in self.engine.list_interactions() if i.get("agent") == principal.name and i.get("state") != "ended"]
+        offers = [i for i in mine if i.get("state") == "offered"]
+        active = [i for i in mine if i.get("state") in ("active", "wrapup")]
+        state_section = (
+            tag("section", tag("h2", "My state"), tag("p", "State: ", tag("strong", me.get("state"), id="my-state"),
+                                                          " ", me.get("reason") or ""),
+                self._state_buttons(principal, principal.name, "/desk"))
+            if me else tag("p", f"There is no agent with id {principal.name!r} in the configuration.", class_="error")
+        )  # fmt: skip
+        offer_rows = [
+            [*_interaction_row(i)[:5], join([self._desk_button(principal, i, "accept", "Accept"),
+                                             self._desk_button(principal, i, "reject", "Reject")])]
+            for i in offers
+        ]  # fmt: skip
+        conversations = [self._conversation(principal, i) for i in active]
+        body = join(
+            [
+                state_section,
+                tag("section", tag("h2", "Offers"), table(["id", "kind", "state", "from", "to", ""], offer_rows, id="offers")),
+                tag("section", tag("h2", "My conversations"), *conversations or [tag("p", "None right now.", class_="muted")]),
+                tag("section", tag("h2", "Live events"), tag("ol", id="events", class_="events")),
+            ]
+        )
+        return page("Agent desk", body, principal=principal, page_id="desk")
+
+    def _desk_button(self, principal: Principal, item: dict[str, Any], action: str, label: str) -> Markup:
+        return post_button(f"/desk/{urllib.parse.quote(str(item.get('id')), safe='')}/{action}", label, principal.csrf)
+
+    def _conversation(self, principal: Principal, item: dict[str, Any]) -> Markup:
+        ident = urllib.parse.quote(str(item.get("id")), safe="")
+        reply = Markup("")
+        if item.get("kind") in ("chat", "sms", "email"):
+            reply = Markup(
+                f'<form method="post" action="/desk/{esc(ident)}/reply" class="reply">{csrf_field(principal.csrf)}'
+                '<textarea name="text" required maxlength="16384" rows="3"></textarea><button type="submit">Send</button></form>'
+            )
+        return tag(
+            "article",
+            tag("h3", f"{item.get('kind')} from {item.get('from')}"),
+            tag("p", f"{item.get('state')} · queue {item.get('queue')} · {item.get('id')}", class_="muted"),
+            reply,
+            self._desk_button(principal, item, "hangup", "End"),
+            class_="conversation",
+            data_interaction=str(item.get("id")),
+        )
+
+    async def desk_action(self, request: Request) -> Response:
+        principal: Principal = request.principal
+        action = request.path_params["action"]
+        if action not in ("accept", "reject", "reply", "hangup"):
+            raise HttpError(404, "unknown action")
+        interaction = request.path_params["interaction"]
+        current = next((i for i in self.engine.list_interactions() if i.get("id") == interaction), None)
+        if current is None:
+            raise HttpError(404, "no such interaction")
+        if current.get("agent") != principal.name and not principal.has_role("supervisor"):
+            raise HttpError(403, "this interaction is not yours")
+        form = await request.form()
+        body: dict[str, Any] = {}
+        if action == "accept":
+            body["agent"] = principal.name
+        elif action == "reply":
+            text = form.get("text", "")
+            if not text.strip() or len(text) > MAX_REPLY:
+                raise HttpError(400, f"a reply needs 1 to {MAX_REPLY} characters")
+            body["text"] = text
+        await self.engine.interaction_action(interaction, action, body)
+        return redirect("/desk")

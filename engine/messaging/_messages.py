@@ -202,14 +202,21 @@ class MessageStore:
         await self.store.write_many(statements)
         return message
 
-    async def due(self, now: float, limit: int = 50) -> list[OutboundMessage]:
+    async def _heads(self, limit: int) -> list[dict[str, Any]]:
+        """The oldest outbox row of each conversation: only it may be sent (messages keep their order)."""
         rows = await self.store.fetchall(
-            "SELECT m.id, m.conversation, m.body, m.meta, o.attempts, c.customer, c.address, c.subject, "
-            "c.meta AS conversation_meta FROM msg_outbox o JOIN msg_messages m ON m.id = o.message "
-            "JOIN msg_conversations c ON c.id = m.conversation "
-            "WHERE o.channel=? AND o.next_attempt <= ? ORDER BY m.seq LIMIT ?",
-            (self.channel, now, limit),
+            "SELECT m.id, m.conversation, m.body, m.meta, o.attempts, o.next_attempt, c.customer, c.address, "
+            "c.subject, c.meta AS conversation_meta FROM msg_outbox o JOIN msg_messages m ON m.id = o.message "
+            "JOIN msg_conversations c ON c.id = m.conversation WHERE o.channel=? ORDER BY m.seq LIMIT ?",
+            (self.channel, limit * 20),
         )
+        heads: dict[str, dict[str, Any]] = {}
+        for row in rows:
+            heads.setdefault(str(row["conversation"]), row)
+        return list(heads.values())[:limit]
+
+    async def due(self, now: float, limit: int = 50) -> list[OutboundMessage]:
+        """Messages to try now: the head of each conversation's queue, if its retry time has come."""
         return [
             OutboundMessage(
                 id=str(r["id"]),
@@ -222,14 +229,13 @@ class MessageStore:
                 meta=json.loads(r["meta"] or "{}"),
                 conversation_meta=json.loads(r["conversation_meta"] or "{}"),
             )
-            for r in rows
+            for r in await self._heads(limit)
+            if float(r["next_attempt"]) <= now
         ]
 
     async def next_due(self) -> float | None:
-        row = await self.store.fetchone(
-            "SELECT MIN(next_attempt) AS t FROM msg_outbox WHERE channel=?", (self.channel,)
-        )
-        return None if row is None or row["t"] is None else float(row["t"])
+        heads = await self._heads(1000)
+        return min((float(r["next_attempt"]) for r in heads), default=None)
 
     async def pending_count(self) -> int:
         row = await self.store.fetchone("SELECT COUNT(*) AS n FROM msg_outbox WHERE channel=?", (self.channel,))

@@ -103,10 +103,28 @@ class FakeVoiceChannel(VoiceChannel):
         self.rang: list[tuple[str, str]] = []
         self.bridged: list[tuple[str, str]] = []
         self.hung_up: list[tuple[str, str]] = []
+        self.answered: list[str] = []
+        self.played: list[tuple[str, str]] = []
+        self.transferred: list[tuple[str, str]] = []
 
     async def run(self, *, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
         await trio.sleep_forever()
+
+    async def answer(self, interaction: Interaction) -> None:
+        self.answered.append(interaction.id)
+
+    async def play(self, interaction: Interaction, *, prompt: str | None = None, text: str | None = None) -> None:
+        self.played.append((interaction.id, prompt or f"tts:{text}"))
+        await trio.sleep(0)
+
+    async def transfer(self, interaction: Interaction, destination: str) -> None:
+        self.transferred.append((interaction.id, destination))
+
+    def press(self, interaction: Interaction, digits: str) -> None:
+        """The caller presses keys (as RFC 4733 events would report them)."""
+        for digit in digits:
+            self.context.engine.dtmf_received(interaction, digit, 100)
 
     def register(self, endpoint: str, *, answering: bool = True) -> None:
         self.registered.add(endpoint)

@@ -13,7 +13,6 @@ import trio
 from .._config import Config
 from .._engine import Engine
 from .._plugins import PluginManager
-from .._registry import ConfigSectionRegistry
 
 #: Appended to a test config unless it has its own [console]: port 0, so parallel runs never collide.
 TEST_CONSOLE = '\n[console]\nlisten = "127.0.0.1:0"\n'
@@ -39,10 +38,11 @@ def load_test_config(text: str, manager: PluginManager, directory: Path) -> Conf
 
     if "[console]" not in text:
         text += TEST_CONSOLE
+    from .._cli import load_with_plugins
+
     path = directory / "centralita.toml"
     path.write_text(text, encoding="utf-8")
-    sections = manager.hooks.add_config_sections(ConfigSectionRegistry())
-    return load_config(path, plugin_sections=dict(sections.items()), plugin_arrays=sections.arrays)
+    return load_with_plugins(path, manager)
 
 
 @contextlib.asynccontextmanager

@@ -1,0 +1,221 @@
+"""Runs IVR flow sessions (``engine.ivr.FlowSession``) against real calls.
+
+One task per caller in the flow: it answers the call, then feeds the session what happens (digits,
+the end of a prompt, a CRM answer, timers, the caller hanging up) and carries out its commands through
+the call's voice channel (play, stop) or the engine (queue, callback, transfer, hang up).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from ._model import Interaction, InteractionState
+from .abc import Service
+from .ivr import (
+    CrmResult,
+    Digit,
+    EnterQueue,
+    FlowCommand,
+    FlowEnded,
+    FlowSession,
+    Hangup,
+    LookupCrm,
+    Play,
+    PlaybackDone,
+    RequestCallback,
+    StopPlayback,
+    Transfer,
+    Voicemail,
+    load_flows,
+)
+from .routing import CallbackRequest
+
+if TYPE_CHECKING:
+    from ._engine import Engine
+
+log = logging.getLogger("centralita.ivr")
+
+#: How long a CRM lookup may hold up a caller in a flow before it counts as failed.
+CRM_BUDGET = 2.0
+
+
+class _Hangup:
+    """Input: the caller went away."""
+
+
+class IvrRunner(Service):
+    name = "ivr"
+
+    def __init__(self, engine: Engine, node_types: Any, clock: Callable[[], float] = time.time) -> None:
+        self.engine = engine
+        self.clock = clock
+        self.node_types = node_types
+        self.flows = load_flows(
+            engine.config.raw.get("flows", []),
+            queues={q.name for q in engine.config.queues},
+            node_types=node_types,
+        )
+        self._inputs: dict[str, trio.MemorySendChannel[object]] = {}
+        self._nursery: trio.Nursery | None = None
+        self.sessions_started = 0
+        self.sessions_finished = 0
+
+    async def run(self, *, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            task_status.started()
+            await trio.sleep_forever()
+
+    def ready(self) -> bool:
+        return self._nursery is not None
+
+    def statistics(self) -> dict[str, Any]:
+        return {"active": len(self._inputs), "started": self.sessions_started, "finished": self.sessions_finished}
+
+    # ---------------------------------------------------------------------------------- inputs
+
+    def start_flow(self, interaction: Interaction, flow: str) -> None:
+        if flow not in self.flows:
+            raise KeyError(f"no flow named {flow!r}")
+        if self._nursery is None:
+            raise RuntimeError("the IVR is not running")
+        send, receive = trio.open_memory_channel[object](64)
+        self._inputs[interaction.id] = send
+        interaction.transition(InteractionState.IVR)
+        self.sessions_started += 1
+        self._nursery.start_soon(self._session, interaction, self.flows[flow], receive)
+
+    def digit(self, interaction: Interaction, digit: str) -> bool:
+        """Feed a digit to the caller's flow; False when the caller is not in a flow."""
+        return self._feed(interaction, Digit(digit))
+
+    def caller_gone(self, interaction: Interaction) -> None:
+        self._feed(interaction, _Hangup())
+
+    def _feed(self, interaction: Interaction, item: object) -> bool:
+        send = self._inputs.get(interaction.id)
+        if send is None:
+            return False
+        try:
+            send.send_nowait(item)
+        except trio.WouldBlock:
+            log.warning("flow input dropped for %s (the caller is pressing keys faster than we act)", interaction.id)
+        return True
+
+    # ---------------------------------------------------------------------------------- sessions
+
+    async def _session(self, interaction: Interaction, flow: Any, inputs: trio.MemoryReceiveChannel[object]) -> None:
+        session = FlowSession(flow, caller=interaction.from_, session_id=interaction.id)
+        channel = self.engine.channels.get(interaction.channel)
+        own_send = self._inputs[interaction.id]
+        playing: trio.CancelScope | None = None
+        try:
+            async with trio.open_nursery() as nursery:
+                try:
+                    await channel.answer(interaction)  # type: ignore[union-attr]
+                except NotImplementedError as exc:
+                    log.error("flow %s: %s", flow.name, exc)
+                    await self.engine.reject_interaction(interaction, cause="ivr-unavailable")
+                    return
+                commands = session.start(self.clock())
+                while True:
+                    for command in commands:
+                        if isinstance(command, Play):
+                            if playing is not None:
+                                playing.cancel()
+                            playing = trio.CancelScope()
+                            nursery.start_soon(self._play, channel, interaction, command, playing, own_send)
+                        elif isinstance(command, StopPlayback):
+                            if playing is not None:
+                                playing.cancel()
+                                playing = None
+                        elif isinstance(command, LookupCrm):
+                            nursery.start_soon(self._lookup, command, own_send)
+                        elif isinstance(command, FlowEnded):
+                            interaction.attributes["ivr"] = {"outcome": command.outcome, "node": command.node,
+                                                             "variables": command.variables}
+                        else:
+                            await self._final(interaction, channel, command)
+                    if session.finished:
+                        nursery.cancel_scope.cancel()
+                        return
+                    due = session.next_timer()
+                    item: object | None = None
+                    with trio.move_on_after(max(0.0, due - self.clock()) if due is not None else 3600):
+                        item = await inputs.receive()
+                    now = self.clock()
+                    if item is None:
+                        commands = session.handle_timer(now)
+                    elif isinstance(item, _Hangup):
+                        commands = session.hangup(now)
+                    else:
+                        commands = session.feed(item, now)
+        finally:
+            self._inputs.pop(interaction.id, None)
+            self.sessions_finished += 1
+
+    async def _play(self, channel: Any, interaction: Interaction, command: Play, scope: trio.CancelScope,
+                    report: trio.MemorySendChannel[object]) -> None:
+        with scope:
+            try:
+                await channel.play(interaction, prompt=command.prompt, text=command.text)
+            except Exception:
+                log.exception("playing %s to %s failed", command.prompt or command.text, interaction.id)
+            with contextlib.suppress(trio.WouldBlock, trio.ClosedResourceError, trio.BrokenResourceError):
+                report.send_nowait(PlaybackDone())
+
+    async def _lookup(self, command: LookupCrm, report: trio.MemorySendChannel[object]) -> None:
+        record: dict[str, Any] | None = None
+        error: str | None = None
+        with trio.move_on_after(CRM_BUDGET) as budget:
+            for backend in self.engine.crm.values():
+                try:
+                    contact = await backend.lookup(phone=command.value if command.key != "email" else None,
+                                                   email=command.value if command.key == "email" else None)
+                except Exception as exc:
+                    error = f"{type(exc).__name__}: {exc}"
+                    continue
+                if contact is not None:
+                    record = {"id": contact.id, "name": contact.name, "segments": list(contact.segments),
+                              **contact.fields}
+                    break
+        if budget.cancelled_caught:
+            error = f"CRM did not answer within {CRM_BUDGET}s"
+        with contextlib.suppress(trio.WouldBlock, trio.ClosedResourceError, trio.BrokenResourceError):
+            report.send_nowait(CrmResult(command.request_id, record, error))
+
+    async def _final(self, interaction: Interaction, channel: Any, command: FlowCommand) -> None:
+        """Carry out a command that ends the caller's time in the flow."""
+        if isinstance(command, EnterQueue):
+            interaction.attributes.update(command.attributes)
+            self.engine.acd.enqueue(interaction, command.queue, priority=command.priority)
+        elif isinstance(command, RequestCallback):
+            self.engine.acd.enqueue(interaction, command.queue,
+                                    callback=CallbackRequest(command.request_id, command.number))
+            hangup = getattr(channel, "hangup", None)
+            if hangup is not None:
+                await hangup(interaction, "callback-requested")
+        elif isinstance(command, Transfer):
+            try:
+                await channel.transfer(interaction, command.destination)
+            except NotImplementedError as exc:
+                log.error("transfer to %s: %s", command.destination, exc)
+                await self.engine.reject_interaction(interaction, cause="transfer-unavailable")
+                return
+            await self.engine.end_interaction(interaction, cause="transferred")
+        elif isinstance(command, Voicemail):
+            voicemail = getattr(self.engine, "voicemail", None)
+            if voicemail is None:
+                log.error("voicemail box %s requested but no voicemail service runs", command.box)
+                await self.engine.reject_interaction(interaction, cause="voicemail-unavailable")
+            else:
+                await voicemail.record(interaction, command.box, greeting=command.greeting)
+        elif isinstance(command, Hangup):
+            await self.engine.reject_interaction(interaction, cause=command.reason)
+

@@ -1,0 +1,139 @@
+// Centralita console: live updates from WS /api/v1/events. No framework, no build step.
+// Everything from the server is inserted with textContent, never innerHTML: caller ids, names and
+// message text are attacker-controlled.
+"use strict";
+
+(function () {
+  const page = document.body.dataset.page;
+  if (page !== "dashboard" && page !== "desk") return;
+  const csrfMeta = document.querySelector('meta[name="csrf-token"]');
+  const csrf = csrfMeta ? csrfMeta.content : "";
+  const eventsList = document.getElementById("events");
+  const status = document.createElement("span");
+  status.id = "live-status";
+  document.querySelector("header").appendChild(status);
+
+  function cell(row, value) {
+    const td = document.createElement("td");
+    td.textContent = value === null || value === undefined ? "" : String(value);
+    row.appendChild(td);
+    return td;
+  }
+
+  function fill(tableId, rows) {
+    const table = document.getElementById(tableId);
+    if (!table) return;
+    const body = table.tBodies[0];
+    const fresh = document.createElement("tbody");
+    for (const values of rows) {
+      const tr = document.createElement("tr");
+      for (const v of values) {
+        if (v instanceof Node) { const td = document.createElement("td"); td.appendChild(v); tr.appendChild(td); }
+        else cell(tr, v);
+      }
+      fresh.appendChild(tr);
+    }
+    table.replaceChild(fresh, body);
+  }
+
+  function memberSummary(members) {
+    if (!members || typeof members !== "object") return "";
+    if (Array.isArray(members)) return members.length + " members";
+    const counts = {};
+    for (const s of Object.values(members)) {
+      const key = typeof s === "object" && s ? (s.status || s.state || "?") : String(s);
+      counts[key] = (counts[key] || 0) + 1;
+    }
+    return Object.keys(counts).sort().map((k) => k + " " + counts[k]).join(" · ");
+  }
+
+  async function getJSON(path) {
+    const r = await fetch(path, { credentials: "same-origin", headers: { accept: "application/json" } });
+    if (!r.ok) throw new Error(path + ": " + r.status);
+    return r.json();
+  }
+
+  function actionButton(id, action, label) {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.textContent = label;
+    b.addEventListener("click", async () => {
+      b.disabled = true;
+      const r = await fetch("/api/v1/interactions/" + encodeURIComponent(id) + "/" + action, {
+        method: "POST", credentials: "same-origin",
+        headers: { "content-type": "application/json", "x-csrf-token": csrf }, body: "{}",
+      });
+      if (r.ok) location.reload(); else { b.disabled = false; b.title = "failed: " + r.status; }
+    });
+    return b;
+  }
+
+  const interactionRow = (i) => [i.id, i.kind, i.state, i.from, i.to, i.queue, i.agent];
+
+  async function refreshDashboard() {
+    const [queues, interactions, agents] = await Promise.all([
+      getJSON("/api/v1/queues"), getJSON("/api/v1/interactions"), getJSON("/api/v1/agents")]);
+    fill("queues", queues.map((q) => [q.name, q.waiting, q.longest_wait === undefined ? "" : Math.round(q.longest_wait) + " s",
+      memberSummary(q.members), q.answered, q.abandoned]));
+    fill("interactions", interactions.map(interactionRow));
+    fill("agents", agents.map((a) => [a.id, a.name, a.state, a.reason]));
+  }
+
+  let knownMine = null;
+  async function refreshDesk() {
+    const me = document.body.dataset.user;
+    const [interactions, agents] = await Promise.all([getJSON("/api/v1/interactions"), getJSON("/api/v1/agents")]);
+    const self = agents.find((a) => a.id === me);
+    const stateEl = document.getElementById("my-state");
+    if (self && stateEl) stateEl.textContent = self.state;
+    const mine = interactions.filter((i) => i.agent === me && i.state !== "ended");
+    const offers = mine.filter((i) => i.state === "offered");
+    fill("offers", offers.map((i) => {
+      const actions = document.createElement("span");
+      actions.append(actionButton(i.id, "accept", "Accept"), actionButton(i.id, "reject", "Reject"));
+      return [i.id, i.kind, i.state, i.from, i.to, actions];
+    }));
+    const signature = mine.filter((i) => i.state !== "offered").map((i) => i.id + ":" + i.state).sort().join(",");
+    const typing = Array.from(document.querySelectorAll("textarea")).some((t) => t.value.trim() !== "");
+    if (knownMine !== null && signature !== knownMine && !typing) location.reload();
+    knownMine = signature;
+  }
+
+  const refresh = page === "dashboard" ? refreshDashboard : refreshDesk;
+  let pending = null;
+  function scheduleRefresh() {
+    if (pending) return;
+    pending = setTimeout(() => { pending = null; refresh().catch((e) => { status.textContent = String(e); }); }, 150);
+  }
+
+  function describe(e) {
+    const parts = [];
+    for (const key of ["Queue", "Agent", "CallerIDNum", "CallerIDName", "Position", "Cause", "Digit"]) {
+      if (e[key] !== undefined) parts.push(key + "=" + e[key]);
+    }
+    return (e.timestamp || "").slice(11, 19) + " " + e.event + (e.interaction ? " [" + e.interaction + "]" : "") + " " + parts.join(" ");
+  }
+
+  let delay = 500;
+  function connect() {
+    const ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/api/v1/events");
+    ws.addEventListener("open", () => { delay = 500; status.textContent = "live"; scheduleRefresh(); });
+    ws.addEventListener("message", (m) => {
+      let e;
+      try { e = JSON.parse(m.data); } catch (_) { return; }
+      if (eventsList) {
+        const li = document.createElement("li");
+        li.textContent = describe(e);
+        eventsList.insertBefore(li, eventsList.firstChild);
+        while (eventsList.childElementCount > 50) eventsList.removeChild(eventsList.lastChild);
+      }
+      scheduleRefresh();
+    });
+    ws.addEventListener("close", (c) => {
+      status.textContent = "live updates lost (" + (c.reason || c.code) + "); reconnecting";
+      setTimeout(connect, delay);
+      delay = Math.min(delay * 2, 15000);
+    });
+  }
+  connect();
+})();

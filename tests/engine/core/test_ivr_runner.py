@@ -1,0 +1,108 @@
+"""A caller walks an IVR flow on a real engine: prompts play, digits choose, the queue takes over."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from engine import InteractionState, hookimpl
+from engine.testing import FakeVoiceChannel, open_test_engine
+
+CONFIG = """
+[[agents]]
+id = "alice"
+endpoint = "fake:alice"
+
+[[queues]]
+name = "sales"
+members = ["alice"]
+wrapup = 0
+
+[[queues]]
+name = "support"
+members = ["alice"]
+wrapup = 0
+
+[[routes]]
+match = "100"
+flow = "main"
+
+[[flows]]
+name = "main"
+start = "welcome"
+
+[flows.nodes.welcome]
+type = "menu"
+prompt = "welcome"
+options = { "1" = "to_sales", "2" = "to_support", "9" = "bye" }
+timeout = 5
+retries = 2
+
+[flows.nodes.to_sales]
+type = "queue"
+queue = "sales"
+
+[flows.nodes.to_support]
+type = "queue"
+queue = "support"
+
+[flows.nodes.bye]
+type = "hangup"
+"""
+
+
+class Channels:
+    @hookimpl
+    def centralita_register_channels(self, registry: Any) -> None:
+        registry.add("fake", FakeVoiceChannel)
+
+
+async def wait_for(predicate: Any, timeout: float = 20) -> None:
+    with trio.fail_after(timeout):
+        while not predicate():
+            await trio.sleep(0.01)
+
+
+async def test_menu_digit_sends_the_caller_to_the_chosen_queue(tmp_path: Path) -> None:
+    async with open_test_engine(CONFIG, plugins=[Channels()], data_dir=tmp_path) as engine:
+        voice = engine.channels["fake"]
+        async with engine.bus.subscribe("t") as events:
+            call = voice.call("+34911000111", "100")
+            await wait_for(lambda: call.state is InteractionState.IVR and voice.played)
+            assert voice.answered == [call.id] and voice.played[0] == (call.id, "welcome")
+            voice.press(call, "2")
+            await wait_for(lambda: call.state is InteractionState.QUEUED)
+            assert call.queue == "support"
+            digits = []
+            with trio.move_on_after(1):
+                async for event in events:
+                    if event.event == "DTMFEnd":
+                        digits.append((event.fields["Digit"], event.fields["Direction"]))
+                        break
+            assert digits == [("2", "Received")]
+        voice.register("fake:alice")
+        await wait_for(lambda: call.state is InteractionState.ACTIVE)
+
+
+async def test_hangup_option_ends_the_call(tmp_path: Path) -> None:
+    async with open_test_engine(CONFIG, plugins=[Channels()], data_dir=tmp_path) as engine:
+        voice = engine.channels["fake"]
+        call = voice.call("+34911000222", "100")
+        await wait_for(lambda: voice.played)
+        voice.press(call, "9")
+        await wait_for(lambda: call.state is InteractionState.ENDED)
+        assert voice.hung_up and voice.hung_up[0][0] == call.id
+        assert call.attributes["ivr"]["outcome"] == "hangup"
+
+
+async def test_caller_hanging_up_in_the_flow_is_counted_and_leaks_nothing(tmp_path: Path) -> None:
+    async with open_test_engine(CONFIG, plugins=[Channels()], data_dir=tmp_path) as engine:
+        voice = engine.channels["fake"]
+        call = voice.call("+34911000333", "100")
+        await wait_for(lambda: voice.played)
+        await voice.caller_hangs_up(call)
+        await wait_for(lambda: engine.ivr.statistics()["active"] == 0)
+        assert call.state is InteractionState.ENDED
+        assert engine.acd.router.statistics()["interactions"] == 0
