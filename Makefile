@@ -32,6 +32,7 @@ test: $(STAMP) system-deps
 	$(PY) -m pytest -q -ra tests $(wildcard firmware-tests)
 
 bench: $(STAMP) system-deps
+	$(PIP) install -q -e '.[test,bench]'
 	@for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b; done
 
 clean:
