@@ -130,7 +130,7 @@ class RtpEndpoint:
         self._seq_offset = 0
         self._ts_offset = 0
         self._translate: bytes | None = None
-        self._record_side: list[np.ndarray] | None = None  # the bridge's FIFO for this leg's audio
+        self._record_side: Any = None  # the bridge's buffer for this leg's audio while recording
         self.closed = False
         self.next_rtcp = 0.0
         # counters

@@ -40,6 +40,56 @@ __all__ = ["MediaEngine", "Bridge", "ConferenceRoom"]
 Address = tuple[str, int]
 _MAX_DATAGRAM = 2048
 _RECORD_BACKLOG_FRAMES = 10  # per leg; beyond this (clock drift, a burst) the oldest audio is dropped
+_PREBUFFER_SAMPLES = 2 * FRAME_SAMPLES
+
+
+class _LegBuffer:
+    """One leg's decoded audio waiting for the recorder: a sample FIFO with a 40 ms pre-buffer.
+
+    Packets arrive with jitter and in any size (20 or 30 ms); the recorder takes exactly one 160-sample
+    frame per tick. Waiting for two frames before playing out (and again after running dry) keeps
+    jitter from punching 20 ms holes of silence into the recording.
+    """
+
+    __slots__ = ("chunks", "samples", "primed")
+
+    def __init__(self) -> None:
+        self.chunks: list[np.ndarray] = []
+        self.samples = 0
+        self.primed = False
+
+    def append(self, pcm: np.ndarray) -> None:
+        self.chunks.append(pcm)
+        self.samples += len(pcm)
+        while self.samples > _RECORD_BACKLOG_FRAMES * FRAME_SAMPLES:  # clock drift or a burst
+            self.samples -= len(self.chunks.pop(0))
+
+    def pop_frame(self, *, draining: bool = False) -> np.ndarray:
+        if not self.primed and (self.samples >= _PREBUFFER_SAMPLES or (draining and self.samples)):
+            self.primed = True
+        if not self.primed or self.samples == 0:
+            self.primed = False
+            return np.zeros(FRAME_SAMPLES, dtype=np.int16)
+        parts, need = [], FRAME_SAMPLES
+        while need and self.chunks:
+            head = self.chunks[0]
+            if len(head) <= need:
+                parts.append(self.chunks.pop(0))
+                need -= len(head)
+            else:
+                parts.append(head[:need])
+                self.chunks[0] = head[need:]
+                need = 0
+        self.samples -= FRAME_SAMPLES - need
+        if need:
+            parts.append(np.zeros(need, dtype=np.int16))
+            self.primed = False
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def clear(self) -> None:
+        self.chunks.clear()
+        self.samples = 0
+        self.primed = False
 
 
 class Bridge:
@@ -50,7 +100,7 @@ class Bridge:
         self.caller = caller
         self.agent = agent
         self.recording: Recording | None = None
-        self._fifo: dict[str, list[np.ndarray]] = {"caller": [], "agent": []}
+        self._fifo = {"caller": _LegBuffer(), "agent": _LegBuffer()}
 
     def start_recording(self, path: str | Path, *, stereo: bool = True,
                         on_alarm: Callable[[Recording, OSError], None] | None = None) -> Recording:
@@ -77,8 +127,8 @@ class Bridge:
         self.caller._record_side = self.agent._record_side = None
         self.engine._recording_bridges.discard(self)
         if recording is not None and not recording.closed:
-            while self._fifo["caller"] or self._fifo["agent"]:
-                self._write_frames(recording)
+            while self._fifo["caller"].samples or self._fifo["agent"].samples:
+                self._write_frames(recording, draining=True)
             recording.close()
         self._fifo["caller"].clear()
         self._fifo["agent"].clear()
@@ -90,22 +140,11 @@ class Bridge:
         if recording.closed:  # the disk filled up: the call goes on, unrecorded
             self.stop_recording()
             return
-        for fifo in self._fifo.values():
-            del fifo[:-_RECORD_BACKLOG_FRAMES]
         self._write_frames(recording)
 
-    def _write_frames(self, recording: Recording) -> None:
-        legs = []
-        for side in ("caller", "agent"):
-            fifo = self._fifo[side]
-            frame = fifo.pop(0) if fifo else np.zeros(FRAME_SAMPLES, dtype=np.int16)
-            if len(frame) > FRAME_SAMPLES:  # 30 ms packets and the like: keep the rest for next tick
-                fifo.insert(0, frame[FRAME_SAMPLES:])
-                frame = frame[:FRAME_SAMPLES]
-            elif len(frame) < FRAME_SAMPLES:
-                frame = np.concatenate([frame, np.zeros(FRAME_SAMPLES - len(frame), dtype=np.int16)])
-            legs.append(frame)
-        recording.write(legs[0], legs[1])
+    def _write_frames(self, recording: Recording, *, draining: bool = False) -> None:
+        recording.write(self._fifo["caller"].pop_frame(draining=draining),
+                        self._fifo["agent"].pop_frame(draining=draining))
 
     def close(self) -> None:
         self.stop_recording()
