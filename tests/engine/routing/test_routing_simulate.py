@@ -1,0 +1,171 @@
+"""The ACD simulator drives the real Router; its figures must agree with queueing theory.
+
+Tolerances ("within 2%", documented in docs/routing.md): service level within 0.02 (two percentage
+points, absolute); average speed of answer within 2% of the mean handle time (3.6 s at AHT 180 s: the
+waiting time of a queue is measured on the scale of the service time); abandonment rate within 0.005
+absolute. Figures are pooled over four seeds of 100 simulated hours each (~80,000 calls), after a one
+hour warm-up; the seeds are fixed, so the test is deterministic.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from engine.routing.erlang import erlang_a, erlang_b, erlang_c
+from engine.routing.simulate import ScenarioError, run_cli, simulate
+
+RATE = 200 / 3600   # 200 calls per hour
+AHT = 180.0
+SEEDS = (1, 2, 3, 4)
+HOURS = 100
+
+
+def test_erlang_formulas_match_published_reference_values():
+    # R package ErlangC 0.1.0 and the standard Erlang B table (A=10 Erl, 17 lines: 1.29% blocked)
+    c = erlang_c(14, RATE, AHT, 20)
+    assert c.wait_probability == pytest.approx(0.1741319, abs=1e-6)
+    assert c.service_level == pytest.approx(0.88835, abs=1e-5)
+    assert c.asa == pytest.approx(7.836, abs=1e-3)
+    assert erlang_b(17, 10) == pytest.approx(0.0129, abs=1e-4)
+    a = erlang_a(13, RATE, AHT, 300, 20)
+    assert a.abandon_probability == pytest.approx(0.0250, abs=2e-4)
+    assert a.wait_probability == pytest.approx(0.2258, abs=2e-4)
+    assert a.occupancy == pytest.approx(0.75, abs=1e-3)
+    # infinite patience turns Erlang A into Erlang C
+    limit = erlang_a(14, RATE, AHT, 1e12, 20)
+    assert limit.service_level == pytest.approx(c.service_level, abs=1e-6)
+    assert limit.asa == pytest.approx(c.asa, rel=1e-5)
+    with pytest.raises(ValueError):
+        erlang_c(9, RATE, AHT, 20)
+
+
+def scenario(seed: int, agents: int, patience: float | None) -> dict:
+    queue = {"name": "q", "strategy": "longest-idle", "arrival_rate": RATE * 3600,
+             "handle_time": {"dist": "exponential", "mean": AHT}, "service_level_seconds": 20}
+    if patience is not None:
+        queue["patience"] = {"dist": "exponential", "mean": patience}
+    return {"duration": HOURS * 3600 + 3600, "warmup": 3600, "seed": seed, "queues": [queue],
+            "agents": [{"count": agents, "queues": ["q"]}]}
+
+
+def pooled(agents: int, patience: float | None) -> dict[str, float]:
+    runs = [simulate(scenario(seed, agents, patience))["queues"]["q"] for seed in SEEDS]
+    return {key: sum(r[key] for r in runs) / len(runs) for key in ("service_level", "asa", "abandon_rate")} | {
+        "offered": sum(r["offered"] for r in runs)}
+
+
+def test_mmc_matches_erlang_c():
+    theory = erlang_c(14, RATE, AHT, 20)
+    sim = pooled(14, None)
+    assert sim["offered"] > 70_000
+    assert abs(sim["service_level"] - theory.service_level) <= 0.02
+    assert abs(sim["asa"] - theory.asa) <= 0.02 * AHT
+    assert sim["abandon_rate"] == 0
+
+
+def test_mmc_with_exponential_patience_matches_erlang_a():
+    theory = erlang_a(13, RATE, AHT, 300, 20)
+    sim = pooled(13, 300)
+    assert abs(sim["service_level"] - theory.service_level) <= 0.02
+    assert abs(sim["asa"] - theory.asa) <= 0.02 * AHT
+    assert abs(sim["abandon_rate"] - theory.abandon_probability) <= 0.005
+
+
+def test_schedules_skills_and_per_agent_figures():
+    data = {
+        "duration": 8 * 3600, "seed": 5,
+        "queues": [
+            {"name": "es", "strategy": "skills", "target": "es >= 50", "arrival_rate": 30,
+             "handle_time": {"dist": "lognormal", "mean": 200, "sigma": 0.5}, "wrapup": 15},
+            {"name": "en", "strategy": "round-robin", "arrival_rate": 40,
+             "handle_time": {"dist": "uniform", "low": 60, "high": 240},
+             "patience": {"dist": "fixed", "value": 120}},
+        ],
+        "agents": [
+            {"name": "morning", "count": 3, "queues": ["es", "en"], "skills": {"es": 80}, "shifts": [[0, 14400]]},
+            {"name": "afternoon", "count": 3, "queues": ["es", "en"], "skills": {"es": 60},
+             "shifts": [[14400, 28800]]},
+            {"name": "english", "count": 2, "queues": ["en"]},
+        ],
+    }
+    figures = simulate(data)
+    agents = figures["agents"]
+    assert set(agents) == {"morning-1", "morning-2", "morning-3", "afternoon-1", "afternoon-2", "afternoon-3",
+                           "english-1", "english-2"}
+    assert all(a["handled"] > 0 for a in agents.values())
+    assert all(0 < a["occupancy"] <= 1 for a in agents.values())
+    assert 0 < figures["occupancy"] < 1
+    es, en = figures["queues"]["es"], figures["queues"]["en"]
+    for q in (es, en):
+        assert q["answered"] + q["abandoned"] + q["refused"] <= q["offered"]
+    assert es["abandoned"] == 0  # no patience configured: nobody gives up
+    assert en["abandoned"] > 0
+    assert es["answered"] > 0.9 * es["offered"]
+    assert en["aht"] == pytest.approx(150, rel=0.1)
+    # fixed patience of 120 s: nobody who was answered waited longer than that
+    assert en["asa"] < 120
+
+
+def test_cli_json_has_the_contract_keys(tmp_path, capsys):
+    path = tmp_path / "scenario.toml"
+    path.write_text(
+        'duration = 3600\nseed = 1\n[[queues]]\nname = "q"\nstrategy = "longest-idle"\narrival_rate = 100.0\n'
+        'handle_time = { dist = "exponential", mean = 120 }\npatience = { dist = "exponential", mean = 300 }\n'
+        'service_level_seconds = 20\n[[agents]]\ncount = 5\nqueues = ["q"]\n', encoding="utf-8")
+    assert run_cli([str(path), "--json"]) == 0
+    figures = json.loads(capsys.readouterr().out)
+    assert set(figures["queues"]["q"]) >= {"offered", "answered", "abandoned", "service_level", "asa",
+                                           "abandon_rate"}
+    assert 0 <= figures["occupancy"] <= 1
+    q = figures["queues"]["q"]
+    assert q["abandon_rate"] == pytest.approx(q["abandoned"] / q["offered"])
+    assert run_cli([str(path)]) == 0
+    assert "service level" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ('duration = 100\n[[queues]]\nname = "q"\narrival_rate = 10\nstrategy = "fastest"\n', "strategy"),
+        ('duration = 100\n[[queues]]\nname = "q"\narrival_rate = 10\nhandle_time = { dist = "gamma", mean = 3 }\n',
+         "queues[0].handle_time.dist"),
+        ('duration = 100\n[[queues]]\nname = "q"\narrival_rate = -1\n', "queues[0].arrival_rate"),
+        ('duration = 100\n[[queues]]\nname = "q"\narrival_rate = 1\n[[agents]]\ncount = 1\nqueues = ["x"]\n',
+         "agents[0].queues"),
+        ("duration = [", "invalid TOML"),
+    ],
+)
+def test_bad_scenarios_exit_2_naming_the_key(tmp_path, capsys, text, words):
+    path = tmp_path / "bad.toml"
+    path.write_text(text, encoding="utf-8")
+    assert run_cli([str(path), "--json"]) == 2
+    assert words in capsys.readouterr().err
+
+
+def test_missing_file_exits_2(tmp_path, capsys):
+    assert run_cli([str(tmp_path / "none.toml")]) == 2
+    assert "cannot read" in capsys.readouterr().err
+
+
+def test_scenario_error_type_for_embedders():
+    with pytest.raises(ScenarioError):
+        simulate({"queues": []})
+    assert math.isfinite(simulate({"duration": 60, "queues": [{"name": "q", "arrival_rate": 0}]})["occupancy"])
+
+
+def test_the_module_runs_as_the_cli_would(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text('duration = 600\n[[queues]]\nname = "q"\narrival_rate = 60\n[[agents]]\ncount = 2\n'
+                    'queues = ["q"]\n', encoding="utf-8")
+    repo = Path(__file__).resolve().parents[3]
+    out = subprocess.run([sys.executable, "-c", "import sys; from engine.routing.simulate import run_cli; "
+                          "sys.exit(run_cli(sys.argv[1:]))", str(path), "--json"],
+                         capture_output=True, text=True, cwd=repo, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["queues"]["q"]["offered"] > 0
