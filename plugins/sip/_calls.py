@@ -28,6 +28,7 @@ from __future__ import annotations
 import enum
 import logging
 import re
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -188,15 +189,15 @@ class CallManager:
         if target is None:
             self._refuse_caller(leg, 404, cause="no-route", disposition=Disposition.FAILED)
             return
-        if target.kind == "flow":
-            self.answer_caller(call)
-        else:
-            self.core.respond(txn, 180, to_tag=txn.to_tag)
+        # Ringback while the engine decides: an IVR answers through answer(), a queue offers to agents.
+        self.core.respond(txn, 180, to_tag=txn.to_tag)
         try:
             engine.deliver(interaction, target)
         except RuntimeError as exc:
-            # No IVR runner in this engine: the call stays answered by the engine until either side hangs up.
-            log.info("sip: %s: %s", interaction.id, exc)
+            # No IVR runner in this engine: answer the flow's number ourselves; the call stays up until
+            # either side hangs up.
+            log.info("sip: %s: %s; answering it without a flow", interaction.id, exc)
+            self.answer_caller(call)
         except Exception:
             log.exception("sip: routing %s failed", interaction.id)
             if leg.state is LegState.RINGING:
@@ -219,10 +220,9 @@ class CallManager:
             sdp = answer.serialize() if hasattr(answer, "serialize") else bytes(answer)
         call.answered_by_engine = True
         self._answer_leg(leg, sdp)
-        try:
-            call.interaction.transition(InteractionState.IVR)
-        except Exception:
-            pass
+        if call.interaction.answered is None:
+            # The caller's line is answered (by the IVR): that is what the CDR's ANSWERED means.
+            call.interaction.answered = time.time()
         return True
 
     def _answer_leg(self, leg: Leg, sdp: bytes) -> None:
@@ -443,6 +443,9 @@ class CallManager:
         if leg.state is LegState.ENDED:
             return
         leg.state = LegState.ENDED
+        ivr = getattr(self.engine, "ivr", None)
+        if ivr is not None and leg.call.interaction.state is InteractionState.IVR:
+            ivr.caller_gone(leg.call.interaction)
         if leg.dialog is not None:
             self._by_dialog.pop(leg.dialog.id, None)
             leg.dialog.terminate()
@@ -507,7 +510,10 @@ class CallManager:
             interaction = leg.call.interaction
             engine = self.engine
             if engine is not None:
-                engine.bus.publish("DTMFEnd", interaction=interaction.id, Digit=digit.group(1).upper(), DurationMs=duration_ms, Direction="Received")
+                if hasattr(engine, "dtmf_received"):
+                    engine.dtmf_received(interaction, digit.group(1).upper(), duration_ms)
+                else:
+                    engine.bus.publish("DTMFEnd", interaction=interaction.id, Digit=digit.group(1).upper(), DurationMs=duration_ms, Direction="Received")
             other = leg.call.other(leg)
             if other is not None and other.dialog is not None and other.state is LegState.ANSWERED:
                 self._send_in_dialog(other, "INFO", body=request.body[:512], content_type="application/dtmf-relay")

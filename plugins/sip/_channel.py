@@ -191,6 +191,19 @@ class SipChannel(VoiceChannel):
         call = self.calls.calls.get(interaction.id)
         return call is not None and self.calls.answer_caller(call)
 
+    async def play(self, interaction: Interaction, *, prompt: str | None = None, text: str | None = None) -> None:
+        """Play a prompt to the caller. Without the engine's media framework wired to this channel there
+        is no audio path of our own, so it returns at once (the flow goes on as if the prompt ended)."""
+        log.debug("sip: no media path to play %s to %s", safe_text(prompt or text), interaction.id)
+
+    async def transfer(self, interaction: Interaction, destination: str) -> None:
+        """Blind transfer of an answered caller to a registered SIP user (IVR ``transfer`` nodes)."""
+        call = self.calls.calls.get(interaction.id)
+        user = destination.removeprefix("sip:").split("@", 1)[0]
+        if call is None or not self.registrar.contacts(user):
+            raise ValueError(f"cannot transfer to {destination!r}: not a registered SIP user")
+        await self.calls._transfer(call, user)
+
     async def originate(self, body: Mapping[str, Any]) -> Interaction:
         """``POST /api/v1/calls``: ``{"to": "1001" or a number, "from": ..., "purpose": ...}``."""
         return await self.calls.originate(dict(body))
