@@ -145,5 +145,9 @@ async def test_smtp_outage_delays_reply_never_drops_it(dovecot, smtp_sink, tmp_p
 
         ((_, _, raw),) = await wait_for(sent)
         assert b"Yes, we are here." in raw
-        row = await engine.store.fetchone("SELECT status FROM msg_messages WHERE direction='outbound'")
-        assert row == {"status": "sent"}
+
+        async def recorded_sent():
+            row = await engine.store.fetchone("SELECT status FROM msg_messages WHERE direction='outbound'")
+            return row == {"status": "sent"}
+
+        await wait_for(recorded_sent)
