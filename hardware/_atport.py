@@ -100,6 +100,7 @@ class AtPort:
                     self._record("<", event.final)
                 self._result = event
                 self._done.set()
+                self._prompt.set()  # an error instead of the "> " prompt ends the wait for it too
 
     def _record(self, direction: str, text: str) -> None:
         self.transcript.append((direction, text))

@@ -87,14 +87,13 @@ class GsmModemEmulator:
         return index
 
     async def deliver_sms(self, sender: str, text: str, *, when: _dt.datetime | None = None, routed: bool = False,
-                          notify: bool = True, order: list[int] | None = None, concat_reference: int = 42) -> list[int]:
-        """A message arrives from the network. Stored parts are announced with ``+CMTI`` (``order``
-        reorders the parts); ``routed`` pushes them with ``+CMT`` instead (not stored)."""
+                          notify: bool = True, reverse: bool = False, concat_reference: int = 42) -> list[int]:
+        """A message arrives from the network. Stored parts are announced with ``+CMTI`` (``reverse``:
+        last part first); ``routed`` pushes them with ``+CMT`` instead (not stored)."""
         when = when or _dt.datetime(2026, 11, 25, 12, 0, 0, tzinfo=_dt.timezone.utc)
         pdus = encode_deliver(sender, text, when, concat_reference=concat_reference)
         indexes = []
-        for position in order or range(len(pdus)):
-            pdu = pdus[position]
+        for pdu in reversed(pdus) if reverse else pdus:
             if routed:
                 await self._write(f"\r\n+CMT: ,{len(pdu) // 2 - 1 - int(pdu[:2], 16)}\r\n{pdu}\r\n".encode())
                 continue
@@ -167,6 +166,7 @@ class GsmModemEmulator:
             while True:
                 data = await self.pty.read()
                 if not self.answering:
+                    self._notify()
                     continue
                 for byte in data:
                     if self._pdu_wait is not None:

@@ -157,6 +157,7 @@ class GsmModem(SerialDevice):
         self._reassembler = Reassembler(float(options.get("concat_timeout", 24 * 3600)))
         self._fetch_send, self._fetch_recv = trio.open_memory_channel[int](256)
         self._delivered: OrderedDict[str, None] = OrderedDict()
+        self._in_flight: set[str] = set()
         self._send_lock = trio.Lock()
         self._next_concat_ref = 0
         self._handler_set = trio.Event()
@@ -187,7 +188,7 @@ class GsmModem(SerialDevice):
                 except AtCommandError as exc:
                     self.counters["sms_send_failures"] += 1
                     raise SmsSendError(f"{self.name}: SMS to {number} refused: {exc.result.final}", exc.code) from None
-                except AtCommandTimeout as exc:
+                except DeviceError as exc:  # a timeout, or the port went away mid-command
                     self.counters["sms_send_failures"] += 1
                     raise SmsSendError(f"{self.name}: SMS to {number}: {exc}") from None
                 values = result.info("+CMGS")
@@ -446,6 +447,15 @@ class GsmModem(SerialDevice):
         await self._deliver(sms, tuple(index for index, _pdu in keys), port)
 
     async def _deliver(self, sms: InboundSms, indexes: tuple[int | None, ...], port: AtPort | None) -> None:
+        if sms.key in self._in_flight:
+            return  # the sweep and a +CMTI fetch met on one message: the first one handles it
+        self._in_flight.add(sms.key)
+        try:
+            await self._deliver_once(sms, indexes, port)
+        finally:
+            self._in_flight.discard(sms.key)
+
+    async def _deliver_once(self, sms: InboundSms, indexes: tuple[int | None, ...], port: AtPort | None) -> None:
         if sms.key in self._delivered:
             self.counters["duplicates"] += 1  # stored before, its delete failed: only delete again
         else:

@@ -98,6 +98,8 @@ class VoiceCall:
         self._digits_send, self.digits = trio.open_memory_channel[str](64)
         self._remainder = b""
         self.ended = trio.Event()
+        #: Set once the driver has put the line back on hook: the line can take the next call.
+        self.released = trio.Event()
         self.end_reason = ""
         self.stats = {"frames_received": 0, "frames_dropped": 0, "frames_sent": 0, "digits": 0, "line_events": 0}
         self.line_events: list[str] = []
@@ -431,6 +433,7 @@ class VoiceModem(SerialDevice):
             if not call.ended.is_set():
                 call._end(reason)
                 self._emit(CallEnded(self.name, reason))
+            call.released.set()
 
     async def _flash(self, call: VoiceCall) -> None:
         port = self._require_port()
@@ -445,6 +448,8 @@ class VoiceModem(SerialDevice):
         self.port = None
         call, self.call = self.call, None
         self._rings, self._offered, self._pending_cid = 0, False, None
-        if call is not None and not call.ended.is_set():
-            call._end("device-disconnected")
-            self._emit(CallEnded(self.name, "device-disconnected"))
+        if call is not None:
+            if not call.ended.is_set():
+                call._end("device-disconnected")
+                self._emit(CallEnded(self.name, "device-disconnected"))
+            call.released.set()
