@@ -102,6 +102,8 @@ _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 def _hhmm(text: str) -> dt.time:
     hours, _, minutes = text.partition(":")
+    if int(hours) == 24 and int(minutes or 0) == 0:
+        return dt.time.max  # "24:00": the end of the day
     return dt.time(int(hours), int(minutes or 0))
 
 

@@ -377,6 +377,21 @@ class Dialer:
         else:
             self._call_event(call_id, "end")
 
+    def withdraw(self, call_id: str, now: float) -> None:
+        """A launched call was never placed (no lead was allowed): forget it without counting it."""
+        call = self._calls.pop(call_id, None)
+        if call is None or call.state is not CallState.RINGING:
+            raise InvalidTransition(f"call {call_id!r} cannot be withdrawn (unknown or already answered)")
+        self._ringing.pop(call_id, None)
+        self.stats.dialed -= 1
+        if call.agent is not None:
+            self._release_reserved(call, now)
+        self._changed = True
+
+    def ready_agents(self) -> list[str]:
+        """Agents ready for a call, longest-ready first."""
+        return list(self._ready)
+
     def machine_to_agent(self, call_id: str, now: float) -> None:
         """The campaign passes machine answers to an agent: queue it like a live answer."""
         call = self._call_event(call_id, "to_agent")
