@@ -7,6 +7,7 @@ engine with a clear message instead. Cancellation always propagates.
 
 from __future__ import annotations
 
+import errno
 import logging
 import math
 from dataclasses import dataclass, field
@@ -105,12 +106,19 @@ class Supervisor:
                 raise
             except Exception as exc:
                 error: BaseException = exc
-                if isinstance(exc, BaseExceptionGroup):
-                    # a single wrapped error is the interesting one; the group is only structure
-                    leaves = list(_leaves(exc))
-                    error = leaves[0] if len(leaves) == 1 else exc
-                    if any(isinstance(e, StartupError) for e in leaves) and first:
-                        raise next(e for e in leaves if isinstance(e, StartupError)) from None
+                leaves = _leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc]
+                # a single wrapped error is the interesting one; the group is only structure
+                error = leaves[0] if len(leaves) == 1 else exc
+                if first:
+                    startup = next((e for e in leaves if isinstance(e, StartupError)), None)
+                    if startup is not None:
+                        raise startup from None
+                    bind = next((e for e in leaves if isinstance(e, OSError) and e.errno in _BIND_ERRORS), None)
+                    if bind is not None:
+                        raise StartupError(
+                            f"{state.name} (plugin {state.plugin}) cannot start: {bind}; another program may be "
+                            "using that address: stop it, or change the listen address in the configuration"
+                        ) from None
                 state.last_error = f"{type(error).__name__}: {error}"
                 state.history.append(state.last_error)
                 if state.service.critical:
@@ -140,6 +148,9 @@ class Supervisor:
 
         await state.service.run(task_status=_Status())  # type: ignore[arg-type]
         # run() returned normally: that counts as the service stopping
+
+
+_BIND_ERRORS = {errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES}
 
 
 def _leaves(group: BaseExceptionGroup[Any]) -> list[BaseException]:

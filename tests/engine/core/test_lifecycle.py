@@ -216,3 +216,31 @@ def test_missing_required_plugin_exits_2(tmp_path: Path) -> None:
     proc = start_engine(tmp_path, '[console]\nlisten = "127.0.0.1:0"\n[plugins]\nrequired = ["nonexistent"]\n')
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 2 and "'nonexistent'" in err and "not installed" in err
+
+
+def test_systemd_notifications_ready_and_stopping(tmp_path: Path) -> None:
+    """Under systemd (NOTIFY_SOCKET set) the engine says READY=1 once serving and STOPPING=1 on SIGTERM."""
+    sock_path = tmp_path / "notify.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as listener:
+        listener.bind(str(sock_path))
+        listener.settimeout(60)
+        path = tmp_path / "centralita.toml"
+        path.write_text('[console]\nlisten = "127.0.0.1:0"\n[plugins]\ndisable = ["sip"]\n')
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "engine", "run", "--config", str(path)],
+            stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL, cwd=tmp_path,
+            env={**os.environ, "PYTHONPATH": str(REPO), "NOTIFY_SOCKET": str(sock_path), "WATCHDOG_USEC": "2000000"},
+        )
+        try:
+            messages = [listener.recv(256).decode()]
+            while "READY=1" not in messages:
+                messages.append(listener.recv(256).decode())
+            proc.send_signal(signal.SIGTERM)
+            while "STOPPING=1" not in messages:
+                messages.append(listener.recv(256).decode())
+            assert proc.wait(timeout=30) == 0
+        finally:
+            proc.kill()
+    assert messages.index("READY=1") < messages.index("STOPPING=1")
+    assert "WATCHDOG=1" in messages
+
