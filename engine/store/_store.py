@@ -41,6 +41,7 @@ class StoreError(EngineError):
 class _WriteRequest:
     statements: list[Statement]
     future: asyncio.Future[int]
+    want_rowid: bool = False
 
 
 CORE_MIGRATIONS = [
@@ -88,16 +89,25 @@ class Store:
 
     # ---------------------------------------------------------------- trio-facing API
 
-    async def write(self, sql: str, params: Params = ()) -> int:
-        """Run one statement durably; returns its ``lastrowid``. Shielded from cancellation."""
-        return await self.write_many([(sql, params)])
+    async def write(self, sql: str, params: Params = ()) -> None:
+        """Run one statement durably: when this returns, it has been committed. Shielded from cancellation.
 
-    async def write_many(self, statements: Sequence[Statement]) -> int:
-        """Run statements atomically (all or none), durably; returns the last ``lastrowid``."""
+        Identical statements from concurrent callers are committed together with ``executemany``.
+        """
+        await self._submit([(sql, params)], want_rowid=False)
+
+    async def insert(self, sql: str, params: Params = ()) -> int:
+        """Like :meth:`write`, and return the new row's ``lastrowid``."""
+        return await self._submit([(sql, params)], want_rowid=True)
+
+    async def write_many(self, statements: Sequence[Statement]) -> None:
+        """Run statements atomically (all or none), durably."""
+        await self._submit(list(statements), want_rowid=False)
+
+    async def _submit(self, batch: list[Statement], *, want_rowid: bool) -> int:
         if self._closed:
             raise StoreError("the store is closed")
-        batch = list(statements)
-        return await self._runner.run(lambda: self._enqueue(batch), shield=True)
+        return await self._runner.run(lambda: self._enqueue(batch, want_rowid), shield=True)
 
     async def fetchall(self, sql: str, params: Params = ()) -> list[dict[str, Any]]:
         async def query() -> list[dict[str, Any]]:
@@ -127,10 +137,10 @@ class Store:
 
     # ---------------------------------------------------------------- asyncio side
 
-    async def _enqueue(self, statements: list[Statement]) -> int:
+    async def _enqueue(self, statements: list[Statement], want_rowid: bool) -> int:
         assert self._queue is not None
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        await self._queue.put(_WriteRequest(statements, future))
+        self._queue.put_nowait(_WriteRequest(statements, future, want_rowid))
         return await future
 
     async def _start_writer(self) -> None:
@@ -181,32 +191,63 @@ class Store:
                 request.future.set_result(outcome)
 
     async def _run_batch(self, batch: list[_WriteRequest], *, isolate: bool) -> list[int | BaseException]:
+        """One transaction for the batch. ``isolate``: a savepoint per request, so a failing request
+        gets its error and the others still commit (the slow path, only after a failure)."""
         conn = self._conn
-        outcomes: list[int | BaseException] = []
         await conn.execute("BEGIN IMMEDIATE")
         try:
-            for index, request in enumerate(batch):
-                if isolate:
-                    await conn.execute(f"SAVEPOINT w{index}")
-                try:
-                    rowid = 0
-                    for sql, params in request.statements:
-                        cursor = await conn.execute(sql, params)
-                        rowid = cursor.lastrowid or rowid
-                    if isolate:
-                        await conn.execute(f"RELEASE w{index}")
-                    outcomes.append(rowid)
-                except sqlite3.Error as exc:
-                    if not isolate:
-                        raise
-                    await conn.execute(f"ROLLBACK TO w{index}")
-                    await conn.execute(f"RELEASE w{index}")
-                    outcomes.append(exc)
+            if isolate:
+                outcomes = [await self._run_isolated(index, request) for index, request in enumerate(batch)]
+            else:
+                outcomes = await self._run_grouped(batch)
             await conn.execute("COMMIT")
         except BaseException:
             with contextlib.suppress(Exception):
                 await conn.execute("ROLLBACK")
             raise
+        return outcomes
+
+    async def _run_isolated(self, index: int, request: _WriteRequest) -> int | BaseException:
+        conn = self._conn
+        await conn.execute(f"SAVEPOINT w{index}")
+        try:
+            rowid = 0
+            for sql, params in request.statements:
+                cursor = await conn.execute(sql, params)
+                rowid = cursor.lastrowid or rowid
+        except sqlite3.Error as exc:
+            await conn.execute(f"ROLLBACK TO w{index}")
+            await conn.execute(f"RELEASE w{index}")
+            return exc
+        await conn.execute(f"RELEASE w{index}")
+        return rowid
+
+    async def _run_grouped(self, batch: list[_WriteRequest]) -> list[int | BaseException]:
+        """Run a batch with as few hops to aiosqlite's thread as possible: consecutive single-statement
+        requests with the same SQL go through one ``executemany``. Any error propagates (the caller
+        rolls back and retries with one savepoint per request)."""
+        conn = self._conn
+        outcomes: list[int | BaseException] = []
+        index = 0
+        while index < len(batch):
+            request = batch[index]
+            if len(request.statements) == 1 and not request.want_rowid:
+                sql = request.statements[0][0]
+                end = index + 1
+                while (end < len(batch) and len(batch[end].statements) == 1 and not batch[end].want_rowid
+                       and batch[end].statements[0][0] == sql):
+                    end += 1
+                if end - index > 1:
+                    await conn.executemany(sql, [r.statements[0][1] for r in batch[index:end]])
+                    outcomes.extend([0] * (end - index))
+                    index = end
+                    continue
+            rowid = 0
+            for sql, params in request.statements:
+                cursor = await conn.execute(sql, params)
+                rowid = cursor.lastrowid or rowid
+            outcomes.append(rowid)
+            index += 1
         return outcomes
 
     async def _stop_writer(self) -> None:
