@@ -55,6 +55,7 @@ class Headset(Device):
                          "playout_dropped": 0, "callback_errors": 0, "status_flags": 0, "opens": 0, "unplugs": 0}
         self._closed = False
         self._stream: Any = None
+        self._tick = trio.Event()  # set once per PortAudio callback (from the trio thread)
 
     # ------------------------------------------------------------------ Device
     def health(self) -> DeviceHealth:
@@ -120,9 +121,16 @@ class Headset(Device):
         except Exception:
             self.counters["callback_errors"] += 1
 
+    async def wait_playout_drained(self) -> None:
+        """Wait until everything queued with :meth:`send_frame_nowait` has gone to PortAudio."""
+        while self._playout:
+            await self._tick.wait()
+
     def _deliver(self, raw: bytes) -> None:
         # Runs in the trio thread via run_sync_soon: must never raise (TrioInternalError otherwise).
         try:
+            self._tick.set()
+            self._tick = trio.Event()
             samples = np.frombuffer(raw, dtype="<i2")
             self._captured = np.concatenate((self._captured, samples)) if len(self._captured) else samples
             while len(self._captured) >= self.block:
