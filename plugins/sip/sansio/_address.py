@@ -8,27 +8,71 @@ from dataclasses import dataclass, field
 
 from ._errors import SipParseError
 from ._grammar import Params, format_params, is_token, parse_params, quote, scan_quoted, unquote
-from ._uri import GenericUri, SipUri, Uri, parse_uri
+from ._uri import GenericUri, SipUri, Uri, is_plain_sip_uri, parse_uri
 
 __all__ = ["NameAddr", "Via"]
 
 _WS = " \t"
 _WILDCARD_URI = GenericUri("*", "")
+_TOKEN = r"[A-Za-z0-9\-.!%*_+`'~]+"
+_PARAMS_FAST = rf"((?:;{_TOKEN}(?:=(?:[A-Za-z0-9\-.!%*_+`'~\[\]:]+|\"[^\"\\;]*\"))?)*)"
+# Common, plainly valid forms take these; everything else goes through the general parser.
+_NAME_ADDR_FAST = re.compile(
+    rf"(?:\"([^\"\\\x00-\x1f]*)\" ?|({_TOKEN}(?: {_TOKEN})*) ?)?<([^<>\"\s]+)>{_PARAMS_FAST}"
+)
+_VIA_FAST = re.compile(
+    r"SIP/2\.0/([A-Za-z]+) ([A-Za-z0-9_](?:[A-Za-z0-9_\-.]*[A-Za-z0-9_.])?|\[[0-9A-Fa-f:.]+\])"
+    rf"(?::([0-9]{{1,5}}))?{_PARAMS_FAST}"
+)
 
 
-@dataclass(frozen=True, eq=True)
+def _fast_params(text: str) -> Params:
+    params: Params = {}
+    for piece in text[1:].split(";"):
+        name, eq, value = piece.partition("=")
+        params[name.lower()] = value if eq else None
+    return params
+
+
 class NameAddr:
     """``"Display Name" <uri>;param=value`` as found in From, To, Contact, Route...
 
     Treat instances as immutable; use :meth:`with_tag` / :meth:`replace` to derive new ones. A
-    ``Contact: *`` parses to a NameAddr whose :attr:`is_wildcard` is true.
+    ``Contact: *`` parses to a NameAddr whose :attr:`is_wildcard` is true. (A plainly valid URI found
+    while parsing is checked at once but only built into a :class:`SipUri` when ``.uri`` is first read.)
     """
 
-    uri: Uri
-    display_name: str | None = None
-    params: Params = field(default_factory=dict)
-
+    __slots__ = ("_uri", "_uri_text", "display_name", "params")
     __hash__ = None  # type: ignore[assignment]
+
+    def __init__(self, uri: Uri | str, display_name: str | None = None, params: Params | None = None) -> None:
+        self._uri: Uri | None = parse_uri(uri) if isinstance(uri, str) else uri
+        self._uri_text: str | None = None
+        self.display_name = display_name
+        self.params: Params = {} if params is None else params
+
+    @classmethod
+    def _lazy(cls, uri_text: str, display_name: str | None, params: Params) -> NameAddr:
+        self = cls.__new__(cls)
+        self._uri = None
+        self._uri_text = uri_text
+        self.display_name = display_name
+        self.params = params
+        return self
+
+    @property
+    def uri(self) -> Uri:
+        if self._uri is None:
+            self._uri = parse_uri(self._uri_text or "")
+        return self._uri
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, NameAddr):
+            return NotImplemented
+        return (self.display_name, self.params, self.uri) == (other.display_name, other.params, other.uri)
+
+    def __repr__(self) -> str:
+        return f"NameAddr(uri={self.uri!r}, display_name={self.display_name!r}, params={self.params!r})"
 
     @property
     def tag(self) -> str | None:
@@ -36,13 +80,24 @@ class NameAddr:
 
     @property
     def is_wildcard(self) -> bool:
-        return self.uri is _WILDCARD_URI or self.uri == _WILDCARD_URI
+        return self._uri is _WILDCARD_URI
 
     def with_tag(self, tag: str) -> NameAddr:
-        return dataclasses.replace(self, params={**self.params, "tag": tag})
+        return self.replace(params={**self.params, "tag": tag})
 
     def replace(self, **changes: object) -> NameAddr:
-        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+        """A copy with ``uri``, ``display_name`` or ``params`` changed."""
+        unknown = set(changes) - {"uri", "display_name", "params"}
+        if unknown:
+            raise TypeError(f"unknown NameAddr fields {sorted(unknown)}")
+        new = NameAddr.__new__(NameAddr)
+        new._uri, new._uri_text = self._uri, self._uri_text
+        if "uri" in changes:
+            uri = changes["uri"]
+            new._uri, new._uri_text = (parse_uri(uri) if isinstance(uri, str) else uri), None  # type: ignore[assignment]
+        new.display_name = changes.get("display_name", self.display_name)  # type: ignore[assignment]
+        new.params = changes.get("params", self.params)  # type: ignore[assignment]
+        return new
 
     @classmethod
     def wildcard(cls) -> NameAddr:
@@ -51,8 +106,17 @@ class NameAddr:
     @classmethod
     def parse(cls, text: str) -> NameAddr:
         """Parse one address value; raises :class:`SipParseError` (400) if it is malformed."""
+        text = text.strip(_WS)
+        m = _NAME_ADDR_FAST.fullmatch(text)
+        if m is not None:
+            quoted, plain, uri, ptext = m.groups()
+            display = quoted if quoted is not None else plain
+            params = _fast_params(ptext) if ptext else {}
+            if is_plain_sip_uri(uri):
+                return cls._lazy(uri, display, params)
+            return cls(parse_uri(uri), display, params)
         try:
-            return cls._parse(text.strip(_WS))
+            return cls._parse(text)
         except SipParseError:
             raise
         except ValueError as exc:
@@ -98,7 +162,8 @@ class NameAddr:
     def __str__(self) -> str:
         if self.is_wildcard:
             return "*"
-        out = f"<{self.uri}>" if self.display_name is None else f"{quote(self.display_name)} <{self.uri}>"
+        uri = self._uri_text if self._uri is None else self._uri
+        out = f"<{uri}>" if self.display_name is None else f"{quote(self.display_name)} <{uri}>"
         return out + format_params(self.params) if self.params else out
 
 
@@ -106,7 +171,7 @@ _SENT_PROTOCOL_RE = re.compile(r"[ \t]*([^/ \t]+)[ \t]*/[ \t]*([^/ \t]+)[ \t]*/[
 _HOST_RE = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_\-.]*[A-Za-z0-9_.])?|\[[0-9A-Fa-f:.]+\]")
 
 
-@dataclass(frozen=True, eq=True)
+@dataclass(eq=True, slots=True)
 class Via:
     """One Via value: ``SIP/2.0/UDP host:port;branch=...;received=...;rport``."""
 
@@ -121,6 +186,12 @@ class Via:
     @classmethod
     def parse(cls, text: str) -> Via:
         """Parse one Via value; raises :class:`SipParseError` (400) if it is malformed."""
+        fast = _VIA_FAST.fullmatch(text)
+        if fast is not None:
+            transport, host, port, ptext = fast.groups()
+            if port is None or 0 < int(port) < 65536:
+                return cls(transport.upper(), host.lower(), None if port is None else int(port),
+                           _fast_params(ptext) if ptext else {}, "SIP/2.0")
         m = _SENT_PROTOCOL_RE.fullmatch(text)
         if m is None:
             raise SipParseError(f"invalid Via {text[:80]!r}", 400)

@@ -107,6 +107,8 @@ def split_outside(text: str, sep: str) -> list[str]:
     """Split ``text`` on ``sep`` except inside quoted strings and ``<...>``."""
     if sep not in text:
         return [text]
+    if '"' not in text and "<" not in text:
+        return text.split(sep)
     parts = []
     depth = 0
     last = 0

@@ -16,6 +16,7 @@ from ._grammar import split_outside
 __all__ = ["Headers", "canonical_name"]
 
 T = TypeVar("T")
+_MISSING = object()
 
 # RFC 3261 §7.3.3 and later RFCs' compact forms.
 COMPACT_FORMS = {
@@ -72,13 +73,20 @@ LIST_HEADERS = frozenset(
 _KEEP_EMPTY = frozenset(("via", "contact", "route", "record-route"))
 
 
+_CANON_CACHE: dict[str, tuple[str, str]] = {}
+_CANON_CACHE_MAX = 4096  # bounded: header names are peer-chosen
+
+
 def canonical_name(name: str) -> tuple[str, str]:
     """``(key, display)`` for a header name: compact forms expanded, known names in RFC spelling."""
+    hit = _CANON_CACHE.get(name)
+    if hit is not None:
+        return hit
     lower = name.lower()
-    known = _NAMES.get(lower)
-    if known is not None:
-        return known
-    return lower, name
+    result = _NAMES.get(lower) or (lower, name)
+    if len(_CANON_CACHE) < _CANON_CACHE_MAX:
+        _CANON_CACHE[name] = result
+    return result
 
 
 def split_values(key: str, value: str) -> list[str]:
@@ -100,11 +108,12 @@ class Headers:
     ``get_all`` every value of a name.
     """
 
-    __slots__ = ("_items", "_cache")
+    __slots__ = ("_items", "_cache", "_index")
 
     def __init__(self, items: Iterable[tuple[str, str]] | Mapping[str, str] | Headers | None = None) -> None:
         self._items: list[tuple[str, str, str]] = []  # (key, display name, value)
         self._cache: dict[str, Any] = {}
+        self._index: dict[str, list[str]] | None = None  # key -> values, rebuilt after changes
         if items is None:
             return
         if isinstance(items, Headers):
@@ -116,33 +125,42 @@ class Headers:
             self.add(name, value)
 
     @classmethod
-    def _from_parsed(cls, items: list[tuple[str, str, str]]) -> Headers:
+    def _from_parsed(
+        cls, items: list[tuple[str, str, str]], index: dict[str, list[str]] | None = None
+    ) -> Headers:
         h = cls.__new__(cls)
         h._items = items
         h._cache = {}
+        h._index = index
         return h
+
+    def _get_index(self) -> dict[str, list[str]]:
+        index = self._index
+        if index is None:
+            index = {}
+            for key, _, value in self._items:
+                if key in index:
+                    index[key].append(value)
+                else:
+                    index[key] = [value]
+            self._index = index
+        return index
 
     # -- reading -----------------------------------------------------------------------------------
     def get(self, name: str, default: str | None = None) -> str | None:
-        key = canonical_name(name)[0]
-        for k, _, v in self._items:
-            if k == key:
-                return v
-        return default
+        values = (self._index or self._get_index()).get(canonical_name(name)[0])
+        return values[0] if values else default
 
     def get_all(self, name: str) -> list[str]:
-        key = canonical_name(name)[0]
-        return [v for k, _, v in self._items if k == key]
+        return list((self._index or self._get_index()).get(canonical_name(name)[0], ()))
 
     def count(self, name: str) -> int:
-        key = canonical_name(name)[0]
-        return sum(1 for k, _, _ in self._items if k == key)
+        return len((self._index or self._get_index()).get(canonical_name(name)[0], ()))
 
     def __contains__(self, name: object) -> bool:
         if not isinstance(name, str):
             return False
-        key = canonical_name(name)[0]
-        return any(k == key for k, _, _ in self._items)
+        return canonical_name(name)[0] in (self._index or self._get_index())
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
         return ((n, v) for _, n, v in self._items)
@@ -171,6 +189,7 @@ class Headers:
 
             raise SipLocalError(f"header {display} value contains CR/LF")
         self._cache.clear()
+        self._index = None
         for v in split_values(key, value.strip(" \t")):
             self._items.append((key, display, v))
 
@@ -190,6 +209,7 @@ class Headers:
     def remove(self, name: str) -> None:
         key = canonical_name(name)[0]
         self._cache.clear()
+        self._index = None
         self._items = [item for item in self._items if item[0] != key]
 
     def insert_first(self, name: str, value: str) -> None:
@@ -197,13 +217,13 @@ class Headers:
         key, display = canonical_name(name)
         pos = next((i for i, (k, _, _) in enumerate(self._items) if k == key), len(self._items))
         self._cache.clear()
+        self._index = None
         self._items[pos:pos] = [(key, display, v) for v in split_values(key, value)]
 
     # -- parsed views ------------------------------------------------------------------------------
     def parsed(self, key: str, parse: Callable[[Headers], T]) -> T:
         """The parsed view ``parse(self)`` of a header, cached until the headers change."""
-        try:
-            return self._cache[key]  # type: ignore[no-any-return]
-        except KeyError:
+        value = self._cache.get(key, _MISSING)
+        if value is _MISSING:
             value = self._cache[key] = parse(self)
-            return value
+        return value  # type: ignore[no-any-return]

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from ._errors import SipParseError
 from ._grammar import is_token
-from ._headers import _NAMES, Headers, canonical_name, split_values
+from ._headers import _CANON_CACHE, _NAMES, Headers, canonical_name, split_values
 from ._message import Request, Response, _contacts, _cseq, _expires, _from, _max_forwards, _to, _vias
 from ._uri import GenericUri, SipUri, Uri
 
@@ -108,8 +108,11 @@ def _parse(data: bytes, limits: ParseLimits, supported: frozenset[str] | set[str
         raise SipParseError("start line too long", drop_or(414))
 
     items: list[tuple[str, str, str]] = []
+    index: dict[str, list[str]] = {}
+    cache_get = _CANON_CACHE.get
+    max_line = limits.max_header_line
     for line in lines[1:]:
-        if len(line) > limits.max_header_line:
+        if len(line) > max_line:
             first_error = first_error or _Failure("header line too long", 513)
             continue
         name, colon, value = line.partition(":")
@@ -117,21 +120,28 @@ def _parse(data: bytes, limits: ParseLimits, supported: frozenset[str] | set[str
         if not colon or not name:
             first_error = first_error or _Failure("header line without a name and colon")
             continue
-        key, display = canonical_name(name)
+        canon = cache_get(name) or canonical_name(name)
+        key = canon[0]
         if key not in _KNOWN_NAMES and not is_token(name):
             first_error = first_error or _Failure(f"invalid header name {name[:40]!r}")
             continue
         value = value.strip(" \t")
-        if "," in value:
-            for v in split_values(key, value):
-                items.append((key, display, v))
-        else:
-            items.append((key, display, value))
-    headers = Headers._from_parsed(items)
+        values = split_values(key, value) if "," in value else (value,)
+        known = index.get(key)
+        if known is None:
+            known = index[key] = []
+        for v in values:
+            items.append((key, canon[1], v))
+            known.append(v)
+    headers = Headers._from_parsed(items, index)
 
     if is_response:
         return _finish_response(start_line, headers, body, first_error, limits)
     return _finish_request(start_line, headers, body, first_error, limits, supported)
+
+
+def _key_counts(headers: Headers) -> dict[str, int]:
+    return {key: len(values) for key, values in headers._get_index().items()}
 
 
 def _nuls_are_quoted(head: str) -> bool:
@@ -186,11 +196,12 @@ def _finish_response(
     if error is not None:
         raise SipParseError(error.reason, None)
     try:
-        for key in ("via", "from", "to", "call-id", "cseq"):
-            if key not in headers:
+        counts = _key_counts(headers)
+        for key in _REQUIRED_REQUEST:
+            if key not in counts:
                 raise _Failure(f"missing {key}")
         for key in _SINGLE:
-            if headers.count(key) > 1:
+            if counts.get(key, 0) > 1:
                 raise _Failure(f"more than one {key}")
         body = _body(headers, body, limits)
         headers.parsed("cseq", _cseq)
@@ -231,12 +242,13 @@ def _finish_request(
         if not version.upper().startswith("SIP/"):
             raise fail(f"malformed SIP version {version[:20]!r}")
         raise fail(f"SIP version {version[:20]!r} not supported", 505)
+    counts = _key_counts(headers)
     try:
         for key in _REQUIRED_REQUEST:
-            if key not in headers:
+            if key not in counts:
                 raise _Failure(f"missing {canonical_name(key)[1]} header field")
         for key in _SINGLE:
-            if headers.count(key) > 1:
+            if counts.get(key, 0) > 1:
                 raise _Failure(f"more than one {canonical_name(key)[1]} header field")
         number, cseq_method = headers.parsed("cseq", _cseq)
         if cseq_method != method:
@@ -246,7 +258,7 @@ def _finish_request(
         headers.parsed("to", _to)
         headers.parsed("max-forwards", _max_forwards)
         headers.parsed("expires", _expires)
-        if "contact" in headers:
+        if "contact" in counts:
             contacts = headers.parsed("contact", _contacts)
             if len(contacts) > 1 and any(c.is_wildcard for c in contacts):
                 raise _Failure("Contact: * mixed with other contacts")
@@ -273,7 +285,7 @@ def _finish_request(
             raise fail(exc.reason) from None
         raise fail(f"URI scheme {uri.scheme[:20]!r} not supported", 416)
 
-    if method not in _NO_REQUIRE_CHECK and "require" in headers:
+    if method not in _NO_REQUIRE_CHECK and "require" in counts:
         unknown = [tag for tag in headers.get_all("Require") if tag.strip().lower() not in supported]
         if unknown:
             raise fail("Bad Extension", 420, (("Unsupported", ", ".join(unknown)),))

@@ -27,13 +27,20 @@ _HOSTNAME_RE = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_\-.]*[A-Za-z0-9_.])?")
 _IPV6_RE = re.compile(r"\[[0-9A-Fa-f:.]+\]")
 _TEL_RE = re.compile(r"[0-9A-Fa-f*#+\-.()pPwW]+")
 _OPAQUE_BAD = frozenset(' \t\r\n<>"')
+# The common case (no escapes, no URI headers) in one match; anything else takes the general path.
+_SIP_FAST = re.compile(
+    r"(sips?):(?:([A-Za-z0-9\-_.!~*'()&=+$,;?/]+)(?::([A-Za-z0-9\-_.!~*'()&=+$,]*))?@)?"
+    r"([A-Za-z0-9_](?:[A-Za-z0-9_\-.]*[A-Za-z0-9_.])?|\[[0-9A-Fa-f:.]+\])(?::([0-9]{1,5}))?"
+    r"((?:;[A-Za-z0-9\-_.!~*'()\[\]/:&+$]+(?:=[A-Za-z0-9\-_.!~*'()\[\]/:&+$]*)?)*)",
+    re.I,
+)
 
 
 def _bad(what: str) -> SipParseError:
     return SipParseError(f"invalid URI: {what}", 400)
 
 
-@dataclass(frozen=True, eq=True)
+@dataclass(eq=True, slots=True)
 class SipUri:
     """A ``sip:``, ``sips:`` or ``tel:`` URI.
 
@@ -56,11 +63,17 @@ class SipUri:
     def parse(cls, text: str) -> SipUri:
         """Parse a sip/sips/tel URI; anything else raises :class:`SipParseError` (400)."""
         text = text.strip(" \t")
+        m = _SIP_FAST.fullmatch(text)
+        if m is not None:
+            scheme, user, password, host, port, ptext = m.groups()
+            if port is None or int(port) <= 65535:
+                return cls(scheme.lower(), user, host.lower(), None if port is None else int(port),
+                           _parse_uri_params(ptext[1:]) if ptext else {}, {}, password, text)
         scheme, colon, rest = text.partition(":")
         lscheme = scheme.lower()
         if not colon or lscheme not in ("sip", "sips", "tel"):
             raise _bad(f"not a sip/sips/tel URI: {text[:80]!r}")
-        if not rest or any(c in _OPAQUE_BAD for c in rest):
+        if not rest or not _OPAQUE_BAD.isdisjoint(rest):
             raise _bad("empty or contains spaces/brackets/quotes")
         try:
             if lscheme == "tel":
@@ -170,7 +183,7 @@ def _parse_uri_params(text: str) -> dict[str, str | None]:
     return params
 
 
-@dataclass(frozen=True, eq=True)
+@dataclass(eq=True, slots=True)
 class GenericUri:
     """A URI of a scheme we do not interpret (``http:``, ``urn:``, ``isbn:``...), kept as text."""
 
@@ -180,8 +193,14 @@ class GenericUri:
     @classmethod
     def parse(cls, text: str) -> GenericUri:
         text = text.strip(" \t")
+        m = _SIP_FAST.fullmatch(text)
+        if m is not None:
+            scheme, user, password, host, port, ptext = m.groups()
+            if port is None or int(port) <= 65535:
+                return cls(scheme.lower(), user, host.lower(), None if port is None else int(port),
+                           _parse_uri_params(ptext[1:]) if ptext else {}, {}, password, text)
         scheme, colon, rest = text.partition(":")
-        if not colon or not _SCHEME_RE.fullmatch(scheme) or not rest or any(c in _OPAQUE_BAD for c in rest):
+        if not colon or not _SCHEME_RE.fullmatch(scheme) or not rest or not _OPAQUE_BAD.isdisjoint(rest):
             raise _bad(f"not an absolute URI: {text[:80]!r}")
         return cls(scheme, rest)
 
@@ -190,6 +209,12 @@ class GenericUri:
 
 
 Uri = SipUri | GenericUri
+
+
+def is_plain_sip_uri(text: str) -> bool:
+    """Whether ``text`` is a sip/sips URI of the common form (no escapes, no headers) that parses."""
+    m = _SIP_FAST.fullmatch(text)
+    return m is not None and (m.group(5) is None or int(m.group(5)) <= 65535)
 
 
 def parse_uri(text: str) -> Uri:
