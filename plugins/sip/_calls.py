@@ -115,7 +115,6 @@ class CallManager:
         self.core = channel.core
         self.calls: dict[str, Call] = {}  # interaction id -> call
         self._by_dialog: dict[tuple[str, str, str], Leg] = {}
-        self._pending: dict[str, Leg] = {}  # call-id of the caller's INVITE before it is answered
         self.stats = {"inbound": 0, "answered": 0, "offers": 0, "offers_answered": 0, "rejected": 0, "ended": 0}
         for method, handler in (
             ("INVITE", self._invite),
@@ -184,7 +183,6 @@ class CallManager:
         self.calls[interaction.id] = call
         txn.to_tag = new_tag()
         txn.on_cancel = lambda t, leg=leg: self._caller_cancelled(leg)
-        self._pending[request.call_id or ""] = leg
         target = engine.find_route(destination)
         if target is None:
             self._refuse_caller(leg, 404, cause="no-route", disposition=Disposition.FAILED)
@@ -242,7 +240,6 @@ class CallManager:
         leg.dialog = dialog
         leg.state = LegState.ANSWERED
         self._by_dialog[dialog.id] = leg
-        self._pending.pop(txn.request.call_id or "", None)
         self.stats["answered"] += 1
 
     def _refuse_caller(self, leg: Leg, status: int, *, cause: str, disposition: Disposition, reason: str | None = None) -> None:
@@ -609,8 +606,6 @@ class CallManager:
         for leg in [call.caller, *call.agents]:
             if leg is not None:
                 self._hangup_leg(leg)
-        if call.caller is not None and call.caller.invite_txn is not None:
-            self._pending.pop(call.caller.invite_txn.request.call_id or "", None)
         self.stats["ended"] += 1
         engine = self.engine
         if engine is not None:

@@ -76,6 +76,8 @@ class ServerTransaction:
     on_cancel: Callable[[ServerTransaction], None] | None = None
     to_tag: str | None = None
     acked: bool = False
+    #: (Call-ID, CSeq number): how the ACK of a 2xx finds this transaction
+    ack_key: tuple[str, int] = ("", 0)
 
 
 @dataclass(eq=False)
@@ -213,6 +215,7 @@ class SipCore:
             )
             return
         txn = ServerTransaction(key, request, response_peer(request, peer), peer.host, method == "INVITE")
+        txn.ack_key = (request.call_id or "", request.cseq[0])
         self._server[key] = txn
         # Every transaction ends eventually, whatever the handler does (or forgets to do).
         txn.timer = self.scheduler.call_at(now + 64 * self.t1 + (180.0 if txn.invite else 0.0), lambda t, x=txn: self._forget(x))
@@ -314,12 +317,12 @@ class SipCore:
         if not txn.invite:
             txn.timer = self.scheduler.call_at(now + (0 if reliable else 64 * self.t1), lambda t, x=txn: self._forget(x))
             self.guard.transaction_ended(txn.source)
+            # Only the answer is needed to absorb retransmissions for Timer J: let the request go, so
+            # lingering transactions cost a few hundred bytes each at high call rates.
+            txn.request = None  # type: ignore[assignment]
             return
         if txn.final_status < 300:
-            try:
-                self._awaiting_ack[(txn.request.call_id or "", txn.request.cseq[0])] = txn
-            except SipPeerError:
-                pass
+            self._awaiting_ack[txn.ack_key] = txn
         if not reliable:
             self._schedule_retransmit(txn, self.t1)
         # Timer H (non-2xx) / the 2xx retransmission window: give up waiting for the ACK after 64*T1.
@@ -329,7 +332,7 @@ class SipCore:
         def again(now: float, txn: ServerTransaction = txn, interval: float = interval) -> None:
             if txn.key not in self._server or txn.last is None or txn.final_status == 0:
                 return
-            if txn.final_status < 300 and (txn.request.call_id or "", txn.request.cseq[0]) not in self._awaiting_ack:
+            if txn.final_status < 300 and txn.ack_key not in self._awaiting_ack:
                 return
             if txn.acked:
                 return
@@ -359,10 +362,8 @@ class SipCore:
             del self._server[txn.key]
             if txn.final_status == 0 or txn.invite:
                 self.guard.transaction_ended(txn.source)
-        try:
-            self._awaiting_ack.pop((txn.request.call_id or "", txn.request.cseq[0]), None)
-        except SipPeerError:
-            pass
+        if self._awaiting_ack.get(txn.ack_key) is txn:
+            del self._awaiting_ack[txn.ack_key]
 
     def _cancel(self, request: Request, peer: Peer, branch: str, via: Via) -> None:
         invite = self._server.get((branch, via.sent_by, "INVITE"))
