@@ -308,3 +308,95 @@ async def test_sipp_g711a_capture_is_relayed_and_recorded_with_its_spectrum(nurs
     got = np.array([band_energy(left, lo, hi) for lo, hi in bands])
     assert np.allclose(got / got.sum(), want / want.sum(), atol=0.02)
     assert 0.9 < np.sqrt((left**2).mean()) / np.sqrt((sent.astype(np.int64) ** 2).mean()) < 1.1
+
+
+class Collect:
+    """A Sink that keeps what it is given."""
+
+    def __init__(self) -> None:
+        self.frames: list[np.ndarray] = []
+
+    def write_frame(self, frame: np.ndarray) -> None:
+        self.frames.append(frame)
+
+
+async def test_terminated_endpoint_decodes_through_the_jitter_buffer_and_measures_level(nursery):
+    media = MediaEngine()
+    await nursery.start(media.run)
+    leg = media.allocate(codec="PCMA")
+    tap = Collect()
+    leg.sinks.append(tap)
+    phone = await Phone.open(61, pt=8)
+    async with trio.open_nursery() as talking:
+        talking.start_soon(phone.send_tone, leg.local_address, 700.0, 100, encode_alaw)
+        with trio.fail_after(10):
+            while len(tap.frames) < 25:
+                await trio.sleep(0.02)
+        mid_tone = leg.statistics()
+    assert mid_tone["talking"] and -14 < mid_tone["level_dbfs"] < -10  # 8000 of 32767: -12.2 dBFS
+    audio = np.concatenate(tap.frames[5:25])
+    assert abs(dominant_frequency(audio) - 700) < 15
+    assert leg.vad.statistics().talk_spurts >= 1
+
+
+async def test_info_dtmf_and_method_negotiation(nursery):
+    media = MediaEngine()
+    await nursery.start(media.run)
+    events = []
+    leg = media.allocate(telephone_event=None, dtmf="auto", on_dtmf=lambda ep, ev: events.append(ev))
+    assert leg.effective_dtmf_method is DtmfMethod.INBAND  # no telephone-event in the SDP
+    leg.negotiate(telephone_event=101)
+    assert leg.effective_dtmf_method is DtmfMethod.RFC4733
+    leg.negotiate(dtmf="info")
+    leg.receive_info_dtmf("5", 160)
+    assert [(e.digit, e.duration_ms, e.method) for e in events] == [("5", 160, DtmfMethod.INFO)]
+    assert events[0].event_fields() == {"Digit": "5", "DurationMs": 160, "Direction": "Received"}
+    from engine.media import MediaUsageError
+    import pytest
+
+    with pytest.raises(MediaUsageError):
+        leg.receive_info_dtmf("x", 100)
+    with pytest.raises(MediaUsageError):
+        leg.negotiate(codec="G729")
+
+
+async def test_port_range_pairs_and_exhaustion():
+    import pytest
+    from engine.media import MediaUsageError
+
+    import socket as stdsocket
+
+    probe = stdsocket.socket(stdsocket.AF_INET, stdsocket.SOCK_DGRAM)
+    probe.bind(("127.0.0.1", 0))
+    base = probe.getsockname()[1] & ~1
+    probe.close()
+    low = 40000 + (base % 20000) & ~1
+    media = MediaEngine(port_range=(low, low + 5))
+    legs = []
+    try:
+        for _ in range(3):
+            leg = media.allocate()
+            legs.append(leg)
+            port = leg.local_address[1]
+            assert port % 2 == 0 and leg.rtcp_local_address[1] == port + 1
+            assert low <= port <= low + 4
+        with pytest.raises(MediaUsageError, match="no free RTP port"):
+            media.allocate()
+        media.release(legs[1])
+        media.release(legs[1])  # idempotent
+        assert media.allocate().local_address[1] == legs[1].local_address[1]
+    finally:
+        await media.aclose()
+    with pytest.raises(MediaUsageError):
+        MediaEngine(port_range=(80, 90))
+
+
+def test_public_names_are_pinned():
+    import engine.media as media
+
+    assert set(media.__all__) == {name for name in dir(media) if not name.startswith("_")} - {
+        "annotations"
+    }
+    for name in ("MediaEngine", "RtpEndpoint", "Bridge", "ConferenceRoom", "Source", "Sink", "DtmfEvent",
+                 "PromptFormatError", "Recording", "apply_retention", "Resampler", "InbandDtmfDetector"):
+        assert name in media.__all__

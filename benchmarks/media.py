@@ -1,0 +1,257 @@
+"""Media relay benchmark: N concurrent two-leg G.711 calls bridged through the MediaEngine on loopback.
+
+    .venv/bin/python benchmarks/media.py [--calls 50,100,200,400] [--seconds 5] [--no-record]
+
+Three processes: this one (the conductor), the engine (pinned to CPU 0 when there are two) and a load
+generator (pinned to CPU 1): for every call it owns a "caller" and an "agent" UDP socket that each send
+one 172-byte RTP packet every 20 ms (50 pps per leg, staggered over the 20 ms), stamped with the send
+time, and receive what the engine relays from the other leg. Each N runs without recording and then
+with stereo recording to a temporary directory. Prints one JSON object.
+
+Reported per run: packets/s relayed, engine CPU (utime+stime from /proc over the measured window) as a
+percentage of one core, CPU µs per relayed packet, p50/p99/max forwarding delay (send to receive,
+including the generator's own scheduling), lost (sent but never received) and late (> 40 ms)
+packets, and engine RSS growth per call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import select
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def pin(cpu: int) -> None:
+    if not os.environ.get("MEDIA_BENCH_PIN"):
+        return  # on a shared box pinning fights other processes for one core; opt in with MEDIA_BENCH_PIN=1
+    try:
+        if len(os.sched_getaffinity(0)) > 1:
+            os.sched_setaffinity(0, {cpu})
+    except (AttributeError, OSError):
+        pass
+
+
+def rss_bytes(pid: int) -> int:
+    with open(f"/proc/{pid}/statm") as f:
+        return int(f.read().split()[1]) * PAGE
+
+
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+# -- the engine process ------------------------------------------------------------------------------
+
+
+def engine_main(calls: int, record_dir: str | None) -> None:
+    pin(0)
+    sys.path.insert(0, str(ROOT))
+    import trio
+
+    from engine.media import MediaEngine
+
+    async def main() -> None:
+        media = MediaEngine(rtcp=False)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(media.run)
+            baseline = rss_bytes(os.getpid())
+            ports = []
+            for i in range(calls):
+                a = media.allocate(codec="PCMU")
+                b = media.allocate(codec="PCMU")
+                bridge = media.bridge(a, b)
+                if record_dir:
+                    bridge.start_recording(Path(record_dir) / f"call{i}.wav", stereo=True)
+                ports.append((a.local_address[1], b.local_address[1]))
+            print(json.dumps({"ports": ports, "rss_before": baseline, "rss_after": rss_bytes(os.getpid())}),
+                  flush=True)
+            await trio.to_thread.run_sync(sys.stdin.read)  # until the conductor closes our stdin
+            print(json.dumps({"statistics": media.statistics()}), flush=True)
+            nursery.cancel_scope.cancel()
+
+    profile_to = os.environ.get("MEDIA_BENCH_PROFILE")
+    if profile_to:
+        import cProfile
+
+        cProfile.runctx("trio.run(main)", globals(), {"trio": trio, "main": main}, profile_to)
+    else:
+        trio.run(main)
+
+
+# -- the load generator process ----------------------------------------------------------------------
+
+
+def generator_main(ports: list[tuple[int, int]], warmup: float, seconds: float) -> None:
+    pin(1)
+    header = struct.Struct("!BBHII")
+    stamp = struct.Struct("!d")
+    legs = []  # (socket, destination port, ssrc)
+    for i, (port_a, port_b) in enumerate(ports):
+        for port in (port_a, port_b):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 18)
+            sock.bind(("127.0.0.1", 0))
+            sock.setblocking(False)
+            legs.append([sock, ("127.0.0.1", port), len(legs) + 1, 0])
+    by_fd = {leg[0].fileno(): leg for leg in legs}
+    epoll = select.epoll()
+    for fd in by_fd:
+        epoll.register(fd, select.EPOLLIN)
+    slots = 10  # legs are spread over ten 2 ms slots of each 20 ms period
+    filler = bytes(152)
+    start = time.monotonic()
+    measure_from = start + warmup
+    stop_sending = measure_from + seconds
+    end = stop_sending + 0.5  # drain
+    delays: list[float] = []
+    sent = received = late = 0
+    next_slot = start
+    slot = 0
+    announced = False
+    while True:
+        now = time.monotonic()
+        if now >= end:
+            break
+        if now >= next_slot and now < stop_sending:
+            for leg in legs[slot::slots]:
+                leg[3] += 1
+                seq = leg[3]
+                t = time.monotonic()
+                packet = header.pack(0x80, 0, seq & 0xFFFF, (seq * 160) & 0xFFFFFFFF, leg[2]) + stamp.pack(t) + filler
+                try:
+                    leg[0].sendto(packet, leg[1])
+                except OSError:
+                    continue
+                if t >= measure_from:
+                    sent += 1
+            slot = (slot + 1) % slots
+            next_slot += 0.002
+            if now - next_slot > 0.1:
+                next_slot = now  # we fell behind: do not burst
+        if not announced and now >= measure_from:
+            print("MEASURE", flush=True)
+            announced = True
+        timeout = max(0.0, min(next_slot, end) - time.monotonic())
+        for fd, _ in epoll.poll(timeout):
+            sock = by_fd[fd][0]
+            while True:
+                try:
+                    data = sock.recv(2048)
+                except BlockingIOError:
+                    break
+                t = time.monotonic()
+                (sent_at,) = stamp.unpack_from(data, 12)
+                if sent_at >= measure_from:
+                    received += 1
+                    delay = t - sent_at
+                    delays.append(delay)
+                    if delay > 0.040:
+                        late += 1
+    delays.sort()
+
+    def pct(p: float) -> float | None:
+        return round(delays[min(len(delays) - 1, int(p * len(delays)))] * 1000, 3) if delays else None
+
+    print(json.dumps({
+        "sent": sent, "received": received, "lost": max(0, sent - received), "late": late,
+        "p50_ms": pct(0.50), "p99_ms": pct(0.99), "max_ms": pct(1.0), "seconds": seconds,
+    }), flush=True)
+
+
+# -- the conductor -------------------------------------------------------------------------------------
+
+
+def run_one(calls: int, record: bool, warmup: float, seconds: float) -> dict:
+    with tempfile.TemporaryDirectory(prefix="media-bench-") as tmp:
+        engine_cmd = [sys.executable, __file__, "--role", "engine", "--calls", str(calls)]
+        if record:
+            engine_cmd += ["--record-dir", tmp]
+        engine = subprocess.Popen(engine_cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        try:
+            setup = json.loads(engine.stdout.readline())
+            generator = subprocess.Popen(
+                [sys.executable, __file__, "--role", "generator", "--warmup", str(warmup), "--seconds", str(seconds)],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            )
+            generator.stdin.write(json.dumps(setup["ports"]))
+            generator.stdin.close()
+            assert generator.stdout.readline().strip() == "MEASURE"
+            cpu0, t0 = cpu_seconds(engine.pid), time.monotonic()
+            time.sleep(seconds)
+            cpu1, t1 = cpu_seconds(engine.pid), time.monotonic()
+            load = json.loads(generator.stdout.readline())
+            generator.wait(timeout=30)
+            recorded_bytes = sum(p.stat().st_size for p in Path(tmp).glob("*.wav")) if record else 0
+            engine.stdin.close()
+            stats = json.loads(engine.stdout.readline())["statistics"]
+            engine.wait(timeout=30)
+        finally:
+            if engine.poll() is None:
+                engine.kill()
+    relayed_pps = load["received"] / seconds
+    cpu = (cpu1 - cpu0) / (t1 - t0)
+    return {
+        "calls": calls,
+        "record": record,
+        "packets_per_s": round(relayed_pps),
+        "engine_cpu_percent": round(100 * cpu, 1),
+        "cpu_us_per_packet": round(1e6 * (cpu1 - cpu0) / max(load["received"], 1), 2),
+        "p50_delay_ms": load["p50_ms"],
+        "p99_delay_ms": load["p99_ms"],
+        "max_delay_ms": load["max_ms"],
+        "lost": load["lost"],
+        "loss_percent": round(100 * load["lost"] / max(load["sent"], 1), 3),
+        "late_over_40ms": load["late"],
+        "memory_per_call_kb": round((setup["rss_after"] - setup["rss_before"]) / calls / 1024, 1),
+        "recorded_mb": round(recorded_bytes / 1e6, 1),
+        "engine_receive_passes": stats["receive_passes"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--role", choices=["conductor", "engine", "generator"], default="conductor")
+    parser.add_argument("--calls", default="50,100,200,400")
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--warmup", type=float, default=2.0)
+    parser.add_argument("--record-dir")
+    parser.add_argument("--no-record", action="store_true", help="skip the runs with recording")
+    args = parser.parse_args()
+    if args.role == "engine":
+        engine_main(int(args.calls), args.record_dir)
+        return
+    if args.role == "generator":
+        generator_main([tuple(p) for p in json.loads(sys.stdin.read())], args.warmup, args.seconds)
+        return
+    runs = []
+    print(json.dumps({"load_average_before": os.getloadavg()}), file=sys.stderr, flush=True)
+    for calls in (int(c) for c in args.calls.split(",")):
+        for record in (False,) if args.no_record else (False, True):
+            runs.append(run_one(calls, record, args.warmup, args.seconds))
+            print(json.dumps(runs[-1]), file=sys.stderr, flush=True)
+    print(json.dumps({
+        "benchmark": "media-relay",
+        "load_average_after": os.getloadavg(),
+        "python": sys.version.split()[0],
+        "cpus": os.cpu_count(),
+        "packet": "172-byte RTP (160-byte PCMU payload), 50 pps per leg, both directions",
+        "runs": runs,
+    }, indent=1))
+
+
+if __name__ == "__main__":
+    main()
