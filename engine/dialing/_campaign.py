@@ -184,12 +184,14 @@ def validate_campaigns(raw: Any, *, agents: set[str] | None = None, queues: set[
             problems.append(Problem(path, "expected a table"))
             continue
         before = len(problems)
+        name = item.get("name")
+        if isinstance(name, str):
+            if name in names:
+                problems.append(Problem(f"{path}.name", f"campaign {name!r} is defined twice"))
+            names.add(name)
         campaign = build(CampaignSettings, item, path, problems)
-        if campaign is None or len(problems) > before:
+        if campaign is None:
             continue
-        if campaign.name in names:
-            problems.append(Problem(f"{path}.name", f"campaign {campaign.name!r} is defined twice"))
-        names.add(campaign.name)
         if campaign.target_abandon_rate > campaign.max_abandon_rate:
             problems.append(Problem(f"{path}.target_abandon_rate",
                                     f"expected at most max_abandon_rate ({campaign.max_abandon_rate}), "

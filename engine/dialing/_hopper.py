@@ -21,6 +21,7 @@ Order: due time, then priority (higher first), then the order leads were added.
 from __future__ import annotations
 
 import heapq
+import math
 import itertools
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -186,7 +187,7 @@ class Hopper:
         """The next due lead's next number, journaled as an attempt; None if nothing may be dialed now.
 
         ``gate`` vetoes a number (do-not-call, calling window...); a vetoed lead is put back at the time
-        the gate suggests (or 15 minutes later). At most ``max_scan`` leads are examined per call.
+        the gate suggests (or 15 minutes later), or closed when the gate says ``math.inf`` (never). At most ``max_scan`` leads are examined per call.
         """
         scanned = 0
         while self._queue and scanned < max_scan:
@@ -201,7 +202,10 @@ class Hopper:
             number = lead.numbers[lead.next_number % len(lead.numbers)]
             verdict = gate(number, now) if gate is not None else None
             if verdict is not None:
-                _reason, retry_at = verdict
+                reason, retry_at = verdict
+                if retry_at is not None and math.isinf(retry_at):
+                    self.close(lead.id, f"refused:{reason}")  # permanent (do-not-call): never again
+                    continue
                 self._requeue(lead, retry_at if retry_at is not None and retry_at > now else now + 900.0)
                 continue
             return self._new_attempt(lead, number, now)

@@ -165,6 +165,9 @@ class PacingSettings:
     tick: float = 1.0
     #: live answers of prior belief that the measured rate is at the aim (damps the first minutes)
     rate_prior_weight: float = 40.0
+    #: progressive above one line per agent drops to one line when the measured rate nears the cap
+    #: (off only for the simulator's fixed-ratio baseline)
+    cap_guard: bool = True
 
     def __post_init__(self) -> None:
         if self.mode not in ("preview", "progressive", "predictive"):
@@ -508,7 +511,10 @@ class Dialer:
         room = self._line_room()
         charge = 0.0
         if self.mode == "progressive":
-            want = math.floor(self.settings.lines_per_agent * ready + 1e-9) - in_flight
+            ratio = self.settings.lines_per_agent
+            if ratio > 1.0 and self.settings.cap_guard and self._effective_aim() <= 0.0:
+                ratio = 1.0  # measured rate at the cap: only lines that cannot abandon
+            want = math.floor(ratio * ready + 1e-9) - in_flight
         else:
             want, charge = self._predictive(now, ready, in_flight, room)
         for _ in range(min(want, room)):

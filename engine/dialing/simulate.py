@@ -248,6 +248,7 @@ def simulate(scenario: Scenario, *, mode: str | None = None, lines_per_agent: fl
         target_abandon_rate=min(s.aim, s.max_abandon_rate),
         max_abandon_rate=s.max_abandon_rate,
         expected_answer_rate=s.answer_rate[0],
+        cap_guard=lines_per_agent is None,  # a baseline's fixed ratio stays fixed
     )
     dialer = Dialer(settings, now=0.0)
     result = SimulationResult(agents=s.agents, duration=s.duration)
