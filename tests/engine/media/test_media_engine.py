@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import struct
 import wave
 from pathlib import Path
@@ -328,7 +329,7 @@ async def test_terminated_endpoint_decodes_through_the_jitter_buffer_and_measure
     leg.sinks.append(tap)
     phone = await Phone.open(61, pt=8)
     async with trio.open_nursery() as talking:
-        talking.start_soon(phone.send_tone, leg.local_address, 700.0, 100, encode_alaw)
+        talking.start_soon(functools.partial(phone.send_tone, leg.local_address, 700.0, 100, encode=encode_alaw))
         with trio.fail_after(10):
             while len(tap.frames) < 25:
                 await trio.sleep(0.02)
