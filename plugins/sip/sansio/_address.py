@@ -192,6 +192,10 @@ class Via:
             if port is None or 0 < int(port) < 65536:
                 return cls(transport.upper(), host.lower(), None if port is None else int(port),
                            _fast_params(ptext) if ptext else {}, "SIP/2.0")
+        return cls._parse_general(text)
+
+    @classmethod
+    def _parse_general(cls, text: str) -> Via:
         m = _SENT_PROTOCOL_RE.fullmatch(text)
         if m is None:
             raise SipParseError(f"invalid Via {text[:80]!r}", 400)

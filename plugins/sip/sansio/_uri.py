@@ -69,6 +69,10 @@ class SipUri:
             if port is None or int(port) <= 65535:
                 return cls(scheme.lower(), user, host.lower(), None if port is None else int(port),
                            _parse_uri_params(ptext[1:]) if ptext else {}, {}, password, text)
+        return cls._parse_general(text)
+
+    @classmethod
+    def _parse_general(cls, text: str) -> SipUri:
         scheme, colon, rest = text.partition(":")
         lscheme = scheme.lower()
         if not colon or lscheme not in ("sip", "sips", "tel"):
@@ -199,6 +203,10 @@ class GenericUri:
             if port is None or int(port) <= 65535:
                 return cls(scheme.lower(), user, host.lower(), None if port is None else int(port),
                            _parse_uri_params(ptext[1:]) if ptext else {}, {}, password, text)
+        return cls._parse_general(text)
+
+    @classmethod
+    def _parse_general(cls, text: str) -> SipUri:
         scheme, colon, rest = text.partition(":")
         if not colon or not _SCHEME_RE.fullmatch(scheme) or not rest or not _OPAQUE_BAD.isdisjoint(rest):
             raise _bad(f"not an absolute URI: {text[:80]!r}")

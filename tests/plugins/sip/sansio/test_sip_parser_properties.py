@@ -228,3 +228,49 @@ def test_framer_bounds_a_header_section_without_end() -> None:
 def test_framer_compact_content_length_and_body() -> None:
     message = b"MESSAGE sip:a@b SIP/2.0\r\nl : 5\r\n\r\nhello"
     assert StreamFramer().feed(message + message) == [message, message]
+
+
+# -- the fast paths agree with the general parsers -------------------------------------------------------
+_pvalue = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-.!%*_+`'~[]:", min_size=1, max_size=6)
+_params_text = st.lists(st.tuples(_token, st.none() | _pvalue | _pvalue.map(lambda v: f'"{v} x"')),
+                        max_size=3).map(lambda ps: "".join(f";{k}" if v is None else f";{k}={v}" for k, v in ps))
+_uri_chars = st.text(alphabet="abcdefghijklmnopqrstuvwxyzAB0123456789-_.!~*'()&=+$,;?/:@%[]", min_size=1, max_size=20)
+
+
+def _outcome(fn, text):
+    try:
+        return ("ok", fn(text))
+    except Exception as exc:  # noqa: BLE001 - compared, not swallowed
+        return ("error", type(exc).__name__)
+
+
+@settings(max_examples=300)
+@given(_uri_chars, _host, st.none() | st.integers(0, 99999), _params_text)
+def test_fast_uri_path_agrees_with_general_path(user: str, host: str, port, params: str) -> None:
+    text = f"sip:{user}@{host}" + (f":{port}" if port is not None else "") + params
+    fast = _outcome(SipUri.parse, text)
+    slow = _outcome(SipUri._parse_general, text)
+    assert fast == slow
+
+
+@settings(max_examples=300)
+@given(st.none() | _plain.filter(lambda d: '"' not in d and "\\" not in d) | _token, _host, _params_text)
+def test_fast_name_addr_path_agrees_with_general_path(display, host: str, params: str) -> None:
+    shown = "" if display is None else (f'"{display}" ' if " " in display or not display.isalnum() else display + " ")
+    text = f"{shown}<sip:u@{host}>{params}"
+    fast = _outcome(NameAddr.parse, text)
+    slow = _outcome(NameAddr._parse, text)
+    assert fast[0] == slow[0]
+    if fast[0] == "ok":
+        assert fast[1] == slow[1] and str(fast[1]) == str(slow[1])
+
+
+@settings(max_examples=300)
+@given(st.sampled_from(["UDP", "tcp", "TLS", "SCTP"]), _host, st.none() | st.integers(0, 99999), _params_text)
+def test_fast_via_path_agrees_with_general_path(transport: str, host: str, port, params: str) -> None:
+    from plugins.sip.sansio import Via
+
+    text = f"SIP/2.0/{transport} {host}" + (f":{port}" if port is not None else "") + params
+    fast = _outcome(Via.parse, text)
+    slow = _outcome(Via._parse_general, text)
+    assert fast == slow
