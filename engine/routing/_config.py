@@ -72,6 +72,19 @@ class QueueConfig:
     weights: dict[str, float] = field(default_factory=dict)
     service_level_seconds: float = 20.0
 
+    def stage_at(self, waited: float) -> int:
+        """How many relaxation steps apply after ``waited`` seconds (0: the plain target)."""
+        stage = 0
+        for step in self.relax:
+            if waited < step.after:
+                break
+            stage += 1
+        return stage
+
+    def stages(self) -> list[tuple[int, Expression | None, frozenset[str]]]:
+        """(stage, target, extra members) for every stage, from the plain target to the last step."""
+        return [self.target_at(-1.0)] + [self.target_at(step.after) for step in self.relax]
+
     def target_at(self, waited: float) -> tuple[int, Expression | None, frozenset[str]]:
         """(stage index, target, extra members) in force for a caller who has waited ``waited`` s."""
         stage, target, extra = 0, self.target, set()

@@ -245,6 +245,9 @@ class Router:
         self._requests: dict[str, str] = {}       # callback request id -> interaction id (live)
         self._finished_requests: dict[str, None] = {}   # insertion-ordered, bounded
         self.decisions = 0
+        # (agent, queue) -> eligible at each relaxation stage; skills and targets only change on reload
+        self._eligibility: dict[tuple[str, str], tuple[bool, ...]] = {}
+        self._mismatch: dict[tuple[str, str, int], str] = {}
         self.configure(list(queues), list(agents), now=now)
         self._out.clear()
 
@@ -266,6 +269,8 @@ class Router:
                 agent.config = config
                 agent.retired = False
             self._touched.add(config.id)
+        self._eligibility.clear()
+        self._mismatch.clear()
         wanted_agents = {a.id for a in agents}
         for agent in self._agents.values():
             if agent.id not in wanted_agents and not agent.retired:
@@ -903,12 +908,17 @@ class Router:
 
     # --------------------------------------------------------------------------------- decisions
 
-    def _eligible(self, q: _Queue, entry: _Entry, agent: _Agent, now: float,
-                  stage: tuple[int, Any, frozenset[str]] | None = None) -> bool:
-        _, target, extra = stage or q.config.target_at(now - entry.arrived)
-        if agent.id not in q.config.members and agent.id not in extra:
-            return False
-        return target is None or target.evaluate(agent.config.skills)
+    def _stage_flags(self, agent: _Agent, q: _Queue) -> tuple[bool, ...]:
+        """Whether ``agent`` may take ``q``'s callers at each relaxation stage (cached)."""
+        key = (agent.id, q.config.name)
+        flags = self._eligibility.get(key)
+        if flags is None:
+            members = q.config.members
+            flags = tuple((agent.id in members or agent.id in extra)
+                          and (target is None or target.evaluate(agent.config.skills))
+                          for _, target, extra in q.config.stages())
+            self._eligibility[key] = flags
+        return flags
 
     def _entry_ready(self, entry: _Entry, now: float) -> bool:
         cb = entry.callback
@@ -925,16 +935,13 @@ class Router:
             return
         q = self._queues[entry.queue]
         stage = q.config.target_at(now - entry.arrived)
+        index = stage[0]
         candidates = []
-        untried_exists = False
         for agent_id in q.pool:
             agent = self._agents.get(agent_id)
             if agent is None or not agent.can_take(entry.kind):
                 continue
-            if not self._eligible(q, entry, agent, now, stage):
-                continue
-            if agent_id in entry.tried:
-                untried_exists = untried_exists or False
+            if not self._stage_flags(agent, q)[index] or agent_id in entry.tried:
                 continue
             candidates.append(agent)
         if not candidates:
@@ -1020,8 +1027,12 @@ class Router:
                 reasons[agent_id] = "not configured"
             elif agent_id not in q.config.members and agent_id not in extra:
                 reasons[agent_id] = "overflow pool not added yet"
-            elif target is not None and not target.evaluate(agent.config.skills):
-                reasons[agent_id] = f"skills: {target.explain(agent.config.skills)}"
+            elif not self._stage_flags(agent, q)[stage[0]]:
+                cache_key = (agent_id, q.config.name, stage[0])
+                if cache_key not in self._mismatch:
+                    self._mismatch[cache_key] = f"skills: {target.explain(agent.config.skills)}" \
+                        if target is not None else "not a member"
+                reasons[agent_id] = self._mismatch[cache_key]
             elif not agent.can_take(entry.kind):
                 reasons[agent_id] = agent.why_not(entry.kind)
             elif agent_id in entry.tried:
@@ -1038,33 +1049,48 @@ class Router:
     def _best_entry_for(self, agent: _Agent, now: float, kind: str | None) -> _Entry | None:
         """The highest-priority, longest-waiting interaction across the agent's queues that the agent
         can take now (``kind`` limits the channel)."""
+        if kind is not None:
+            kinds: Iterable[str] = (kind,)
+        else:
+            kinds = [k for k in agent.config.channels if agent.can_take(k)]
+            if not kinds:
+                return None
         best: _Entry | None = None
+        entries = self._entries
         for name in self._agent_queues.get(agent.id, ()):
             q = self._queues[name]
-            if not q.waiting:
+            waiting = q.waiting
+            if not waiting or (best is not None and waiting[0] > best.key):
                 continue
-            if best is not None and q.waiting[0] > best.key:
-                continue
-            stages: dict[int, bool] = {}
-            for key in q.waiting:
+            flags = self._stage_flags(agent, q)
+            if not any(flags):
+                continue  # never eligible here: skip the whole queue
+            every_stage = all(flags)
+            cutoff = None
+            if not every_stage:
+                first = flags.index(True)
+                if first > 0 and all(flags[first:]):
+                    # eligible only once relaxed far enough: within a priority band callers are in
+                    # arrival order, so only those who arrived before the cutoff can match
+                    cutoff = now - q.config.relax[first - 1].after
+            i, size = 0, len(waiting)
+            while i < size:
+                key = waiting[i]
                 if best is not None and key > best.key:
                     break
-                entry = self._entries[key[3]]
-                if entry.state != "waiting" or agent.id in entry.tried:
+                if cutoff is not None and key[1] > cutoff:
+                    i = bisect.bisect_left(waiting, (key[0] + 1,), i)  # jump to the next priority band
                     continue
-                if kind is not None and entry.kind != kind:
+                i += 1
+                entry = entries[key[3]]
+                if entry.state != "waiting" or entry.kind not in kinds or agent.id in entry.tried:
                     continue
-                if kind is None and not agent.can_take(entry.kind):
+                if entry.callback is not None and not self._entry_ready(entry, now):
                     continue
-                if not self._entry_ready(entry, now):
+                if cutoff is None and not every_stage and not flags[q.config.stage_at(now - entry.arrived)]:
                     continue
-                stage = q.config.target_at(now - entry.arrived)
-                ok = stages.get(stage[0])
-                if ok is None:
-                    ok = stages[stage[0]] = self._eligible(q, entry, agent, now, stage)
-                if ok:
-                    best = entry
-                    break
+                best = entry
+                break
         return best
 
     def _try_agent(self, agent: _Agent, now: float) -> None:
