@@ -14,6 +14,8 @@ import urllib.parse
 from collections import Counter
 from typing import Any
 
+import trio
+
 from .._bus import EventBus
 from .._registry import HttpRouteRegistry
 from ..abc import EngineAPI
@@ -97,9 +99,13 @@ class ConsoleApp:
         self.responses[f"{response.status // 100}xx"] += 1
         if not request.body_done and request.method not in ("GET", "HEAD"):
             response.headers.append(("connection", "close"))
-        await response.send(send)
-        if not request.body_done:
-            await request.discard_rest()
+        if request.body_done:
+            await response.send(send)
+        else:
+            # drain concurrently: hypercorn may block inside our send until its body queue has room
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(request.discard_rest)
+                await response.send(send)
 
     async def _dispatch(self, request: Request) -> Response:
         route, params = self.router.match(request.method, request.path)

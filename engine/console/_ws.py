@@ -46,19 +46,25 @@ async def serve_events(
     stats.connections += 1
     stats.open += 1
     try:
-        async with bus.subscribe(name, buffer=buffer) as events, trio.open_nursery() as nursery:
-            nursery.start_soon(_until_disconnect, receive, nursery.cancel_scope)
-            async for event in events:
-                dropped = bus.statistics().dropped_by_subscriber.get(name, 0)
-                if dropped:
+        async with bus.subscribe(name, buffer=buffer) as events:
+            try:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(_until_disconnect, receive, nursery.cancel_scope)
+                    async for event in events:
+                        dropped = bus.statistics().dropped_by_subscriber.get(name, 0)
+                        if dropped:
+                            log.warning("events client %s too slow: %d events dropped; closing it", name, dropped)
+                            reason = f"too slow: {dropped} events dropped; reconnect and resync"
+                            await send({"type": "websocket.close", "code": CLOSE_TOO_SLOW, "reason": reason})
+                            nursery.cancel_scope.cancel()
+                            return
+                        await send({"type": "websocket.send", "text": _encode(event.to_json())})
+                        stats.messages += 1
+            finally:
+                # closed by us above, or cut off by the kernel while it was not reading: either way it
+                # lost events because it was too slow
+                if bus.statistics().dropped_by_subscriber.get(name, 0):
                     stats.closed_too_slow += 1
-                    log.warning("events client %s too slow: %d events dropped; closing it", name, dropped)
-                    reason = f"too slow: {dropped} events dropped; reconnect and resync"
-                    await send({"type": "websocket.close", "code": CLOSE_TOO_SLOW, "reason": reason})
-                    nursery.cancel_scope.cancel()
-                    return
-                await send({"type": "websocket.send", "text": _encode(event.to_json())})
-                stats.messages += 1
     finally:
         stats.open -= 1
 

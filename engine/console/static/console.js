@@ -1,6 +1,6 @@
 // Centralita console: live updates from WS /api/v1/events. No framework, no build step.
-// Everything from the server is inserted with textContent, never innerHTML: caller ids, names and
-// message text are attacker-controlled.
+// Everything from the server is inserted with textContent: caller ids, names and
+// message text are attacker-controlled (so no HTML-parsing DOM APIs anywhere in this file).
 "use strict";
 
 (function () {

@@ -30,7 +30,7 @@ class FakeEngine(EngineAPI):
             "alice": {"id": "alice", "name": "Alice", "state": "available", "reason": ""},
             "bob": {"id": "bob", "name": "Bob", "state": "paused", "reason": "lunch"},
         }
-        self.queues = {"support": {"name": "support", "waiting": 2, "longest_wait": 12.5, "members": ["alice", "bob"]}}
+        self.queues = {"support": {"name": "support", "waiting": 2, "longest_wait": 12.5, "members": {"alice": "available", "bob": "paused"}, "answered": 3, "abandoned": 1}}
         self.interactions: dict[str, dict[str, Any]] = {
             "i1": {"id": "i1", "kind": "chat", "state": "offered", "from": "visitor", "to": "web", "queue": "support", "agent": "alice"},
             "i2": {"id": "i2", "kind": "voice", "state": "active", "from": "+34911", "to": "100", "queue": "support", "agent": "bob"},
@@ -231,3 +231,13 @@ def ws_connect():
         return client
 
     return connect
+
+
+@pytest.fixture(autouse=True)
+def cheap_argon2(monkeypatch):
+    """Real argon2id, with small parameters: the tests check behaviour, not hashing cost."""
+    import argon2
+
+    import engine.console._auth as auth_module
+
+    monkeypatch.setattr(auth_module, "_hasher", argon2.PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))

@@ -1,0 +1,128 @@
+from __future__ import annotations
+
+import contextlib
+import re
+
+XSS = '<script>alert("x")</script><img src=x onerror=alert(1)>'
+
+
+def _csrf(html: str) -> str:
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match, "no CSRF field on the page"
+    return match.group(1)
+
+
+async def _form_login(client, user: str, password: str, next_path: str = "/"):
+    return await client.post("/login", data={"user": user, "password": password, "next": next_path})
+
+
+async def test_unauthenticated_pages_redirect_to_login_and_assets_are_public(console):
+    async with console.client() as client:
+        r = await client.get("/")
+        assert r.status_code == 303 and r.headers["location"] == "/login?next=/"
+        r = await client.get("/login")
+        assert r.status_code == 200 and 'name="password"' in r.text
+        assert "script-src 'self'" in r.headers["content-security-policy"]
+        r = await client.get("/static/console.js")
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/javascript")
+        assert "textContent" in r.text and "innerHTML" not in r.text
+        assert (await client.get("/static/console.css")).status_code == 200
+        assert (await client.get("/static/..%2f_auth.py")).status_code == 404
+        assert (await client.get("/static/_auth.py")).status_code == 404
+
+
+async def test_first_login_with_one_time_password_then_change_it_in_forms(console):
+    async with console.client() as client:
+        r = await _form_login(client, "admin", "wrong")
+        assert r.status_code == 401 and "wrong user name or password" in r.text
+        r = await _form_login(client, "admin", console.admin_password)
+        assert r.status_code == 303 and r.headers["location"] == "/password"
+        assert (await client.get("/")).headers["location"] == "/password"
+        form = await client.get("/password")
+        csrf = _csrf(form.text)
+        r = await client.post("/password", data={"csrf_token": csrf, "current": console.admin_password,
+                                                 "new": "new password 123", "confirm": "new password 124"})
+        assert r.status_code == 400 and "differ" in r.text
+        r = await client.post("/password", data={"current": console.admin_password, "new": "new password 123",
+                                                 "confirm": "new password 123"})
+        assert r.status_code == 403  # no CSRF token
+        r = await client.post("/password", data={"csrf_token": csrf, "current": console.admin_password,
+                                                 "new": "new password 123", "confirm": "new password 123"})
+        assert r.status_code == 303 and r.headers["location"] == "/"
+        r = await client.get("/")
+        assert r.status_code == 200 and "Dashboard" in r.text and 'id="queues"' in r.text
+        assert (await client.get("/plugins")).status_code == 200
+
+
+async def test_open_redirect_after_login_is_refused(console):
+    password = await _new_user(console, "sam", "supervisor")
+    async with console.client() as client:
+        r = await _form_login(client, "sam", password, "//evil.example/steal")
+        assert r.headers["location"] in ("/", "/password")
+
+
+async def _new_user(console, name, role):
+    from engine.console import add_user
+
+    return await add_user(console.store, name, role)
+
+
+async def test_agent_cannot_open_admin_or_supervisor_pages(console):
+    client, _ = await console.logged_in("alice", "agent")
+    async with contextlib.aclosing(client):
+        for path in ("/plugins", "/users", "/agents", "/queues"):
+            r = await client.get(path)
+            assert r.status_code == 403, path
+            assert r.headers["content-type"].startswith("text/html")
+        assert (await client.get("/")).headers["location"] == "/desk"
+        assert (await client.get("/desk")).status_code == 200
+
+
+async def test_attacker_controlled_text_is_escaped_in_every_page(console):
+    console.engine.agents["alice"]["name"] = XSS
+    console.engine.agents["alice"]["reason"] = XSS
+    console.engine.interactions["i1"]["from"] = XSS
+    console.engine.interactions["i1"]["to"] = '"><svg onload=alert(1)>'
+    console.engine.queues[XSS] = {"name": XSS, "waiting": 0, "members": {XSS: XSS}}
+    sup, _ = await console.logged_in("sue", "admin")
+    agent, _ = await console.logged_in("alice", "agent")
+    async with contextlib.aclosing(sup), contextlib.aclosing(agent):
+        pages = [await sup.get(p) for p in ("/", "/agents", "/queues", "/plugins", "/users")]
+        pages.append(await agent.get("/desk"))
+        for page in pages:
+            assert page.status_code == 200, page.url
+            assert "<script>alert" not in page.text and "<img src=x" not in page.text and "<svg" not in page.text, page.url
+        assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in pages[0].text
+        assert "&lt;img src=x onerror=alert(1)&gt;" in pages[-1].text
+
+
+async def test_agent_desk_accepts_offer_and_replies_with_forms(console):
+    client, _ = await console.logged_in("alice", "agent")
+    async with contextlib.aclosing(client):
+        desk = await client.get("/desk")
+        assert 'action="/desk/i1/accept"' in desk.text
+        csrf = _csrf(desk.text)
+        r = await client.post("/desk/i1/accept", data={"csrf_token": csrf})
+        assert r.status_code == 303
+        desk = await client.get("/desk")
+        assert 'action="/desk/i1/reply"' in desk.text
+        r = await client.post("/desk/i1/reply", data={"csrf_token": csrf, "text": "Hola, ¿en qué le ayudo?"})
+        assert r.status_code == 303
+        r = await client.post("/desk/i2/hangup", data={"csrf_token": csrf})
+        assert r.status_code == 403  # bob's call
+        r = await client.post("/agents/alice/state", data={"csrf_token": csrf, "state": "paused", "reason": "café"})
+        assert r.status_code == 303
+    assert console.engine.actions == [("i1", "accept", {"agent": "alice"}), ("i1", "reply", {"text": "Hola, ¿en qué le ayudo?"})]
+    assert console.engine.agents["alice"]["state"] == "paused" and console.engine.agents["alice"]["reason"] == "café"
+
+
+async def test_admin_adds_user_from_users_page(console):
+    client, _ = await console.logged_in("root2", "admin")
+    async with contextlib.aclosing(client):
+        page = await client.get("/users")
+        r = await client.post("/users", data={"csrf_token": _csrf(page.text), "name": "newagent", "role": "agent"})
+        assert r.status_code == 200
+        one_time = re.search(r"<code>([^<]+)</code>", r.text).group(1)
+    async with console.client() as fresh:
+        r = await _form_login(fresh, "newagent", one_time)
+        assert r.headers["location"] == "/password"
