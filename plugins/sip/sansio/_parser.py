@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from ._errors import SipParseError
 from ._grammar import is_token
 from ._headers import _CANON_CACHE, _NAMES, Headers, canonical_name, split_values
-from ._message import Request, Response, _contacts, _cseq, _expires, _from, _max_forwards, _to, _vias
+from ._address import NameAddr, Via
+from ._message import Request, Response, _cseq, _expires, _max_forwards, _vias
 from ._uri import GenericUri, SipUri, Uri
 
 __all__ = ["ParseLimits", "parse_message", "DEFAULT_LIMITS"]
@@ -242,27 +243,33 @@ def _finish_request(
         if not version.upper().startswith("SIP/"):
             raise fail(f"malformed SIP version {version[:20]!r}")
         raise fail(f"SIP version {version[:20]!r} not supported", 505)
-    counts = _key_counts(headers)
+    index = headers._get_index()
+    cache = headers._cache
     try:
         for key in _REQUIRED_REQUEST:
-            if key not in counts:
+            if key not in index:
                 raise _Failure(f"missing {canonical_name(key)[1]} header field")
         for key in _SINGLE:
-            if counts.get(key, 0) > 1:
+            values = index.get(key)
+            if values is not None and len(values) > 1:
                 raise _Failure(f"more than one {canonical_name(key)[1]} header field")
-        number, cseq_method = headers.parsed("cseq", _cseq)
+        # The views below are parsed here once (to refuse what is malformed) and cached for later use.
+        number, cseq_method = cache["cseq"] = _cseq(headers)
         if cseq_method != method:
             raise _Failure("CSeq method does not match the request method")
-        headers.parsed("via", _vias)
-        headers.parsed("from", _from)
-        headers.parsed("to", _to)
-        headers.parsed("max-forwards", _max_forwards)
-        headers.parsed("expires", _expires)
-        if "contact" in counts:
-            contacts = headers.parsed("contact", _contacts)
+        cache["via"] = [Via.parse(v) for v in index["via"]]
+        cache["from"] = NameAddr.parse(index["from"][0])
+        cache["to"] = NameAddr.parse(index["to"][0])
+        if "max-forwards" in index:
+            cache["max-forwards"] = _max_forwards(headers)
+        if "expires" in index:
+            cache["expires"] = _expires(headers)
+        if "contact" in index:
+            contacts = cache["contact"] = [NameAddr.parse(v) for v in index["contact"]]
             if len(contacts) > 1 and any(c.is_wildcard for c in contacts):
                 raise _Failure("Contact: * mixed with other contacts")
-        body = _body(headers, body, limits)
+        if "content-length" in index:
+            body = _body(headers, body, limits)
     except _Failure as exc:
         raise fail(exc.reason, exc.status or 400) from None
     except SipParseError as exc:
@@ -285,7 +292,7 @@ def _finish_request(
             raise fail(exc.reason) from None
         raise fail(f"URI scheme {uri.scheme[:20]!r} not supported", 416)
 
-    if method not in _NO_REQUIRE_CHECK and "require" in counts:
+    if method not in _NO_REQUIRE_CHECK and "require" in index:
         unknown = [tag for tag in headers.get_all("Require") if tag.strip().lower() not in supported]
         if unknown:
             raise fail("Bad Extension", 420, (("Unsupported", ", ".join(unknown)),))
