@@ -17,8 +17,10 @@ Modes:
 
 from __future__ import annotations
 
+import ctypes
 import socket
 import struct
+import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -50,6 +52,20 @@ __all__ = ["RtpEndpoint"]
 Address = tuple[str, int]
 _HEADER = struct.Struct("!BBHII")
 _SEQ_TS_SSRC = struct.Struct("!HII")
+
+
+_LIBC = ctypes.CDLL(None, use_errno=True)
+
+
+def _disconnect_udp(sock: socket.socket) -> None:
+    """Dissolve a UDP socket's peer association: connect() to an AF_UNSPEC address (Linux, BSD).
+
+    Python's ``socket.connect`` cannot express AF_UNSPEC, hence libc directly.
+    """
+    unspec = (ctypes.c_ubyte * 32)()  # sa_family 0 = AF_UNSPEC; the rest is ignored
+    if _LIBC.connect(sock.fileno(), unspec, ctypes.sizeof(unspec)) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"cannot disconnect the RTP socket: {os.strerror(err)}")
 
 
 class _InboundSource:
@@ -132,6 +148,9 @@ class RtpEndpoint:
         self._translate: bytes | None = None
         self._record_side: Any = None  # the bridge's buffer for this leg's audio while recording
         self.closed = False
+        # Once latched, the RTP socket is connect()ed to the peer: the kernel then drops strangers'
+        # packets before they cost us anything, and send/recv skip per-packet address handling.
+        self._connected = False
         self.next_rtcp = 0.0
         # counters
         self.packets_in = self.packets_out = self.malformed = self.wrong_payload_type = 0
@@ -154,6 +173,12 @@ class RtpEndpoint:
         """The remote RTP address from SDP (or a re-INVITE): send there, re-latch on the next packet."""
         self.session.set_remote((address[0], int(address[1])))
         self.rtcp_remote = rtcp or (address[0], int(address[1]) + 1)
+        if self._connected:
+            self._connected = False
+            _disconnect_udp(self._rtp)
+            if self._rtp.getsockname()[1] == 0:
+                # Linux releases an ephemeral (port 0) binding on disconnect: take the same port back.
+                self._rtp.bind(self.local_address)
 
     def negotiate(self, *, codec: str | None = None, payload_type: int | None = None,
                   telephone_event: int | None = None, dtmf: DtmfMethod | str | None = None) -> None:
@@ -227,8 +252,14 @@ class RtpEndpoint:
 
     def _on_rtp(self, data: bytes, address: Address, now: float) -> None:
         session = self.session
-        if address != session.latched and not session.accept_from(address):
-            return
+        if address != session.latched:
+            if not session.accept_from(address):
+                return
+            try:
+                self._rtp.connect(address)
+                self._connected = True
+            except OSError:
+                pass  # still works unconnected, just slower
         try:
             header = rtp_header_length(data)
         except MalformedPacket:
@@ -285,7 +316,10 @@ class RtpEndpoint:
         out_ts = (ts + self._ts_offset) & 0xFFFFFFFF
         packet = _HEADER.pack(0x80, marker | pt, out_seq, out_ts, session.ssrc) + payload
         try:
-            self._rtp.sendto(packet, destination)
+            if self._connected:
+                self._rtp.send(packet)
+            else:
+                self._rtp.sendto(packet, destination)
         except OSError:
             self.engine.send_errors += 1
             return
@@ -381,7 +415,10 @@ class RtpEndpoint:
 
     def _send(self, packet: bytes, destination: Address) -> None:
         try:
-            self._rtp.sendto(packet, destination)
+            if self._connected:
+                self._rtp.send(packet)
+            else:
+                self._rtp.sendto(packet, destination)
             self.packets_out += 1
         except OSError:
             self.engine.send_errors += 1

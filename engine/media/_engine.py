@@ -441,10 +441,18 @@ class MediaEngine:
                 if entry is None:
                     continue
                 endpoint, is_rtcp, sock = entry
-                handle = endpoint._on_rtcp if is_rtcp else endpoint._on_rtp
+                if is_rtcp:
+                    self._drain_unconnected(endpoint, endpoint._on_rtcp, sock, now)
+                    continue
+                on_rtp = endpoint._on_rtp
                 for _ in range(burst):
                     try:
-                        data, address = sock.recvfrom(_MAX_DATAGRAM)
+                        if endpoint._connected:
+                            data = sock.recv(_MAX_DATAGRAM)
+                            address = endpoint.session.latched
+                        else:
+                            data, address = sock.recvfrom(_MAX_DATAGRAM)
+                            address = address[:2]
                     except BlockingIOError:
                         break
                     except OSError:
@@ -452,9 +460,24 @@ class MediaEngine:
                         self.receive_errors += 1
                         continue
                     self.datagrams += 1
-                    handle(data, address[:2], now)
+                    on_rtp(data, address, now)
                     if endpoint.closed:
                         break
+
+    def _drain_unconnected(self, endpoint: RtpEndpoint, handle: Callable[..., None], sock: socket.socket,
+                           now: float) -> None:
+        for _ in range(self.burst):
+            try:
+                data, address = sock.recvfrom(_MAX_DATAGRAM)
+            except BlockingIOError:
+                return
+            except OSError:
+                self.receive_errors += 1
+                continue
+            self.datagrams += 1
+            handle(data, address[:2], now)
+            if endpoint.closed:
+                return
 
     async def _serve_clock(self) -> None:
         next_tick = trio.current_time()
