@@ -54,6 +54,7 @@ from ._transaction import (
     make_ack_for_failure,
     make_cancel,
 )
+from ._routing import response_destination, stamp_received
 from ._sdp import DIRECTIONS, Connection, MediaDescription, Origin, SessionDescription
 from ._uri import GenericUri, SipUri, parse_uri
 
@@ -62,6 +63,8 @@ __all__ = [
     "ClientInviteTransaction",
     "ClientNonInviteTransaction",
     "DEFAULT_TIMERS",
+    "response_destination",
+    "stamp_received",
     "HarnessAgent",
     "HarnessCall",
     "LoopbackNetwork",

@@ -212,6 +212,17 @@ class Headers:
         self._index = None
         self._items = [item for item in self._items if item[0] != key]
 
+    def replace_first(self, name: str, value: str) -> None:
+        """Replace the first value of ``name`` in place (e.g. the top Via after adding ``received``)."""
+        key, display = canonical_name(name)
+        for i, (k, n, _) in enumerate(self._items):
+            if k == key:
+                self._items[i] = (k, n, value)
+                self._cache.clear()
+                self._index = None
+                return
+        self.add(name, value)
+
     def insert_first(self, name: str, value: str) -> None:
         """Put a value before every other value of the same name (a new top Via, a Record-Route)."""
         key, display = canonical_name(name)
