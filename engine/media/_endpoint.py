@@ -260,13 +260,18 @@ class RtpEndpoint:
                 self._connected = True
             except OSError:
                 pass  # still works unconnected, just slower
-        try:
-            header = rtp_header_length(data)
-        except MalformedPacket:
-            self.malformed += 1
-            return
+        size = len(data)
+        if size >= 12 and data[0] == 0x80:  # the usual packet: no CSRC, extension or padding
+            header = 12
+            end = size
+        else:
+            try:
+                header = rtp_header_length(data)
+            except MalformedPacket:
+                self.malformed += 1
+                return
+            end = size - data[-1] if data[0] & 0x20 else size
         self.packets_in += 1
-        end = len(data) - data[-1] if data[0] & 0x20 else len(data)
         pt = data[1] & 0x7F
         seq, ts, ssrc = _SEQ_TS_SSRC.unpack_from(data, 2)
         session.on_receive(ssrc, seq, ts, now)
@@ -294,10 +299,10 @@ class RtpEndpoint:
 
     def _forward(self, data: bytes, header: int, end: int, seq: int, ts: int, ssrc: int, event: bool) -> None:
         """Send a packet received on the peer leg out of this one, as if we were its source."""
-        destination = self.session.send_address
+        session = self.session
+        destination = session.latched or session.remote
         if destination is None:
             return
-        session = self.session
         marker = data[1] & 0x80
         if ssrc != self._relay_src:
             # A new source (or the first packet): continue our own sequence and timestamp from here.
