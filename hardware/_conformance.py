@@ -23,7 +23,7 @@ from ._at import AtMachine
 from ._atport import AtPort
 from ._serial import SerialSettings, SerialStream, open_serial_stream
 
-__all__ = ["Check", "CheckContext", "CheckFailed", "CheckResult", "check", "run_checks"]
+__all__ = ["Check", "CheckContext", "CheckFailed", "CheckResult", "check", "format_report", "run_checks"]
 
 
 class CheckFailed(Exception):
@@ -62,6 +62,8 @@ class CheckContext:
     timeout: float
     stimulus: Callable[[str], Awaitable[None]]
     at: AtPort | None = None
+    #: How long an interactive check waits for the call, SMS or key presses it asked for.
+    interactive_wait: float = 60.0
     state: dict[str, Any] = field(default_factory=dict)
 
     async def command(self, command: str, *, timeout: float | None = None, check_ok: bool = True, **kwargs: Any) -> Any:
@@ -91,6 +93,7 @@ async def run_checks(
     at_urc_prefixes: Sequence[str] = ("RING",),
     two_line_urcs: Sequence[str] = (),
     use_at: bool = True,
+    interactive_wait: float = 60.0,
 ) -> list[CheckResult]:
     """Open ``port`` and run ``checks`` in order; a check that fails does not stop the rest."""
 
@@ -100,7 +103,7 @@ async def run_checks(
     stream = await open_serial_stream(port, SerialSettings(baudrate))
     results: list[CheckResult] = []
     async with stream, trio.open_nursery() as nursery:
-        ctx = CheckContext(stream, profile, timeout, stimulus or no_stimulus)
+        ctx = CheckContext(stream, profile, timeout, stimulus or no_stimulus, interactive_wait=interactive_wait)
         if use_at:
             ctx.at = AtPort(stream, AtMachine(urc_prefixes=at_urc_prefixes, two_line_urcs=two_line_urcs))
             nursery.start_soon(ctx.at.run_reader)
@@ -112,7 +115,7 @@ async def run_checks(
                 result = CheckResult(item.name, item.description, True, "skipped (needs --interactive)", skipped=True)
             else:
                 try:
-                    with trio.fail_after(max(timeout * 10, 30)):
+                    with trio.fail_after(timeout * 10 + (interactive_wait if item.interactive else 0)):
                         detail = await item.func(ctx)
                     result = CheckResult(item.name, item.description, True, detail)
                 except CheckFailed as exc:
@@ -128,3 +131,14 @@ async def run_checks(
                 progress(number, len(checks), result)
         nursery.cancel_scope.cancel()
     return results
+
+
+def format_report(results: Sequence[CheckResult]) -> str:
+    """One line per check; failed checks quote the last things host and device said."""
+    lines = []
+    for result in results:
+        verdict = "skipped" if result.skipped else ("PASS" if result.passed else "FAIL")
+        lines.append(f"{verdict:7} {result.name}: {result.detail}")
+        if not result.passed:
+            lines += [f"          {'host  >' if d == '>' else 'device<'} {t}" for d, t in result.transcript[-8:]]
+    return "\n".join(lines)

@@ -50,12 +50,13 @@ async def run_family(
     baudrate: int | None = None,
     stimulus: Callable[[str], Awaitable[None]] | None = None,
     progress: Callable[[int, int, Any], None] | None = None,
+    interactive_wait: float = 60.0,
 ) -> list[CheckResult]:
     checks, options = _family(family)
     if baudrate is not None:
         options["baudrate"] = baudrate
     return await run_checks(checks, port, profile=profile, timeout=timeout, interactive=interactive,
-                            stimulus=stimulus, progress=progress, **options)
+                            stimulus=stimulus, progress=progress, interactive_wait=interactive_wait, **options)
 
 
 def _printer(out: TextIO) -> Callable[[int, int, Any], None]:
@@ -84,6 +85,8 @@ def run_cli(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--baudrate", type=int, default=None)
     parser.add_argument("--interactive", action="store_true",
                         help="also run checks that need you to call the line, send an SMS or press keys")
+    parser.add_argument("--wait", type=float, default=60.0,
+                        help="seconds an interactive check waits for the call, SMS or keys (default 60)")
     parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
     args = parser.parse_args(argv)
     out = sys.stderr if args.json else sys.stdout
@@ -96,7 +99,7 @@ def run_cli(argv: Sequence[str] | None = None) -> int:
     try:
         results = trio.run(lambda: run_family(
             args.family, args.port, profile=args.profile, timeout=args.timeout, interactive=args.interactive,
-            baudrate=args.baudrate, stimulus=ask, progress=_printer(out)))
+            baudrate=args.baudrate, stimulus=ask, progress=_printer(out), interactive_wait=args.wait))
     except DeviceError as exc:
         print(f"centralita firmware-test: {exc}", file=sys.stderr)
         return 2

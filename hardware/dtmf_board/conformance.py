@@ -31,7 +31,7 @@ async def _keys(ctx: CheckContext) -> str:
     parser = FrameParser(framing)
     got = ""
     await ctx.stimulus(f"Press {' '.join(SEQUENCE)} on a phone on the watched line.")
-    with trio.move_on_after(max(ctx.timeout * 10, 60)):
+    with trio.move_on_after(ctx.interactive_wait):
         while len(got) < len(SEQUENCE):
             for item in parser.feed(await ctx.stream.receive_some(1024)):
                 got += item.digit

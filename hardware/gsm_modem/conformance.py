@@ -111,7 +111,7 @@ async def _cmgl(ctx: CheckContext) -> str:
 async def _receive(ctx: CheckContext) -> str:
     assert ctx.at is not None
     await ctx.stimulus("Send an SMS to the modem's number now.")
-    with trio.move_on_after(max(ctx.timeout * 20, 60)):
+    with trio.move_on_after(ctx.interactive_wait):
         async for urc in ctx.at.urcs:
             if urc.line.upper().startswith("+CMTI:"):
                 index = urc.line.split(",")[1].strip() if "," in urc.line else ""

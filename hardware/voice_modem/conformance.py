@@ -128,7 +128,7 @@ async def _ring(ctx: CheckContext) -> str:
     collector = CallerIdCollector()
     rings = 0
     await ctx.stimulus("Call the line now and let it ring three times.")
-    with trio.move_on_after(max(ctx.timeout * 10, 30)):
+    with trio.move_on_after(ctx.interactive_wait):
         async for urc in ctx.at.urcs:
             if urc.line.upper().startswith("RING"):
                 rings += 1
