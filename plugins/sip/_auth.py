@@ -78,8 +78,17 @@ class AuthResult:
 
 
 class DigestServer:
-    def __init__(self, realm: str, *, nonce_ttl: float = 300.0, clock: Callable[[], float], secret: bytes | None = None) -> None:
+    def __init__(
+        self,
+        realm: str,
+        *,
+        nonce_ttl: float = 300.0,
+        clock: Callable[[], float],
+        secret: bytes | None = None,
+        algorithms: tuple[str, ...] = ("MD5",),
+    ) -> None:
         self.realm = realm
+        self.algorithms = tuple(a.upper() for a in algorithms if a.upper() in _ALGORITHMS) or ("MD5",)
         self.nonce_ttl = nonce_ttl
         self.clock = clock
         self._secret = secret or secrets.token_bytes(32)
@@ -96,14 +105,15 @@ class DigestServer:
         return f"{stamp}:{rand}:{self._sign(stamp, rand)}"
 
     def challenges(self, *, stale: bool = False) -> list[str]:
-        """``WWW-Authenticate`` values, identical for everyone. MD5 comes first: many phones (and SIPp)
-        answer only the first challenge even when they do not support its algorithm."""
+        """``WWW-Authenticate`` values, identical for everyone, one per configured algorithm. MD5 alone
+        by default: some phones (baresip 1.0) refuse a REGISTER outright when one of several challenges
+        names an algorithm they lack, and others answer only the first challenge."""
         nonce = self.new_nonce()
         opaque = hmac.new(self._secret, b"opaque", hashlib.sha256).hexdigest()[:16]
         tail = ", stale=true" if stale else ""
         return [
             f'Digest realm="{self.realm}", nonce="{nonce}", opaque="{opaque}", algorithm={alg}, qop="auth"{tail}'
-            for alg in ("MD5", "SHA-256")
+            for alg in self.algorithms
         ]
 
     def _nonce_age(self, nonce: str) -> float | None:

@@ -91,7 +91,12 @@ class Registrar:
         settings = channel.settings
         self.timers = settings.timers
         self.users = {u.name: u for u in settings.users}
-        self.digest = DigestServer(settings.realm, nonce_ttl=settings.timers.nonce_ttl, clock=channel.core.clock)
+        self.digest = DigestServer(
+            settings.realm,
+            nonce_ttl=settings.timers.nonce_ttl,
+            clock=channel.core.clock,
+            algorithms=tuple(settings.digest_algorithms),
+        )
         self.bindings: dict[str, list[Binding]] = {}
         self.stats = {"registered": 0, "unregistered": 0, "challenged": 0, "auth_failed": 0, "expired": 0}
         channel.core.handlers["REGISTER"] = self._register

@@ -144,6 +144,11 @@ class SipSettings:
     )
     #: digest realm of our challenges
     realm: str = "centralita"
+    #: algorithms offered in challenges (one WWW-Authenticate each); answers with either are accepted
+    digest_algorithms: list[str] = field(
+        default_factory=lambda: ["MD5"],
+        metadata={"check": lambda v: None if v and all(a.upper() in ("MD5", "SHA-256") for a in v) else "expected a non-empty list of \"MD5\" and/or \"SHA-256\""},
+    )
     #: host put in Contact and SDP when the listen address is not what peers should use (NAT)
     external_host: str = ""
     user_agent: str = "Centralita"
