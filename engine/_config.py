@@ -47,6 +47,30 @@ class ConsoleSettings:
     https: bool | None = None
 
 
+def _check_port_range(value: list[int]) -> str | None:
+    if len(value) != 2 or not (1024 <= value[0] < value[1] <= 65535):
+        return f"expected [LOW, HIGH] with 1024 <= LOW < HIGH <= 65535, got {value!r}"
+    return None
+
+
+@dataclass(frozen=True)
+class MediaSettings:
+    """``[media]``: where RTP is received, prompts are found and recordings are kept."""
+
+    #: address RTP sockets bind to and SDP advertises
+    host: str = "127.0.0.1"
+    #: even/odd RTP/RTCP pairs are taken from this range; empty: the OS picks free ports
+    port_range: list[int] = field(default_factory=list, metadata={"check": lambda v: _check_port_range(v) if v else None})
+    #: prompt library root (``<prompts>/<language>/<name>.wav``), relative to the data directory
+    prompts: str = "prompts"
+    language: str = "en"
+    recordings: str = "recordings"
+    #: recordings older than this many days are deleted (0 keeps them forever)
+    retention_days: float = field(default=0.0, metadata={"min": 0})
+    #: DTMF method for calls: rfc4733 | inband | info | auto
+    dtmf: Literal["rfc4733", "inband", "info", "auto"] = "auto"
+
+
 @dataclass(frozen=True)
 class PluginSettings:
     disable: list[str] = field(default_factory=list)
@@ -121,6 +145,7 @@ CORE_SECTIONS: dict[str, tuple[type, bool]] = {
     "engine": (EngineSettings, False),
     "console": (ConsoleSettings, False),
     "plugins": (PluginSettings, False),
+    "media": (MediaSettings, False),
     "agents": (AgentSettings, True),
     "queues": (QueueSettings, True),
     "routes": (RouteSettings, True),
@@ -217,6 +242,7 @@ class Config:
     engine: EngineSettings
     console: ConsoleSettings
     plugins: PluginSettings
+    media: MediaSettings
     agents: list[AgentSettings]
     queues: list[QueueSettings]
     routes: list[RouteSettings]
@@ -349,6 +375,7 @@ def load_config(
         engine=engine,
         console=built["console"],
         plugins=built["plugins"],
+        media=built["media"],
         agents=built["agents"],
         queues=built["queues"],
         routes=built["routes"],

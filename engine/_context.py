@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from ._config import Config
     from ._devices import DeviceDirectory
     from ._engine import Engine
+    from .media import MediaEngine, PromptLibrary
     from .store import Store
 
 
@@ -20,7 +21,8 @@ class PluginContext:
 
     ``settings`` is the plugin's own validated config section (or None when the file has none);
     ``engine`` is the running :class:`engine.Engine` (create and end interactions, route them, ask for
-    agents); ``devices`` finds devices by capability without importing drivers.
+    agents); ``devices`` finds devices by capability without importing drivers; ``media`` allocates RTP
+    legs, bridges and records (``engine.media``), ``prompts`` finds prompt files by name and language.
     """
 
     plugin: str
@@ -32,3 +34,7 @@ class PluginContext:
     engine: Engine
     data_dir: Path
     devices: DeviceDirectory
+    #: the engine's media framework: RTP legs, bridges, conferences, recording (see ``engine.media``)
+    media: MediaEngine | None = None
+    #: prompts by name and language (``engine.media.PromptLibrary``)
+    prompts: PromptLibrary | None = None

@@ -38,6 +38,7 @@ from ._registry import (
 )
 from ._services import Supervisor
 from .abc import DeviceSpec, EngineAPI, Service
+from .media import MediaEngine, PromptLibrary, apply_retention
 from .store import Store, open_store
 
 log = logging.getLogger("centralita.engine")
@@ -74,6 +75,14 @@ class Engine(EngineAPI):
         )
         self.acd = Acd(self)
         self.ivr: IvrRunner | None = None
+        media = config.media
+        self.media = MediaEngine(
+            host=media.host,
+            port_range=(media.port_range[0], media.port_range[1]) if media.port_range else None,
+            on_recording_alarm=self._recording_alarm,
+        )
+        self.prompts = PromptLibrary(config.data_dir / media.prompts, fallback=(media.language, "en"))
+        self.recordings_dir = config.data_dir / media.recordings
         self.http_routes = HttpRouteRegistry()
         self.store: Store | None = None
         self.console: Any = None
@@ -115,6 +124,8 @@ class Engine(EngineAPI):
         async with open_store(self.config.data_dir / "centralita.db", migrations.migrations) as store:
             self.store = store
             async with trio.open_nursery() as nursery:
+                await self.supervisor.start(nursery, self.media, name="media", plugin="engine")
+                nursery.start_soon(self._housekeeping)
                 await self._start_plugins(nursery)
                 await self.supervisor.start(nursery, self.acd, name="acd", plugin="engine")
                 self.ivr = IvrRunner(self, self.ivr_nodes)
@@ -146,6 +157,24 @@ class Engine(EngineAPI):
         for interaction in live:
             await self.end_interaction(interaction, cause="shutdown")
 
+    def _recording_alarm(self, recording: Any, error: OSError) -> None:
+        log.error("recording %s stopped: %s (the call goes on)", getattr(recording, "path", "?"), error)
+        self.bus.publish("RecordingFailed", File=str(getattr(recording, "path", "")), Cause=str(error))
+
+    async def _housekeeping(self) -> None:
+        """Once an hour: delete recordings past the retention period."""
+        days = self.config.media.retention_days
+        if not days:
+            return
+        while True:
+            try:
+                removed = await trio.to_thread.run_sync(apply_retention, self.recordings_dir, days)
+                if removed:
+                    log.info("retention: deleted %d old recordings", len(removed))
+            except OSError as exc:
+                log.error("retention of %s failed: %s", self.recordings_dir, exc)
+            await trio.sleep(3600)
+
     async def _watchdog(self) -> None:
         interval = _sdnotify.watchdog_interval()
         if interval is None:
@@ -166,6 +195,8 @@ class Engine(EngineAPI):
             engine=self,
             data_dir=self.config.data_dir,
             devices=self.devices,
+            media=self.media,
+            prompts=self.prompts,
         )
 
     async def _start_plugins(self, nursery: trio.Nursery) -> None:

@@ -126,6 +126,11 @@ class IvrRunner(Service):
                 commands = session.start(self.clock())
                 while True:
                     for command in commands:
+                        if isinstance(command, FlowEnded):
+                            # recorded before any final command runs: those may end the call at once
+                            interaction.attributes["ivr"] = {"outcome": command.outcome, "node": command.node,
+                                                             "variables": command.variables}
+                    for command in commands:
                         if isinstance(command, Play):
                             if playing is not None:
                                 playing.cancel()
@@ -137,10 +142,7 @@ class IvrRunner(Service):
                                 playing = None
                         elif isinstance(command, LookupCrm):
                             nursery.start_soon(self._lookup, command, own_send)
-                        elif isinstance(command, FlowEnded):
-                            interaction.attributes["ivr"] = {"outcome": command.outcome, "node": command.node,
-                                                             "variables": command.variables}
-                        else:
+                        elif not isinstance(command, FlowEnded):
                             await self._final(interaction, channel, command)
                     if session.finished:
                         nursery.cancel_scope.cancel()

@@ -48,7 +48,7 @@ class ServiceState:
             "ready": self.running and self.service.ready(),
             "restarts": self.restarts,
             "last_error": self.last_error,
-            "critical": self.service.critical,
+            "critical": getattr(self.service, "critical", False),
         }
 
 
@@ -121,7 +121,7 @@ class Supervisor:
                         ) from None
                 state.last_error = f"{type(error).__name__}: {error}"
                 state.history.append(state.last_error)
-                if state.service.critical:
+                if getattr(state.service, "critical", False):
                     log.critical("critical service %s (%s) failed; stopping the engine", state.name, state.plugin,
                                  exc_info=error)
                     raise CriticalServiceFailed(state.name, error) from error
