@@ -7,7 +7,10 @@ and commands it caused (see ``_events.py``). Time passes only through :meth:`Rou
 Interaction states (``_Entry.state``) and what moves them::
 
     waiting  --offer-->          offered
-    offered  --accept-->         active      (a callback: dialing, then active when the customer answers)
+    offered  --accept-->         active
+    offered  --accept-->         dialing     (a callback: the agent is reserved, the customer dialed)
+    dialing  --answered-->       active
+    dialing  --not answered-->   waiting     (same place, after the retry delay; or gone: CallbackFailed)
     offered  --reject/timeout--> waiting     (keeps its place; that agent is not tried again this round)
     waiting/offered --end-->     gone        (an abandon: QueueCallerAbandon)
     active   --end-->            gone        (AgentComplete; the agent's slot stays in wrap-up)
@@ -31,192 +34,25 @@ import heapq
 import itertools
 import math
 import random
-from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
+from . import _invariants, _persist
 from ._config import AgentConfig, QueueConfig
 from ._events import (
     AgentComplete, AgentPauseChanged, AgentRingNoAnswer, AgentStatusChanged, Announce, CallbackFailed,
     CancelOffer, Connect, DialCallback, Explanation, JoinRefused, Offer, Overflow, QueueCallerAbandon,
     QueueCallerJoin, QueueCallerLeave, RouterEvent,
 )
+from ._state import (
+    CallbackRequest, NoSuchOffer, RoutingError, UnknownAgent, UnknownInteraction, _Agent,
+    _Callback, _Entry, _Queue,
+)
 from ._strategies import describe, rank_candidates
 
 __all__ = ["CallbackRequest", "Router", "RoutingError", "UnknownAgent", "UnknownInteraction", "NoSuchOffer"]
 
-SNAPSHOT_VERSION = 1
-_DEFAULT_HANDLE_TIME = 180.0
 _Z80 = 1.2816  # the 10th/90th percentile of a normal: the estimated-wait range is an 80% interval
-
-
-class RoutingError(Exception):
-    """A local misuse of the router (an unknown id, a second accept). Races between a caller hanging up
-    and an agent accepting surface as :class:`NoSuchOffer`; the engine answers them, it does not crash."""
-
-
-class UnknownAgent(RoutingError):
-    pass
-
-
-class UnknownInteraction(RoutingError):
-    pass
-
-
-class NoSuchOffer(RoutingError):
-    pass
-
-
-@dataclass(frozen=True)
-class CallbackRequest:
-    """A caller's request to be called back, keeping their place in the queue.
-
-    ``window`` is (earliest, latest) Unix time to dial; ``None`` means any time."""
-
-    request_id: str
-    number: str
-    window: tuple[float, float] | None = None
-
-
-@dataclass
-class _Callback:
-    request: CallbackRequest
-    attempts: int = 0
-    not_before: float = 0.0
-    dialing: bool = False
-
-
-@dataclass
-class _Entry:
-    id: str
-    queue: str
-    kind: str
-    priority: int
-    arrived: float
-    seq: int
-    attributes: dict[str, Any]
-    joined: float
-    original_position: int
-    state: str = "waiting"           # waiting, offered, active, dialing
-    offers: dict[str, float] = field(default_factory=dict)   # agent -> expiry
-    offered_at: float = 0.0
-    tried: set[str] = field(default_factory=set)
-    agent: str | None = None
-    connected: float = 0.0
-    ring_time: float = 0.0
-    callback: _Callback | None = None
-    next_announce: float | None = None
-    retry_at: float | None = None
-
-    @property
-    def key(self) -> tuple[int, float, int, str]:
-        return (-self.priority, self.arrived, self.seq, self.id)
-
-
-@dataclass
-class _Agent:
-    config: AgentConfig
-    state: str = "logged_out"        # logged_out, available, paused
-    pause_reason: str = ""
-    idle_since: float = 0.0
-    reachable: bool = True
-    missed: int = 0
-    load: dict[str, int] = field(default_factory=dict)
-    offers: dict[str, str] = field(default_factory=dict)      # interaction -> kind
-    active: dict[str, str] = field(default_factory=dict)      # interaction -> kind
-    wrapups: dict[str, tuple[str, float]] = field(default_factory=dict)  # interaction -> (kind, until)
-    answered: int = 0
-    talk_time: float = 0.0
-    last_status: str = ""
-    retired: bool = False
-
-    @property
-    def id(self) -> str:
-        return self.config.id
-
-    def busy_total(self) -> int:
-        return sum(self.load.values())
-
-    def can_take(self, kind: str) -> bool:
-        if self.state != "available" or self.retired:
-            return False
-        if self.load.get(kind, 0) >= self.config.channels.get(kind, 0):
-            return False
-        if kind == "voice" and not self.reachable:
-            return False
-        if kind != "voice" and self.config.voice_blocks_others and self.load.get("voice", 0):
-            return False
-        return True
-
-    def why_not(self, kind: str) -> str:
-        if self.retired:
-            return "removed from the configuration"
-        if self.state == "logged_out":
-            return "logged out"
-        if self.state == "paused":
-            return f"paused ({self.pause_reason})" if self.pause_reason else "paused"
-        capacity = self.config.channels.get(kind, 0)
-        if capacity == 0:
-            return f"no {kind} capacity"
-        if kind == "voice" and not self.reachable:
-            return "voice endpoint not reachable"
-        if kind != "voice" and self.config.voice_blocks_others and self.load.get("voice", 0):
-            return "on a voice call that blocks other channels"
-        in_wrapup = any(k == kind for k, _ in self.wrapups.values())
-        if in_wrapup and self.load.get(kind, 0) >= capacity:
-            return f"in wrap-up ({kind} {self.load.get(kind, 0)}/{capacity})"
-        return f"busy ({kind} {self.load.get(kind, 0)}/{capacity})"
-
-    def status(self) -> str:
-        if self.state == "logged_out":
-            return "logged_out"
-        if self.state == "paused":
-            return "paused"
-        if self.active:
-            return "busy"
-        if self.offers:
-            return "ringing"
-        if self.wrapups:
-            return "wrapup"
-        return "available"
-
-    def add_load(self, kind: str, delta: int) -> None:
-        self.load[kind] = self.load.get(kind, 0) + delta
-
-
-@dataclass
-class _Queue:
-    config: QueueConfig
-    waiting: list[tuple[int, float, int, str]] = field(default_factory=list)  # sorted keys
-    rr_last: str | None = None
-    calls: dict[str, int] = field(default_factory=dict)
-    talk: dict[str, float] = field(default_factory=dict)
-    handle_times: deque[float] = field(default_factory=lambda: deque(maxlen=50))
-    retired: bool = False
-    order: dict[str, int] = field(default_factory=dict)
-    pool: frozenset[str] = frozenset()   # members plus every relaxation step's added members
-    # statistics
-    joined: int = 0
-    answered: int = 0
-    abandoned: int = 0
-    overflowed: int = 0
-
-    def __post_init__(self) -> None:
-        self.refresh()
-
-    def refresh(self) -> None:
-        pool = list(self.config.members)
-        for step in self.config.relax:
-            pool.extend(m for m in step.add_members if m not in pool)
-        self.order = {agent: i for i, agent in enumerate(pool)}
-        self.pool = frozenset(pool)
-
-    def mean_handle_time(self) -> float:
-        if not self.handle_times:
-            return _DEFAULT_HANDLE_TIME
-        return sum(self.handle_times) / len(self.handle_times)
-
 
 Chooser = Callable[[str, str, Sequence[str]], "str | None"]
 
@@ -1117,156 +953,16 @@ class Router:
         for agent in list(self._agents.values()):
             self._try_agent(agent, now)
 
-    # ------------------------------------------------------------------------- snapshot/restore
+    # ------------------------------------------------------------------- snapshot, restore, checks
 
     def snapshot(self) -> dict[str, Any]:
-        """JSON-able routing state: waiting interactions (with callbacks, in order), active messaging
-        work, agents' presence. Live voice legs are recorded too; :meth:`restore` decides about them."""
-        entries = []
-        for entry in self._entries.values():
-            cb = entry.callback
-            entries.append({
-                "id": entry.id, "queue": entry.queue, "kind": entry.kind, "priority": entry.priority,
-                "arrived": entry.arrived, "seq": entry.seq, "joined": entry.joined,
-                "attributes": entry.attributes, "state": entry.state, "agent": entry.agent,
-                "connected": entry.connected,
-                "callback": None if cb is None else {
-                    "request_id": cb.request.request_id, "number": cb.request.number,
-                    "window": list(cb.request.window) if cb.request.window else None,
-                    "attempts": cb.attempts, "not_before": cb.not_before, "dialing": cb.dialing},
-            })
-        entries.sort(key=lambda e: e["seq"])
-        return {
-            "version": SNAPSHOT_VERSION,
-            "entries": entries,
-            "agents": {a.id: {"state": a.state, "reason": a.pause_reason, "idle_since": a.idle_since,
-                              "answered": a.answered, "talk_time": a.talk_time}
-                       for a in self._agents.values()},
-            "queues": {q.config.name: {"rr_last": q.rr_last, "calls": q.calls, "talk": q.talk,
-                                       "handle_times": list(q.handle_times)}
-                       for q in self._queues.values()},
-            "finished_requests": list(self._finished_requests)[-10_000:],
-        }
+        """JSON-able routing state; see ``_persist.snapshot``."""
+        return _persist.snapshot(self)
 
     def restore(self, data: dict[str, Any], *, now: float, keep_live_voice: bool = False) -> list[RouterEvent]:
-        """Load a :meth:`snapshot` into a router built from the current config (no interactions yet).
-
-        Callbacks and messages keep their place and attempt count. A callback whose dial was in flight
-        goes back to waiting; its next :class:`DialCallback` reuses the same ``attempt_id`` so the
-        dialer can tell a replay from a new attempt. Offers are re-made from scratch. Live voice legs
-        (callers on hold, calls in progress) did not survive a restart and are dropped unless
-        ``keep_live_voice``. Interactions of queues that no longer exist are returned as JoinRefused."""
-        if data.get("version") != SNAPSHOT_VERSION:
-            raise RoutingError(f"snapshot version {data.get('version')!r} is not {SNAPSHOT_VERSION}")
-        if self._entries:
-            raise RoutingError("restore() needs a router without interactions")
-        for agent_id, info in data.get("agents", {}).items():
-            agent = self._agents.get(agent_id)
-            if agent is None:
-                continue
-            agent.state = info.get("state", agent.state)
-            agent.pause_reason = info.get("reason", "")
-            agent.idle_since = float(info.get("idle_since", now))
-            agent.answered = int(info.get("answered", 0))
-            agent.talk_time = float(info.get("talk_time", 0.0))
-            self._touched.add(agent_id)
-        for name, info in data.get("queues", {}).items():
-            q = self._queues.get(name)
-            if q is None:
-                continue
-            q.rr_last = info.get("rr_last")
-            q.calls.update(info.get("calls", {}))
-            q.talk.update(info.get("talk", {}))
-            q.handle_times.extend(info.get("handle_times", []))
-        for request_id in data.get("finished_requests", []):
-            self._finished_requests[request_id] = None
-        max_seq = -1
-        pending: list[_Entry] = []
-        for item in data.get("entries", []):
-            max_seq = max(max_seq, int(item["seq"]))
-            q = self._queues.get(item["queue"])
-            live_voice = item["kind"] == "voice" and item["callback"] is None
-            if live_voice and not keep_live_voice:
-                continue
-            if q is None:
-                self._out.append(JoinRefused(item["id"], item["queue"], "unknown-queue"))
-                continue
-            cb_raw = item["callback"]
-            cb = None
-            if cb_raw is not None:
-                window = tuple(cb_raw["window"]) if cb_raw["window"] else None
-                cb = _Callback(CallbackRequest(cb_raw["request_id"], cb_raw["number"], window),  # type: ignore[arg-type]
-                               attempts=int(cb_raw["attempts"]), not_before=float(cb_raw["not_before"]))
-                self._requests[cb.request.request_id] = item["id"]
-            entry = _Entry(item["id"], q.config.name, item["kind"], int(item["priority"]), float(item["arrived"]),
-                           int(item["seq"]), dict(item["attributes"]), float(item["joined"]), 0, callback=cb)
-            if item["state"] == "active" and item["agent"] in self._agents and (not live_voice or keep_live_voice):
-                agent = self._agents[item["agent"]]
-                entry.state = "active"
-                entry.agent = agent.id
-                entry.connected = float(item["connected"])
-                agent.active[entry.id] = entry.kind
-                agent.add_load(entry.kind, 1)
-                self._entries[entry.id] = entry
-                self._touched.add(agent.id)
-                continue
-            bisect.insort(q.waiting, entry.key)
-            entry.original_position = self._position(q, entry)
-            self._entries[entry.id] = entry
-            pending.append(entry)
-        self._seq = itertools.count(max_seq + 1)
-        for entry in pending:
-            self._schedule_entry_timers(entry, now)
-        self._dispatch_all(now)
-        for entry in pending:
-            self._try_entry(entry, now)
-        return self._flush()
-
-    # ------------------------------------------------------------------------------- invariants
+        """Load a :meth:`snapshot` into a router built from the current config; see ``_persist.restore``."""
+        return _persist.restore(self, data, now=now, keep_live_voice=keep_live_voice)
 
     def check_invariants(self) -> None:
         """Raise AssertionError when a rule of the module docstring is broken (used by the tests)."""
-        live_offers = {(t[3], t[4]) for t in self._timers if t[2] == "offer" and self._timer_live(t)}
-        for agent in self._agents.values():
-            counted: dict[str, int] = {}
-            for kind in list(agent.offers.values()) + list(agent.active.values()) + \
-                    [k for k, _ in agent.wrapups.values()]:
-                counted[kind] = counted.get(kind, 0) + 1
-            for kind in set(counted) | set(agent.load):
-                assert counted.get(kind, 0) == agent.load.get(kind, 0), \
-                    f"agent {agent.id}: {kind} load {agent.load.get(kind)} != {counted.get(kind, 0)}"
-            for kind, used in counted.items():
-                assert used <= agent.config.channels.get(kind, 0), \
-                    f"agent {agent.id} above {kind} capacity: {used}"
-            for iid in agent.offers:
-                entry = self._entries.get(iid)
-                assert entry is not None and agent.id in entry.offers, f"agent {agent.id}: stale offer {iid}"
-            for iid in agent.active:
-                entry = self._entries.get(iid)
-                assert entry is not None and entry.agent == agent.id and entry.state in ("active", "dialing"), \
-                    f"agent {agent.id}: stale active {iid}"
-            if agent.config.voice_blocks_others and counted.get("voice"):
-                pass  # other channels may have been taken before the voice call: allowed
-        for entry in self._entries.values():
-            q = self._queues[entry.queue]
-            in_queue = entry.state in ("waiting", "offered", "dialing")  # a callback keeps its place
-            index = bisect.bisect_left(q.waiting, entry.key)
-            present = index < len(q.waiting) and q.waiting[index] == entry.key
-            assert present == in_queue, f"interaction {entry.id} ({entry.state}) queue membership wrong"
-            if entry.state == "offered":
-                assert entry.offers, f"interaction {entry.id} offered to nobody"
-            else:
-                assert not entry.offers, f"interaction {entry.id} ({entry.state}) still has offers"
-            if q.config.strategy != "ring-all":
-                assert len(entry.offers) <= 1, f"interaction {entry.id} offered to {sorted(entry.offers)}"
-            for agent_id in entry.offers:
-                assert entry.id in self._agents[agent_id].offers, f"offer {entry.id}->{agent_id} one-sided"
-                assert (entry.id, agent_id) in live_offers, f"offer {entry.id}->{agent_id} has no timer"
-        for q in self._queues.values():
-            assert q.waiting == sorted(q.waiting), f"queue {q.config.name} out of order"
-            for key in q.waiting:
-                assert key[3] in self._entries, f"queue {q.config.name} holds a gone interaction"
-        for agent in self._agents.values():
-            for iid, (_, until) in agent.wrapups.items():
-                assert any(t[2] == "wrapup" and t[3] == agent.id and t[4] == iid and t[0] == until
-                           for t in self._timers), f"agent {agent.id} wrap-up {iid} has no timer"
+        _invariants.check_invariants(self)
