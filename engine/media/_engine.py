@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import errno
 import itertools
+import math
 import select
 import socket
 from collections.abc import Callable
@@ -41,6 +42,7 @@ Address = tuple[str, int]
 _MAX_DATAGRAM = 2048
 _RECORD_BACKLOG_FRAMES = 10  # per leg; beyond this (clock drift, a burst) the oldest audio is dropped
 _PREBUFFER_SAMPLES = 2 * FRAME_SAMPLES
+_HOUSEKEEPING_SECONDS = 0.5
 
 
 class _LegBuffer:
@@ -483,9 +485,15 @@ class MediaEngine:
         next_tick = trio.current_time()
         while True:
             if not (self._clocked or self._recording_bridges or self._rooms):
+                # Only pure relays (or nothing): no 20 ms work, but RTCP and lost DTMF ends still
+                # need a look now and then.
                 self._clock_wakeup = trio.Event()
-                await self._clock_wakeup.wait()
-                next_tick = trio.current_time()
+                with trio.move_on_after(_HOUSEKEEPING_SECONDS if self._endpoints else math.inf):
+                    await self._clock_wakeup.wait()
+                now = trio.current_time()
+                self._housekeeping(now)
+                next_tick = now
+                continue
             next_tick += FRAME_SECONDS
             await trio.sleep_until(next_tick)
             now = trio.current_time()
@@ -506,12 +514,15 @@ class MediaEngine:
             bridge._write_tick()
         for endpoint in clocked:
             endpoint._tick_out(now)
-            if not endpoint.needs_clock and not endpoint._dtmf_rx.next_timer():
+            if not endpoint.needs_clock:
                 self._clocked.discard(endpoint)
         self._ticks += 1
-        if self._ticks % 25:
-            return  # RTCP timing and relay DTMF timers only need half-second precision
-        for endpoint in self._endpoints:
+        if self._ticks % round(_HOUSEKEEPING_SECONDS / FRAME_SECONDS) == 0:
+            self._housekeeping(now)
+
+    def _housekeeping(self, now: float) -> None:
+        """RTCP reports when due, and lost-end timers of relayed telephone events."""
+        for endpoint in list(self._endpoints):
             if now >= endpoint.next_rtcp:
                 if endpoint.next_rtcp:
                     endpoint._send_rtcp(now)

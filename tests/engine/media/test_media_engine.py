@@ -400,3 +400,28 @@ def test_public_names_are_pinned():
     for name in ("MediaEngine", "RtpEndpoint", "Bridge", "ConferenceRoom", "Source", "Sink", "DtmfEvent",
                  "PromptFormatError", "Recording", "apply_retention", "Resampler", "InbandDtmfDetector"):
         assert name in media.__all__
+
+
+async def test_relayed_legs_send_rtcp_and_finish_digits_whose_end_was_lost(nursery):
+    media = MediaEngine(rtcp_interval=0.3)
+    await nursery.start(media.run)
+    seen = []
+    a = media.allocate(on_dtmf=lambda ep, ev: seen.append(ev.digit))
+    b = media.allocate()
+    caller = await Phone.open(71)
+    agent = await Phone.open(72)
+    rtcp = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
+    await rtcp.bind(("127.0.0.1", 0))
+    a.set_remote(caller.address)
+    b.set_remote(agent.address, rtcp=rtcp.getsockname())
+    media.bridge(a, b)
+    from engine.media import rfc4733_packets
+
+    for payload, marker in rfc4733_packets("3", 200)[:-3]:  # the end packets never arrive
+        await caller.send(a.local_address, payload, pt=101, marker=marker, ts=4242)
+    with trio.fail_after(10):
+        data, _ = await rtcp.recvfrom(2048)  # the relay-only leg still reports
+        while not seen:
+            await trio.sleep(0.05)
+    assert seen == ["3"]
+    assert any(isinstance(p, RtcpSenderReport) and p.ssrc == b.session.ssrc for p in parse_rtcp(data))
