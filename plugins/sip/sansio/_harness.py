@@ -99,6 +99,7 @@ class HarnessCall:
     dtmf: list[str] = field(default_factory=list)
     ended_by: str | None = None
     invite_txn: object | None = None
+    cancel_to: str | None = None  #: a CANCEL waiting for the first provisional response
 
     @property
     def established(self) -> bool:
@@ -192,7 +193,14 @@ class HarnessAgent:
         return call
 
     def cancel(self, call: HarnessCall, peer: str) -> None:
+        """CANCEL the INVITE now, or as soon as a provisional response arrives (RFC 3261 §9.1)."""
         assert call.invite is not None
+        txn = call.invite_txn
+        if txn is not None and txn.terminated:  # type: ignore[attr-defined]
+            return
+        if txn is not None and not txn.cancel_allowed:  # type: ignore[attr-defined]
+            call.cancel_to = peer
+            return
         self._send_request(make_cancel(call.invite), peer)
 
     def _peer_of(self, dialog: Dialog) -> str:
@@ -223,6 +231,9 @@ class HarnessAgent:
         call.statuses.append(response.status)
         self.log.append(f"got {response.status} to {method}")
         txn = action.transaction
+        if method == "INVITE" and response.status < 200 and call.cancel_to is not None:
+            peer, call.cancel_to = call.cancel_to, None
+            self.cancel(call, peer)
         if method == "INVITE":
             request = txn.request if txn is not None else call.invite
             did = dialog_id_for_response(response)
@@ -233,7 +244,9 @@ class HarnessAgent:
                     self.dialogs[dialog.id] = dialog
                     call.dialog = dialog
                 dialog.receive_response(response, "INVITE")
-                if response.body:
+                first_answer = call.final_status is None
+                reinvite = txn is not None and txn.request is not call.invite
+                if response.body and (first_answer or reinvite):
                     call.media = self._media_for(call.call_id).accept_answer(response.body)
                 ack = dialog.create_ack(via=self.via)
                 self.network.send(self.address, self._peer_of(dialog), ack.to_bytes())

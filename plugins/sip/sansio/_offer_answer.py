@@ -112,6 +112,7 @@ class MediaSession:
         self._last_body: bytes | None = None
         self.negotiated: Negotiated | None = None
         self._pending_offer: SessionDescription | None = None
+        self._last_answer: SessionDescription | None = None
 
     # -- building our descriptions -------------------------------------------------------------------
     def _describe(self, media: list[MediaDescription]) -> SessionDescription:
@@ -213,6 +214,8 @@ class MediaSession:
                 raise SdpNegotiationError(f"unparseable answer: {exc.reason}") from None
         offer = self._pending_offer
         if offer is None:
+            if self._last_answer is not None and answer == self._last_answer and self.negotiated is not None:
+                return self.negotiated  # the same answer again (a retransmitted 2xx): nothing changes
             raise SdpNegotiationError("an answer arrived but we made no offer", 400)
         _, audio = _audio(answer)
         codec = None
@@ -240,6 +243,7 @@ class MediaSession:
         negotiated = Negotiated(codec, te_pt, conn.address, audio.port, ours, remote_hold, audio.ptime)
         self.negotiated = negotiated
         self._pending_offer = None
+        self._last_answer = answer
         return negotiated
 
 

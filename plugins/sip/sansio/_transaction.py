@@ -230,6 +230,11 @@ class ClientInviteTransaction(_ClientTransaction):
         self._start("B", now, self.timers.timeout_64t1)
         return [SendMessage(self.request, self._wire, self.peer)]
 
+    @property
+    def cancel_allowed(self) -> bool:
+        """RFC 3261 §9.1: a CANCEL may be sent only once a provisional response has arrived."""
+        return self.state is S.PROCEEDING
+
     def receive_response(self, response: Response, now: float) -> list[Action]:
         status, state = response.status, self.state
         if state in (S.CALLING, S.PROCEEDING):

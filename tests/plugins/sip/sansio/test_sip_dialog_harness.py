@@ -168,3 +168,28 @@ def test_uas_dialog_rejects_out_of_order_cseq() -> None:
     refer = dialog.create_refer("<sip:carol@example.com>", via="UDP 192.0.2.99:5060")
     assert refer.headers.get("Refer-To") == "<sip:carol@example.com>" and refer.cseq == (1, "REFER")
     assert str(refer.uri) == "sip:alice@192.0.2.10:5060" and refer.to.tag == "a1"
+
+
+# -- random loss: every call ends cleanly and every transaction terminates ------------------------------
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.booleans(), max_size=40), st.sampled_from([200, 486, None]))
+def test_calls_under_random_loss_always_settle(losses: list[bool], answer) -> None:
+    net, alice, bob = pair(answer=answer)
+    pattern = iter(losses)
+    net.drop = lambda src, dst, data: next(pattern, False)
+    call = alice.call(bob)
+    net.run(until=5.0)
+    if answer is None and call.final_status is None:
+        alice.cancel(call, bob.address)
+    net.run(until=40.0)
+    if call.established:
+        alice.hangup(call)
+    net.run()  # until no datagram and no timer is left
+    assert call.final_status in (200, 408, 486, 487)
+    assert len(alice.layer) == 0 and len(bob.layer) == 0
+    assert alice.layer.next_timer() is None and bob.layer.next_timer() is None
+    assert not alice.parse_errors and not bob.parse_errors
