@@ -21,6 +21,8 @@ t2 = 0.8
 t4 = 1
 qualify_interval = 0
 ring_timeout = 10
+trunk_retry = 0.5
+trunk_retry_max = 2
 tcp_message_timeout = 2
 """
 
