@@ -132,6 +132,7 @@ class _Call:
     queue: str
     arrived: float
     counted: bool
+    handle: float = 0.0
     answered: bool = False
 
 
@@ -230,7 +231,9 @@ class Simulation:
 
     def __init__(self, scenario: Scenario) -> None:
         self.s = scenario
-        self.rng = random.Random(scenario.seed)
+        # one random stream per queue: a caller's arrival, priority, patience and handle time depend only
+        # on the seed and the queue, not on what the router decided for earlier callers
+        self.streams = {q.name: random.Random(f"{scenario.seed}:{q.name}") for q in scenario.queues}
         self.router = Router(scenario.queue_configs, scenario.agents, now=0.0, seed=scenario.seed, explain=False)
         self.heap: list[tuple[float, int, str, str]] = []
         self.seq = 0
@@ -248,7 +251,7 @@ class Simulation:
         s = self.s
         for q in s.queues:
             if q.rate > 0:
-                self.push(self.rng.expovariate(q.rate), "arrive", q.name)
+                self.push(self.streams[q.name].expovariate(q.rate), "arrive", q.name)
         for agent in s.agent_sims:
             for start, end in agent.shifts:
                 self.push(max(0.0, start), "login", agent.id)
@@ -278,22 +281,23 @@ class Simulation:
     # events of the world
     def on_arrive(self, name: str) -> None:
         q = self.queues[name]
-        self.push(self.now + self.rng.expovariate(q.rate), "arrive", name)
+        rng = self.streams[name]
+        self.push(self.now + rng.expovariate(q.rate), "arrive", name)
         iid = f"c{self.seq}"
         counted = self.now >= self.s.warmup
-        self.calls[iid] = _Call(name, self.now, counted)
+        self.calls[iid] = _Call(name, self.now, counted, handle=q.handle(rng))
         if counted:
             q.offered += 1
         priority = 0
         if q.priorities:
-            draw = self.rng.random()
+            draw = rng.random()
             for share, value in q.priorities:
                 if draw < share:
                     priority = value
                     break
                 draw -= share
         if q.patience is not None:
-            self.push(self.now + q.patience(self.rng), "patience", iid)
+            self.push(self.now + q.patience(rng), "patience", iid)
         self.apply(self.router.enqueue(iid, name, now=self.now, priority=priority))
 
     def on_patience(self, iid: str) -> None:
@@ -349,7 +353,7 @@ class Simulation:
                 call.answered = True
                 q = self.queues[call.queue]
                 wait = self.now - call.arrived
-                handle = q.handle(self.rng)
+                handle = call.handle
                 if call.counted:
                     q.answered += 1
                     q.wait_sum += wait
