@@ -636,9 +636,13 @@ class CallManager:
         else:
             try:
                 check_dial_string(to)
-                allowed = engine.hooks.allow_dial(to, caller, purpose) if engine is not None and hasattr(engine.hooks, "allow_dial") else None
-                if allowed is False:
-                    raise DialRefused(f"{to} refused by policy")
+                check = getattr(engine, "check_dial", None)
+                if check is not None:
+                    # The engine's own check: the same syntax plus the centralita_allow_dial hook.
+                    try:
+                        to = check(to, caller=caller, purpose=purpose)
+                    except ValueError as exc:
+                        raise DialRefused(str(exc)) from None
                 trunk = self.channel.trunks.outbound_trunk(to, body.get("trunk"))
             except DialRefused as exc:
                 raise ValueError(str(exc)) from None
