@@ -5,7 +5,7 @@ How the engine drives it::
     from engine.ivr import load_flows, FlowSession
 
     flows = load_flows(raw["flows"], queues={...}, prompt_exists=media.has_prompt,
-                       node_types=ivr_node_registry.items)     # FlowError names flow and node
+                       node_types=dict(ivr_node_registry.items()))   # FlowError names flow and node
     session = FlowSession(flows["main"], caller="+34600111222", session_id=interaction.id)
     commands = session.start(now)
     commands = session.digit("1", now)          # RFC 2833 / in-band digit
@@ -17,6 +17,11 @@ How the engine drives it::
 Commands: :class:`Play`, :class:`StopPlayback`, :class:`LookupCrm`, and the final ones
 :class:`EnterQueue`, :class:`Transfer`, :class:`Voicemail`, :class:`RequestCallback`,
 :class:`Hangup`; :class:`FlowEnded` always comes last with the outcome and the variables.
+
+Voicemail: after a flow's :class:`Voicemail` command, a :class:`VoicemailSession` plays the greeting
+and the beep, then says when to stop recording (maximum length, silence cut-off, "#", hang-up) and
+how much to keep; it ends with :class:`VoicemailRecorded` (store and notify) or
+:class:`VoicemailDiscarded`.
 
 Node types: play, menu, collect, set, branch, schedule, crm, queue, transfer, voicemail, callback,
 hangup; plugins add more through ``centralita_register_ivr_nodes`` (see ``_nodes.NodeType``).
@@ -42,10 +47,12 @@ from ._commands import (
 from ._flows import Flow, FlowError, load_flows, node_type_table, validate_flows
 from ._nodes import BUILTIN_NODE_TYPES, MAX_PROMPT_SECONDS, NodeType
 from ._session import MAX_BUFFERED_DIGITS, FlowSession
+from ._voicemail import StartRecording, StopRecording, VoicemailDiscarded, VoicemailRecorded, VoicemailSession
 
 __all__ = [
     "BUILTIN_NODE_TYPES", "MAX_BUFFERED_DIGITS", "MAX_PROMPT_SECONDS",
     "CrmResult", "Digit", "EnterQueue", "Flow", "FlowCommand", "FlowEnded", "FlowError", "FlowSession",
-    "Hangup", "LookupCrm", "NodeType", "Play", "PlaybackDone", "RequestCallback", "StopPlayback",
-    "Transfer", "Voicemail", "load_flows", "node_type_table", "validate_flows",
+    "Hangup", "LookupCrm", "NodeType", "Play", "PlaybackDone", "RequestCallback", "StartRecording",
+    "StopPlayback", "StopRecording", "Transfer", "Voicemail", "VoicemailDiscarded", "VoicemailRecorded",
+    "VoicemailSession", "load_flows", "node_type_table", "validate_flows",
 ]
