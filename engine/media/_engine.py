@@ -430,56 +430,50 @@ class MediaEngine:
     # -- the two tasks -----------------------------------------------------------------------------
 
     async def _serve_receive(self) -> None:
+        """Wait for any socket, then take one datagram from every ready socket per round.
+
+        One datagram per socket per round (epoll is level-triggered, so a socket with more waiting
+        shows up again next round) means no trailing recv that fails with EAGAIN: that exception and
+        syscall per socket per wake-up used to cost more than the packet itself. It also makes a flood
+        on one port fair game: it gets one datagram per round like everyone else. After ``burst``
+        rounds we yield to the other tasks even if more is waiting.
+        """
         assert self._epoll is not None
-        epoll = self._epoll
+        poll = self._epoll.poll
+        epoll_fd = self._epoll.fileno()
         by_fd = self._by_fd
-        burst = self.burst
+        rounds = self.burst
         while True:
-            await trio.lowlevel.wait_readable(epoll.fileno())
-            now = trio.current_time()
+            await trio.lowlevel.wait_readable(epoll_fd)
             self.passes += 1
-            for fd, _ in epoll.poll(0):
-                entry = by_fd.get(fd)
-                if entry is None:
-                    continue
-                endpoint, is_rtcp, sock = entry
-                if is_rtcp:
-                    self._drain_unconnected(endpoint, endpoint._on_rtcp, sock, now)
-                    continue
-                on_rtp = endpoint._on_rtp
-                for _ in range(burst):
+            for _ in range(rounds):
+                events = poll(0)
+                if not events:
+                    break
+                now = trio.current_time()
+                for fd, _ in events:
+                    entry = by_fd.get(fd)
+                    if entry is None:
+                        continue
+                    endpoint, is_rtcp, sock = entry
                     try:
-                        if endpoint._connected:
-                            data = sock.recv(_MAX_DATAGRAM)
-                            address = endpoint.session.latched
-                        else:
+                        if is_rtcp or not endpoint._connected:
                             data, address = sock.recvfrom(_MAX_DATAGRAM)
                             address = address[:2]
+                        else:
+                            data = sock.recv(_MAX_DATAGRAM)
+                            address = endpoint.session.latched
                     except BlockingIOError:
-                        break
+                        continue
                     except OSError:
                         # ICMP errors from an earlier send (ECONNREFUSED) surface here: not fatal.
                         self.receive_errors += 1
                         continue
                     self.datagrams += 1
-                    on_rtp(data, address, now)
-                    if endpoint.closed:
-                        break
-
-    def _drain_unconnected(self, endpoint: RtpEndpoint, handle: Callable[..., None], sock: socket.socket,
-                           now: float) -> None:
-        for _ in range(self.burst):
-            try:
-                data, address = sock.recvfrom(_MAX_DATAGRAM)
-            except BlockingIOError:
-                return
-            except OSError:
-                self.receive_errors += 1
-                continue
-            self.datagrams += 1
-            handle(data, address[:2], now)
-            if endpoint.closed:
-                return
+                    if is_rtcp:
+                        endpoint._on_rtcp(data, address, now)
+                    else:
+                        endpoint._on_rtp(data, address, now)
 
     async def _serve_clock(self) -> None:
         next_tick = trio.current_time()
