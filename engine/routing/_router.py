@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from . import _invariants, _persist
-from ._config import AgentConfig, QueueConfig
+from ._config import CHANNEL_KINDS, AgentConfig, QueueConfig
 from ._events import (
     AgentComplete, AgentPauseChanged, AgentRingNoAnswer, AgentStatusChanged, Announce, CallbackFailed,
     CancelOffer, Connect, DialCallback, Explanation, JoinRefused, Offer, Overflow, QueueCallerAbandon,
@@ -214,6 +214,11 @@ class Router:
         ``arrived`` keeps an earlier arrival time (a caller moved between queues keeps their age)."""
         if interaction_id in self._entries:
             raise RoutingError(f"interaction {interaction_id!r} is already in routing")
+        if kind not in CHANNEL_KINDS:
+            raise RoutingError(f"interaction {interaction_id!r}: unknown kind {kind!r}, expected one of "
+                               f"{', '.join(CHANNEL_KINDS)}")
+        if isinstance(priority, bool) or not isinstance(priority, int):
+            raise RoutingError(f"interaction {interaction_id!r}: priority must be an integer, got {priority!r}")
         if callback is not None and self._known_request(callback.request_id):
             return self._flush()  # the same request again (a replay): exactly one callback
         q = self._queues.get(queue)

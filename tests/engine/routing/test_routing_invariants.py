@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from engine.routing import (
-    AgentComplete, CallbackRequest, DialCallback, NoSuchOffer, QueueCallerAbandon, Router, build_agents,
+    AgentComplete, CallbackRequest, Connect, DialCallback, NoSuchOffer, QueueCallerAbandon, Router, build_agents,
     build_queues,
 )
 
@@ -39,16 +39,22 @@ class RouterMachine(RuleBasedStateMachine):
         self.now = 0.0
         self.counter = 0
         self.ended: dict[str, str] = {}   # interaction -> how it ended (abandon / complete)
+        self.connected: set[str] = set()
         self.dials: list[DialCallback] = []
         self.requests: set[str] = set()
 
     def feed(self, events: list) -> None:
         for event in events:
-            if isinstance(event, QueueCallerAbandon):
+            if isinstance(event, Connect):
+                assert event.interaction not in self.connected, "connected twice"
+                self.connected.add(event.interaction)
+            elif isinstance(event, QueueCallerAbandon):
                 assert event.interaction not in self.ended, "ended twice"
+                assert event.interaction not in self.connected, "an answered call counted as abandoned"
                 self.ended[event.interaction] = "abandon"
             elif isinstance(event, AgentComplete):
                 assert event.interaction not in self.ended, "ended twice"
+                assert event.interaction in self.connected, "completed without being answered"
                 self.ended[event.interaction] = "complete"
             elif isinstance(event, DialCallback):
                 self.dials.append(event)
