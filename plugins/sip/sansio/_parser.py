@@ -108,32 +108,37 @@ def _parse(data: bytes, limits: ParseLimits, supported: frozenset[str] | set[str
     if len(start_line) > limits.max_header_line:
         raise SipParseError("start line too long", drop_or(414))
 
-    items: list[tuple[str, str, str]] = []
-    index: dict[str, list[str]] = {}
-    cache_get = _CANON_CACHE.get
     max_line = limits.max_header_line
+    pairs: list[tuple[str, str]] = []
     for line in lines[1:]:
         if len(line) > max_line:
             first_error = first_error or _Failure("header line too long", 513)
             continue
         name, colon, value = line.partition(":")
-        name = name.rstrip(" \t")
-        if not colon or not name:
+        if not colon:
             first_error = first_error or _Failure("header line without a name and colon")
             continue
+        pairs.append((name.rstrip(" \t"), value.strip(" \t")))
+
+    items: list[tuple[str, str, str]] = []
+    index: dict[str, list[str]] = {}
+    cache_get = _CANON_CACHE.get
+    for name, value in pairs:
         canon = cache_get(name) or canonical_name(name)
         key = canon[0]
         if key not in _KNOWN_NAMES and not is_token(name):
             first_error = first_error or _Failure(f"invalid header name {name[:40]!r}")
             continue
-        value = value.strip(" \t")
-        values = split_values(key, value) if "," in value else (value,)
         known = index.get(key)
         if known is None:
             known = index[key] = []
-        for v in values:
-            items.append((key, canon[1], v))
-            known.append(v)
+        if "," in value:
+            for v in split_values(key, value):
+                items.append((key, canon[1], v))
+                known.append(v)
+        else:
+            items.append((key, canon[1], value))
+            known.append(value)
     headers = Headers._from_parsed(items, index)
 
     if is_response:
