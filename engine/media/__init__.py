@@ -42,7 +42,16 @@ Sans-IO parts (no trio, time is an argument) can be used on their own: :class:`R
 from __future__ import annotations
 
 from ._audio import FRAME_SAMPLES, FRAME_SECONDS, SAMPLE_RATE, Resampler, Sink, Source, resample, silence, to_frames
-from ._dtmf import DTMF_FREQUENCIES, Direction, DtmfEvent, DtmfMethod, Rfc4733Receiver, dtmf_tone, rfc4733_packets
+from ._dtmf import (
+    DTMF_FREQUENCIES,
+    Direction,
+    DtmfEvent,
+    DtmfMethod,
+    DtmfSource,
+    Rfc4733Receiver,
+    dtmf_tone,
+    rfc4733_packets,
+)
 from ._endpoint import RtpEndpoint
 from ._engine import Bridge, ConferenceRoom, MediaEngine
 from ._errors import (
@@ -77,6 +86,7 @@ __all__ = [
     "Direction",
     "DtmfEvent",
     "DtmfMethod",
+    "DtmfSource",
     "InbandDtmfDetector",
     "JitterBuffer",
     "MalformedPacket",

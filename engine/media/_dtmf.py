@@ -23,6 +23,7 @@ __all__ = [
     "Rfc4733Receiver",
     "rfc4733_packets",
     "dtmf_tone",
+    "DtmfSource",
     "DIGITS",
     "DTMF_FREQUENCIES",
 ]
@@ -167,3 +168,29 @@ def dtmf_tone(
     scale = 1.0 + frequency_offset
     wave = amp_low * np.sin(2 * np.pi * low * scale * t) + amp_high * np.sin(2 * np.pi * high * scale * t)
     return np.clip(np.round(wave), -32768, 32767).astype(np.int16)
+
+
+class DtmfSource:
+    """A :class:`~engine.media.Source` that plays digits in-band (for a voice modem's line, a headset).
+
+    Each digit is ``duration_ms`` of tone followed by ``gap_ms`` of silence; 20 ms frames; ends after
+    the last gap.
+    """
+
+    def __init__(self, digits: str, *, duration_ms: int = 100, gap_ms: int = 60, level_dbfs: float = -10.0):
+        for d in digits:
+            if d not in DTMF_FREQUENCIES:
+                raise ValueError(f"not a DTMF digit: {d!r}")
+        gap = np.zeros(8 * gap_ms, dtype=np.int16)
+        parts = [np.concatenate([dtmf_tone(d, duration_ms, level_dbfs=level_dbfs), gap]) for d in digits]
+        audio = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int16)
+        pad = -len(audio) % 160
+        self._audio = np.concatenate([audio, np.zeros(pad, dtype=np.int16)])
+        self._position = 0
+
+    def read_frame(self) -> np.ndarray | None:
+        if self._position >= len(self._audio):
+            return None
+        frame = self._audio[self._position : self._position + 160]
+        self._position += 160
+        return frame

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ._audio import FRAME_SAMPLES, Source
-from ._dtmf import DIGITS, Direction, DtmfEvent, DtmfMethod, Rfc4733Receiver, dtmf_tone, rfc4733_packets
+from ._dtmf import DIGITS, Direction, DtmfEvent, DtmfMethod, DtmfSource, Rfc4733Receiver, rfc4733_packets
 from ._errors import MalformedPacket, MediaUsageError
 from ._g711 import CODECS, transcode_table
 from ._inband import InbandDtmfDetector
@@ -228,11 +228,9 @@ class RtpEndpoint:
                 )
                 self._dtmf_tx.extend([(b"", False, False)] * max(1, gap_ms // 20))
         else:
-            gap = np.zeros(8 * gap_ms, dtype=np.int16)
-            audio = np.concatenate([np.concatenate([dtmf_tone(d, duration_ms), gap]) for d in digits])
-            pad = -len(audio) % FRAME_SAMPLES
-            audio = np.concatenate([audio, np.zeros(pad, dtype=np.int16)])
-            self._inband_tx.extend(audio[i : i + FRAME_SAMPLES] for i in range(0, len(audio), FRAME_SAMPLES))
+            source = DtmfSource(digits, duration_ms=duration_ms, gap_ms=gap_ms)
+            while (frame := source.read_frame()) is not None:
+                self._inband_tx.append(frame)
         for d in digits:
             self._emit(DtmfEvent(d, duration_ms, Direction.SENT, method))
         self.engine._wake(self)

@@ -222,3 +222,17 @@ def test_speech_from_espeak_yields_no_digits(tmp_path):
             total += len(speech) / 8000
             assert detect(speech, chunk=len(speech)) == [], (voice, sentence)
     assert total > 60  # over a minute of speech
+
+
+def test_dtmf_source_plays_digits_a_detector_hears():
+    from engine.media import DtmfSource
+
+    source = DtmfSource("A0#9", duration_ms=60, gap_ms=60)
+    frames = []
+    while (frame := source.read_frame()) is not None:
+        assert len(frame) == 160
+        frames.append(frame)
+    assert len(frames) == 4 * 120 // 20
+    assert detect(np.concatenate(frames)) == list("A0#9")
+    with pytest.raises(ValueError):
+        DtmfSource("5x")
