@@ -158,6 +158,47 @@ def _store_command(args: argparse.Namespace, action: Any) -> int:
     return 0
 
 
+def cmd_import_leads(args: argparse.Namespace) -> int:
+    """``centralita import-leads FILE --campaign NAME``: leads go to the store; a running engine picks them up."""
+    import time as _time
+
+    from ._dialer import MIGRATIONS as DIALER_MIGRATIONS
+    from ._dialer import StoreLeadSink
+    from ._registry import Migration
+    from .dialing import run_import_cli
+    from .store import open_store
+
+    path = Path(args.config) if args.config else None
+    manager = discover_plugins(_disabled_from(path))
+    config = load_with_plugins(path, manager, Path(args.data_dir) if args.data_dir else None)
+    campaigns = [c.get("name") for c in config.raw.get("campaigns", []) if isinstance(c, dict)]
+    if args.campaign not in campaigns:
+        print(f"centralita: no campaign named {args.campaign!r} in the configuration (have: {', '.join(campaigns) or 'none'})",
+              file=sys.stderr)
+        return 2
+    db = config.data_dir / "centralita.db"
+    migrations: list[Migration] = [*DIALER_MIGRATIONS]
+
+    async def existing() -> set[str]:
+        async with open_store(db, migrations) as store:
+            rows = await store.fetchall("SELECT number FROM dialer_numbers WHERE campaign = ?", (args.campaign,))
+        return {r["number"] for r in rows}
+
+    sink = StoreLeadSink(args.campaign, trio.run(existing))
+    argv = [args.file, "--campaign", args.campaign, "--region", args.region, *sum((["--map", m] for m in args.map), [])]
+    if args.json:
+        argv.append("--json")
+    code = run_import_cli(argv, sink_factory=lambda campaign, fields: sink)
+
+    async def save() -> None:
+        async with open_store(db, migrations) as store:
+            await store.write_many(sink.statements(_time.time()))
+
+    if sink.leads:
+        trio.run(save)
+    return code
+
+
 def cmd_user_add(args: argparse.Namespace) -> int:
     from .console import add_user
 
@@ -206,6 +247,15 @@ def build_parser(manager: PluginManager | None = None) -> argparse.ArgumentParse
     simulate.add_argument("--json", action="store_true")
     simulate.add_argument("extra", nargs=argparse.REMAINDER)
     simulate.set_defaults(func=cmd_simulate)
+
+    leads = sub.add_parser("import-leads", help="import a CSV of leads into a campaign")
+    leads.add_argument("file")
+    leads.add_argument("--campaign", required=True)
+    leads.add_argument("--map", action="append", default=[], metavar="COLUMN=FIELD")
+    leads.add_argument("--region", default="US")
+    leads.add_argument("--json", action="store_true")
+    _config_args(leads)
+    leads.set_defaults(func=cmd_import_leads)
 
     user = sub.add_parser("user", help="manage console users")
     user_sub = user.add_subparsers(dest="user_command", required=True)

@@ -361,6 +361,7 @@ def load_config(
             built[name] = build(schema, value, name, problems)
     problems.extend(_cross_checks(raw))
     problems.extend(_routing_problems(raw, problems, node_types))
+    problems.extend(_campaign_problems(raw))
     fallback = str(path) if path else "<default>"
     if problems:
         raise ConfigError([f"{_where(locations, p.path, fallback)}: {p.path}: {p.message}" for p in problems])
@@ -400,6 +401,15 @@ def _routing_problems(raw: dict[str, Any], already: list[Problem], node_types: A
         seen.add(path)
         out.append(Problem(path, message))
     return out
+
+
+def _campaign_problems(raw: dict[str, Any]) -> list[Problem]:
+    from .dialing import validate_campaigns
+
+    agents = {a.get("id") for a in raw.get("agents", []) if isinstance(a, dict)}
+    queues = {q.get("name") for q in raw.get("queues", []) if isinstance(q, dict)}
+    _, problems = validate_campaigns(raw.get("campaigns"), agents=agents, queues=queues)  # type: ignore[arg-type]
+    return [Problem(p.path, p.message) for p in problems]
 
 
 def _cross_checks(raw: dict[str, Any]) -> list[Problem]:

@@ -20,6 +20,8 @@ from ._bus import EventBus
 from ._config import Config
 from ._acd import AGENT_QUEUE_PREFIX, Acd
 from ._context import PluginContext
+from ._dialer import MIGRATIONS as DIALER_MIGRATIONS
+from ._dialer import DialerService
 from ._ivr_runner import IvrRunner
 from ._devices import DeviceDirectory
 from ._events import safe_text
@@ -38,6 +40,8 @@ from ._registry import (
 )
 from ._services import Supervisor
 from .abc import DeviceSpec, EngineAPI, Service
+from ._errors import ConfigError
+from .dialing import validate_campaigns
 from .media import MediaEngine, PromptLibrary, apply_retention
 from .store import Store, open_store
 
@@ -75,6 +79,12 @@ class Engine(EngineAPI):
         )
         self.acd = Acd(self)
         self.ivr: IvrRunner | None = None
+        self.campaigns, problems = validate_campaigns(
+            config.raw.get("campaigns"), agents=set(self.agent_settings), queues={q.name for q in config.queues}
+        )
+        if problems:  # load_config reports these with file and line; this is a safety net for embedders
+            raise ConfigError([f"{config.where(p.path)}: {p.path}: {p.message}" for p in problems])
+        self.dialer: DialerService | None = None
         media = config.media
         self.media = MediaEngine(
             host=media.host,
@@ -119,7 +129,7 @@ class Engine(EngineAPI):
         self.hooks.register("centralita_register_migrations", migrations, required=self.config.plugins.required)
         from . import console
 
-        for migration in console.MIGRATIONS:
+        for migration in [*console.MIGRATIONS, *DIALER_MIGRATIONS]:
             migrations.add(migration)
         async with open_store(self.config.data_dir / "centralita.db", migrations.migrations) as store:
             self.store = store
@@ -130,6 +140,9 @@ class Engine(EngineAPI):
                 await self.supervisor.start(nursery, self.acd, name="acd", plugin="engine")
                 self.ivr = IvrRunner(self, self.ivr_nodes)
                 await self.supervisor.start(nursery, self.ivr, name="ivr", plugin="engine")
+                if self.campaigns:
+                    self.dialer = DialerService(self, self.campaigns)
+                    await self.supervisor.start(nursery, self.dialer, name="dialer", plugin="engine")
                 await self._start_services(nursery)
                 await self._start_console(nursery)
                 self.accepting = True
@@ -424,6 +437,8 @@ class Engine(EngineAPI):
             interaction.transition(InteractionState.ENDED, now=now)
         interaction.attributes["hangup"] = now
         self.bus.publish("Hangup", interaction=interaction.id, Cause=cause, CallerIDNum=interaction.from_)
+        if self.dialer is not None:
+            self.dialer.interaction_ended(interaction)
         self.hooks.interaction_ended(interaction)
         if disposition is None:
             disposition = Disposition.ANSWERED if interaction.answered else Disposition.NO_ANSWER
@@ -562,6 +577,9 @@ class Engine(EngineAPI):
             if not isinstance(code, str) or not code:
                 raise ValueError("disposition needs a non-empty string 'disposition'")
             item.attributes["disposition"] = code
+            if self.dialer is not None and "campaign" in item.attributes:
+                callback_at = body.get("callback_at")
+                self.dialer.disposition(item, code, callback_at=float(callback_at) if callback_at else None)
             if item.state is InteractionState.WRAPUP and item.agent:
                 self.acd.wrapup_done(item.agent, item.id)
             return item.to_json()

@@ -89,6 +89,36 @@ class VoiceChannel(Channel):
         """Blind-transfer the caller to ``destination`` (an extension or an outside number)."""
         raise NotImplementedError(f"{type(self).__name__} cannot transfer calls")
 
+    # Outbound, used by the dialer and callbacks.
+
+    async def dial(self, interaction: Interaction, number: str, *, caller_id: str, ring_timeout: float) -> DialResult:
+        """Call ``number`` (already checked by ``engine.check_dial``) for an outbound ``interaction``.
+
+        Return once it is answered or has failed. An answered call stays up, owned by the channel.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot place outbound calls")
+
+    async def connect_agent(self, interaction: Interaction, agent: str, endpoint: str) -> bool:
+        """Ring ``endpoint`` and, when it answers, bridge it to the already answered ``interaction``.
+
+        True when bridged. Unlike :meth:`offer` this bypasses routing: the dialer has chosen the agent.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot connect agents to outbound calls")
+
+
+@dataclass(frozen=True)
+class DialResult:
+    """How an outbound call attempt went.
+
+    ``outcome``: ``answered``, ``busy``, ``no-answer``, ``congestion``, ``invalid``, ``failed``.
+    ``machine``: what answering-machine detection said, when the channel ran it (None: not run).
+    ``status``: the SIP final response (or None for analog lines).
+    """
+
+    outcome: str
+    status: int | None = None
+    machine: bool | None = None
+
 
 class MessagingChannel(Channel):
     """A channel of written messages (SMS, email, chat)."""

@@ -9,7 +9,7 @@ import trio
 
 from .._context import PluginContext
 from .._model import Contact, Direction, Interaction, InteractionKind
-from ..abc import Capability, CrmBackend, Device, DeviceHealth, DeviceSpec, MessagingChannel, VoiceChannel
+from ..abc import Capability, CrmBackend, Device, DeviceHealth, DeviceSpec, DialResult, MessagingChannel, VoiceChannel
 
 
 class FakeChannel(MessagingChannel):
@@ -106,6 +106,8 @@ class FakeVoiceChannel(VoiceChannel):
         self.answered: list[str] = []
         self.played: list[tuple[str, str]] = []
         self.transferred: list[tuple[str, str]] = []
+        self.called: dict[str, str] = {}
+        self.dialed: list[str] = []
 
     async def run(self, *, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
@@ -120,6 +122,21 @@ class FakeVoiceChannel(VoiceChannel):
 
     async def transfer(self, interaction: Interaction, destination: str) -> None:
         self.transferred.append((interaction.id, destination))
+
+    async def dial(self, interaction: Interaction, number: str, *, caller_id: str, ring_timeout: float) -> DialResult:
+        """Called parties are scripted in ``called``: number -> ``answered`` (a person), ``machine``,
+        ``busy``, ``no-answer``...; unknown numbers answer as a person."""
+        self.dialed.append(number)
+        outcome = self.called.get(number, "answered")
+        if outcome == "machine":
+            return DialResult("answered", machine=True)
+        return DialResult(outcome, status=486 if outcome == "busy" else None)
+
+    async def connect_agent(self, interaction: Interaction, agent: str, endpoint: str) -> bool:
+        if endpoint not in self.answering:
+            return False
+        self.bridged.append((interaction.id, endpoint))
+        return True
 
     def press(self, interaction: Interaction, digits: str) -> None:
         """The caller presses keys (as RFC 4733 events would report them)."""

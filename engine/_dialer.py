@@ -1,0 +1,395 @@
+"""The dialer service: runs each ``[[campaigns]]`` entry's sans-IO ``CampaignDialer`` for real.
+
+Per campaign one task loads new leads from the store, tells the dialer which agents are free, asks it
+what to do, **persists the hopper journal and audit records first** (write-ahead: nobody is dialed
+twice after a restart), and then carries the commands out through the engine's voice channels.
+Agents busy on an outbound call are paused in routing with the reason ``outbound`` so inbound queues do
+not offer them anything meanwhile (blending); inbound service-level risk holds the dialer back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from ._model import Direction, Disposition, Interaction, InteractionKind, InteractionState
+from ._registry import Migration
+from .abc import DialResult, Service, VoiceChannel
+from .dialing import (
+    CampaignDialer,
+    CampaignSettings,
+    ConnectAgent,
+    Hangup,
+    Hopper,
+    Outcome,
+    PacingChanged,
+    PlaceCall,
+    PlayMessage,
+    Remind,
+    ShowPreview,
+    outcome_from_sip,
+)
+from .dialing.leads import Lead
+
+if TYPE_CHECKING:
+    from ._engine import Engine
+
+log = logging.getLogger("centralita.dialer")
+
+MIGRATIONS = [
+    Migration(
+        "dialer",
+        1,
+        """
+        CREATE TABLE dialer_leads (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT, campaign TEXT NOT NULL, lead TEXT NOT NULL,
+            numbers TEXT NOT NULL, fields TEXT NOT NULL, imported REAL NOT NULL,
+            UNIQUE (campaign, lead)
+        );
+        CREATE TABLE dialer_numbers (campaign TEXT NOT NULL, number TEXT NOT NULL, PRIMARY KEY (campaign, number));
+        CREATE TABLE dialer_journal (seq INTEGER PRIMARY KEY AUTOINCREMENT, campaign TEXT NOT NULL, record TEXT NOT NULL);
+        CREATE INDEX dialer_journal_campaign ON dialer_journal(campaign, seq);
+        CREATE TABLE dialer_audit (seq INTEGER PRIMARY KEY AUTOINCREMENT, campaign TEXT NOT NULL, time REAL NOT NULL,
+                                   kind TEXT NOT NULL, record TEXT NOT NULL);
+        CREATE INDEX dialer_audit_campaign ON dialer_audit(campaign, time);
+        """,
+    )
+]
+
+_DIAL_OUTCOMES = {
+    "busy": Outcome.BUSY,
+    "no-answer": Outcome.NO_ANSWER,
+    "congestion": Outcome.CONGESTION,
+    "invalid": Outcome.INVALID,
+    "fax": Outcome.FAX,
+}
+
+
+class Campaign:
+    """One running campaign: the sans-IO dialer plus the calls it has in flight."""
+
+    def __init__(self, service: DialerService, settings: CampaignSettings, dialer: CampaignDialer) -> None:
+        self.service = service
+        self.settings = settings
+        self.dialer = dialer
+        self.calls: dict[str, Interaction] = {}  # dialer call id -> interaction
+        self.by_interaction: dict[str, str] = {}
+        self.agents_on_calls: dict[str, str] = {}  # agent -> dialer call id
+        self.ready_agents: set[str] = set()
+        self.last_lead_seq = 0
+        self.kick = trio.Event()
+        self.previews: dict[str, dict[str, Any]] = {}
+        #: completed passes of the campaign loop (status pages; tests wait on it)
+        self.passes = 0
+
+
+class DialerService(Service):
+    name = "dialer"
+
+    def __init__(self, engine: Engine, campaigns: list[CampaignSettings], clock: Callable[[], float] = time.time) -> None:
+        self.engine = engine
+        self.clock = clock
+        self.settings = [c for c in campaigns if c.enabled]
+        self.campaigns: dict[str, Campaign] = {}
+        self._nursery: trio.Nursery | None = None
+
+    def ready(self) -> bool:
+        return self._nursery is not None
+
+    def statistics(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name, campaign in self.campaigns.items():
+            now = self.clock()
+            out[name] = {"live_calls": len(campaign.calls), "abandon_rate": campaign.dialer.abandon_rate(now),
+                         "hopper": len(campaign.dialer.hopper), "mode": campaign.dialer.dialer.mode}
+        return out
+
+    async def run(self, *, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            for settings in self.settings:
+                self.campaigns[settings.name] = await self._restore(settings)
+            self._nursery = nursery
+            for campaign in self.campaigns.values():
+                nursery.start_soon(self._serve, campaign)
+            task_status.started()
+
+    async def _restore(self, settings: CampaignSettings) -> Campaign:
+        store = self.engine.store
+        assert store is not None
+        rows = await store.fetchall("SELECT record FROM dialer_journal WHERE campaign = ? ORDER BY seq", (settings.name,))
+        hopper, interrupted = Hopper.restore([json.loads(r["record"]) for r in rows], now=self.clock(),
+                                             retry=settings.retry_rule)
+        if interrupted:
+            log.warning("campaign %s: %d calls were in flight at the last stop; closed as interrupted",
+                        settings.name, len(interrupted))
+        supervised = self._lines_report_answer()
+        dialer = CampaignDialer(settings, now=self.clock(), hopper=hopper, answer_supervision=supervised)
+        campaign = Campaign(self, settings, dialer)
+        last = await store.fetchone("SELECT max(seq) AS seq FROM dialer_leads WHERE campaign = ? AND lead IN "
+                                    "(SELECT json_extract(record, '$.lead') FROM dialer_journal WHERE campaign = ? "
+                                    "AND json_extract(record, '$.op') = 'lead')", (settings.name, settings.name))
+        campaign.last_lead_seq = int(last["seq"] or 0) if last else 0
+        return campaign
+
+    def _lines_report_answer(self) -> bool:
+        """Predictive pacing needs answer supervision; analog lines without it force a downgrade."""
+        from .abc import Capability
+
+        lines = self.engine.devices.with_capability(Capability.VOICE_LINE)
+        return all(Capability.ANSWER_SUPERVISION in d.capabilities for d in lines)
+
+    # ---------------------------------------------------------------------------------- the loop
+
+    async def _serve(self, campaign: Campaign) -> None:
+        while True:
+            await self._load_leads(campaign)
+            now = self.clock()
+            self._sync_agents(campaign, now)
+            campaign.dialer.handle_timer(now)
+            commands = campaign.dialer.poll(now)
+            await self._persist(campaign)
+            for command in commands:
+                self._carry_out(campaign, command)
+            campaign.passes += 1
+            due = campaign.dialer.next_timer()
+            timeout = 1.0 if due is None else min(1.0, max(0.0, due - self.clock()))
+            with trio.move_on_after(timeout):
+                await campaign.kick.wait()
+            campaign.kick = trio.Event()
+
+    async def _load_leads(self, campaign: Campaign) -> None:
+        store = self.engine.store
+        assert store is not None
+        rows = await store.fetchall(
+            "SELECT seq, lead, numbers, fields FROM dialer_leads WHERE campaign = ? AND seq > ? ORDER BY seq LIMIT 1000",
+            (campaign.settings.name, campaign.last_lead_seq),
+        )
+        for row in rows:
+            campaign.dialer.hopper.add_lead(row["lead"], json.loads(row["numbers"]), json.loads(row["fields"]))
+            campaign.last_lead_seq = row["seq"]
+
+    async def _persist(self, campaign: Campaign) -> None:
+        journal, audit = campaign.dialer.drain_records()
+        if not journal and not audit:
+            return
+        name = campaign.settings.name
+        statements: list[tuple[str, Any]] = [
+            ("INSERT INTO dialer_journal(campaign, record) VALUES (?, ?)", (name, json.dumps(r))) for r in journal
+        ]
+        statements += [
+            ("INSERT INTO dialer_audit(campaign, time, kind, record) VALUES (?, ?, ?, ?)",
+             (name, r.time, r.kind, json.dumps(dataclasses.asdict(r), default=dict)))
+            for r in audit
+        ]
+        assert self.engine.store is not None
+        await self.engine.store.write_many(statements)
+
+    def _campaign_agents(self, campaign: Campaign) -> set[str]:
+        agents = set(campaign.settings.agents)
+        for queue in self.engine.config.queues:
+            if queue.name in campaign.settings.queues:
+                agents.update(queue.members)
+        return agents
+
+    def _sync_agents(self, campaign: Campaign, now: float) -> None:
+        """Tell the dialer who is free: available in routing, idle, phone reachable, not on our calls."""
+        router = self.engine.acd.router
+        for agent in self._campaign_agents(campaign):
+            status = router.agent_status(agent)
+            free = (status["status"] == "available" and not status["offers"] and not status["active"]
+                    and agent not in campaign.agents_on_calls
+                    and self.engine.endpoint_reachable(self.engine.agent_endpoint(agent)))
+            if free and agent not in campaign.ready_agents:
+                campaign.ready_agents.add(agent)
+                campaign.dialer.agent_ready(agent, now)
+            elif not free and agent in campaign.ready_agents:
+                campaign.ready_agents.discard(agent)
+                campaign.dialer.agent_away(agent, now)
+
+    # ------------------------------------------------------------------------------- commands
+
+    def _carry_out(self, campaign: Campaign, command: Any) -> None:
+        assert self._nursery is not None
+        if isinstance(command, PlaceCall):
+            self._nursery.start_soon(self._place_call, campaign, command)
+        elif isinstance(command, ConnectAgent):
+            self._nursery.start_soon(self._connect_agent, campaign, command)
+        elif isinstance(command, PlayMessage):
+            self._nursery.start_soon(self._play_message, campaign, command)
+        elif isinstance(command, Hangup):
+            interaction = campaign.calls.get(command.call)
+            if interaction is not None:
+                self._nursery.start_soon(self._hang_up, campaign, interaction, command.reason)
+        elif isinstance(command, ShowPreview):
+            campaign.previews[command.agent] = {"lead": command.lead, "number": command.number, "fields": dict(command.fields)}
+            self.engine.bus.publish("DialerPreview", Campaign=campaign.settings.name, Agent=command.agent,
+                                    Lead=command.lead, Number=command.number)
+        elif isinstance(command, Remind):
+            self.engine.bus.publish("DialerCallbackReminder", Campaign=campaign.settings.name,
+                                    Lead=command.callback.lead, Agent=command.callback.agent or "", Due=command.callback.at)
+        elif isinstance(command, PacingChanged):
+            log.warning("campaign %s: pacing %s -> %s (%s)", campaign.settings.name, command.old, command.new, command.reason)
+            self.engine.bus.publish("DialerPacingChanged", Campaign=campaign.settings.name, Old=command.old,
+                                    New=command.new, Reason=command.reason)
+
+    def _channel(self) -> Any:
+        """The first voice channel that can place calls (overrides ``VoiceChannel.dial``)."""
+        for channel in self.engine.channels.values():
+            if isinstance(channel, VoiceChannel) and type(channel).dial is not VoiceChannel.dial:
+                return channel
+        return None
+
+    async def _place_call(self, campaign: Campaign, command: PlaceCall) -> None:
+        now = self.clock()
+        channel = self._channel()
+        try:
+            number = self.engine.check_dial(command.number, caller=command.caller_id, purpose="dialer")
+        except ValueError as exc:
+            log.error("campaign %s: %s", campaign.settings.name, exc)
+            campaign.dialer.failed(command.call, now, Outcome.INVALID)
+            return self._wake(campaign)
+        if channel is None:
+            log.error("campaign %s: no voice channel can place calls", campaign.settings.name)
+            campaign.dialer.failed(command.call, now, Outcome.FAILED)
+            return self._wake(campaign)
+        interaction = self.engine.new_interaction(
+            InteractionKind.VOICE, Direction.OUTBOUND, from_=command.caller_id or campaign.settings.caller_id,
+            to=number, channel=channel.name, attributes={"campaign": campaign.settings.name, "lead": command.lead},
+        )
+        campaign.calls[command.call] = interaction
+        campaign.by_interaction[interaction.id] = command.call
+        try:
+            result: DialResult = await channel.dial(
+                interaction, number, caller_id=command.caller_id, ring_timeout=campaign.dialer.dialer.settings.ring_timeout
+            )
+        except Exception:
+            log.exception("campaign %s: dialing %s failed", campaign.settings.name, number)
+            result = DialResult("failed")
+        now = self.clock()
+        if result.outcome == "answered":
+            interaction.transition(InteractionState.ACTIVE)
+            campaign.dialer.answered(command.call, now, machine=bool(result.machine))
+        else:
+            outcome = outcome_from_sip(result.status) if result.status else _DIAL_OUTCOMES.get(result.outcome, Outcome.FAILED)
+            campaign.dialer.failed(command.call, now, outcome)
+            self._forget(campaign, interaction)
+            await self.engine.end_interaction(interaction, cause=result.outcome,
+                                              disposition=_disposition_for(result.outcome))
+        self._wake(campaign)
+
+    async def _connect_agent(self, campaign: Campaign, command: ConnectAgent) -> None:
+        interaction = campaign.calls.get(command.call)
+        channel = self._channel()
+        if interaction is None or channel is None:
+            return
+        campaign.agents_on_calls[command.agent] = command.call
+        campaign.ready_agents.discard(command.agent)
+        router = self.engine.acd
+        router.agent_state(command.agent, "paused", "outbound")
+        interaction.agent = command.agent
+        interaction.attributes["script"] = command.script
+        try:
+            connected = await channel.connect_agent(interaction, command.agent, self.engine.agent_endpoint(command.agent))
+        except Exception:
+            log.exception("campaign %s: connecting %s failed", campaign.settings.name, command.agent)
+            connected = False
+        if not connected:
+            log.warning("campaign %s: agent %s did not take call %s", campaign.settings.name, command.agent, command.call)
+            await self._hang_up(campaign, interaction, "agent-unavailable")
+        self._wake(campaign)
+
+    async def _play_message(self, campaign: Campaign, command: PlayMessage) -> None:
+        interaction = campaign.calls.get(command.call)
+        channel = self._channel()
+        if interaction is None or channel is None:
+            return
+        try:
+            if command.recording:
+                await channel.play(interaction, prompt=command.recording)
+        finally:
+            await self._hang_up(campaign, interaction, command.reason)
+
+    async def _hang_up(self, campaign: Campaign, interaction: Interaction, reason: str) -> None:
+        channel = self.engine.channels.get(interaction.channel)
+        hangup = getattr(channel, "hangup", None)
+        if hangup is not None:
+            await hangup(interaction, reason)
+        await self.engine.end_interaction(interaction, cause=reason)  # comes back through interaction_ended
+
+    def interaction_ended(self, interaction: Interaction) -> None:
+        """A campaign call ended, whoever hung up (the engine calls this from ``end_interaction``)."""
+        campaign = self._campaign_of(interaction)
+        if campaign is None:
+            return
+        call = campaign.by_interaction.get(interaction.id)
+        if call is not None:
+            interaction.attributes["dialer_call"] = call
+            campaign.dialer.ended(call, self.clock())
+        self._forget(campaign, interaction)
+        self._wake(campaign)
+
+    def _campaign_of(self, interaction: Interaction) -> Campaign | None:
+        return self.campaigns.get(str(interaction.attributes.get("campaign", "")))
+
+    def _forget(self, campaign: Campaign, interaction: Interaction) -> None:
+        call = campaign.by_interaction.pop(interaction.id, None)
+        if call is not None:
+            campaign.calls.pop(call, None)
+        for agent, agent_call in list(campaign.agents_on_calls.items()):
+            if agent_call == call:
+                del campaign.agents_on_calls[agent]
+                self.engine.acd.agent_state(agent, "available", "")
+
+    def disposition(self, interaction: Interaction, code: str, *, callback_at: float | None = None) -> None:
+        campaign = self._campaign_of(interaction)
+        if campaign is None:
+            return
+        call = campaign.by_interaction.get(interaction.id) or interaction.attributes.get("dialer_call")
+        if call is not None:
+            campaign.dialer.disposition(str(call), code, self.clock(), callback_at=callback_at)
+            self._wake(campaign)
+
+    def _wake(self, campaign: Campaign) -> None:
+        campaign.kick.set()
+
+
+def _disposition_for(outcome: str) -> Disposition:
+    return {"busy": Disposition.BUSY, "no-answer": Disposition.NO_ANSWER,
+            "congestion": Disposition.CONGESTION}.get(outcome, Disposition.FAILED)
+
+
+class StoreLeadSink:
+    """Where ``centralita import-leads`` puts leads: the store, for the running engine to pick up."""
+
+    def __init__(self, campaign: str, existing: set[str]) -> None:
+        self.campaign = campaign
+        self.numbers = set(existing)
+        self.leads: list[Lead] = []
+
+    def has_number(self, number: str) -> bool:
+        return number in self.numbers
+
+    def add(self, lead: Lead) -> None:
+        self.leads.append(lead)
+        self.numbers.update(lead.numbers)
+
+    def close(self) -> None:
+        pass
+
+    def statements(self, now: float) -> list[tuple[str, Any]]:
+        batch = uuid.uuid4().hex[:10]  # lead ids unique across imports of the same file
+        out: list[tuple[str, Any]] = []
+        for lead in self.leads:
+            lead_id = f"{batch}-{lead.line}"
+            out.append(("INSERT OR IGNORE INTO dialer_leads(campaign, lead, numbers, fields, imported) VALUES (?,?,?,?,?)",
+                        (self.campaign, lead_id, json.dumps(list(lead.numbers)), json.dumps(dict(lead.fields)), now)))
+            out += [("INSERT OR IGNORE INTO dialer_numbers(campaign, number) VALUES (?, ?)", (self.campaign, n))
+                    for n in lead.numbers]
+        return out
