@@ -18,9 +18,9 @@ Modes:
 from __future__ import annotations
 
 import ctypes
+import os
 import socket
 import struct
-import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +29,7 @@ import numpy as np
 from ._audio import FRAME_SAMPLES, Source
 from ._dtmf import DIGITS, Direction, DtmfEvent, DtmfMethod, DtmfSource, Rfc4733Receiver, rfc4733_packets
 from ._errors import MalformedPacket, MediaUsageError
-from ._g711 import CODECS, transcode_table
+from ._g711 import CODECS
 from ._inband import InbandDtmfDetector
 from ._jitter import LOST, PLAYED, JitterBuffer, conceal
 from ._levels import VoiceActivityDetector
