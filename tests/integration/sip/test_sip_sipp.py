@@ -165,3 +165,16 @@ async def test_info_dtmf_and_hold_unhold_pass_between_caller_and_agent(sip_engin
                     if event.event == "DTMFEnd":
                         break
             assert event.fields["Digit"] == "5" and event.fields["Direction"] == "Received"
+
+
+async def test_builtin_uac_over_tcp(sip_engine) -> None:
+    caller_port = free_udp_port()
+    async with sip_engine(CONTACT_CENTER, sip=USERS + caller_trunk(caller_port)) as (engine, channel):
+        tcp = channel.bound[1]
+        assert tcp.transport == "tcp"
+        result = await run_sipp(
+            [f"127.0.0.1:{tcp.port}", "-sn", "uac", "-s", "900", "-t", "t1", "-i", "127.0.0.1", "-p", str(caller_port), "-m", "3", "-d", "200"]
+        )
+        assert result.returncode == 0, describe(result)
+        stats = channel.statistics()
+        assert stats["calls"]["answered"] == 3 and stats["transport"]["tcp_received"] >= 9

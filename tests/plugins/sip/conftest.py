@@ -27,6 +27,7 @@ def sip_engine(tmp_path: Path) -> Callable[..., contextlib.AbstractAsyncContextM
         *,
         sip: str = "",
         security: str = "rate = 10000\nburst = 10000\n",
+        timers: str = FAST_TIMERS,
         data_dir: Path | None = None,
         plugins: tuple = (),
     ) -> AsyncIterator[Any]:
@@ -35,7 +36,7 @@ def sip_engine(tmp_path: Path) -> Callable[..., contextlib.AbstractAsyncContextM
             + sip
             + "\n[sip.security]\n"
             + security
-            + FAST_TIMERS
+            + timers
             + extra
         )
         async with open_test_engine(text, plugins=[sip_plugin, *plugins], data_dir=data_dir or tmp_path) as engine:

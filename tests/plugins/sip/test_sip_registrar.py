@@ -207,3 +207,31 @@ async def test_bindings_survive_a_restart(sip_engine, udp_peer, tmp_path) -> Non
         assert channel.endpoint_reachable("sip:1001")
         (binding,) = channel.registrar.contacts("1001")
         assert binding.peer.port == udp_peer.port
+
+
+async def test_qualify_marks_a_silent_phone_unreachable_and_back(sip_engine, udp_peer) -> None:
+    from sip_shell_helpers import FAST_TIMERS
+
+    timers = FAST_TIMERS.replace("qualify_interval = 0", "qualify_interval = 0.3\nqualify_timeout = 0.2")
+    async with sip_engine(sip=USERS, timers=timers) as (engine, channel):
+        phone = Phone(udp_peer, channel.bound[0].port, "1001")
+        assert status_of(await phone.register("s3cret")) == 200
+        assert channel.endpoint_reachable("sip:1001")
+        # The phone ignores the OPTIONS keep-alives: it stops being offered calls.
+        with trio.fail_after(10):
+            while channel.endpoint_reachable("sip:1001"):
+                data = await udp_peer.receive()
+                assert data.startswith(b"OPTIONS ")
+        # It answers again: reachable again.
+        with trio.fail_after(10):
+            while not channel.endpoint_reachable("sip:1001"):
+                data = await udp_peer.receive()
+                if data.startswith(b"OPTIONS "):
+                    reply = _answer(data, 200)
+                    await udp_peer.send(reply, channel.bound[0].port)
+
+
+def _answer(request: bytes, status: int) -> bytes:
+    head = request.split(b"\r\n\r\n", 1)[0].split(b"\r\n")[1:]
+    keep = [line for line in head if line.split(b":", 1)[0].strip().lower() in (b"via", b"from", b"to", b"call-id", b"cseq")]
+    return b"SIP/2.0 %d OK\r\n" % status + b"\r\n".join(keep) + b"\r\nContent-Length: 0\r\n\r\n"
