@@ -113,6 +113,14 @@ class PromptLibrary:
                 return path
         raise PromptNotFoundError(f"prompt {name!r} not found; looked in " + ", ".join(map(str, candidates)))
 
+    def has_prompt(self, name: str, language: str | None = None) -> bool:
+        """Is there a file for this prompt (in the language or a fallback)? For flow validation."""
+        try:
+            self.find(name, language)
+        except PromptNotFoundError:
+            return False
+        return True
+
     def load(self, name: str, language: str | None = None) -> Prompt:
         path = self.find(name, language)
         prompt = self._cache.get(path)

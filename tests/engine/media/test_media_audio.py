@@ -226,6 +226,7 @@ def test_prompt_library_languages_and_fallback(tmp_path):
     assert abs(dominant_frequency(library.load("goodbye", "es").samples) - 900) < 5  # fallback to en
     assert library.load("welcome", "es") is library.load("welcome", "es")  # cached
     library.validate(["welcome", "goodbye"], ["es", "en", None])
+    assert library.has_prompt("goodbye", "es") and not library.has_prompt("nothere")
     with pytest.raises(PromptFormatError, match="broken.wav"):
         library.validate(["welcome", "broken"], ["es"])
     with pytest.raises(PromptNotFoundError):
