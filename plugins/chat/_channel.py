@@ -1,0 +1,245 @@
+"""The web chat channel: visitor sessions over WebSocket, one conversation per session token.
+
+A visitor's token lives in their browser's localStorage; it maps (hashed) to the conversation, so a
+reload or a dropped connection resumes the same conversation with its history. Every visitor frame
+passes the protocol validator and a per-session token bucket; a socket that floods, keeps sending
+garbage or never reads is closed with the reason logged. Nothing a visitor sends is shown as HTML.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+
+from engine import Interaction, InteractionKind, InteractionState, PluginContext
+from engine.abc import MessagingChannel
+from engine.messaging import InteractionBinder, MessageStore, OutboundMessage, Outbox, RetryPolicy
+
+from ._protocol import TokenBucket, estimate_wait, frame
+from ._settings import ChatSettings
+
+log = logging.getLogger("centralita.chat")
+
+
+def token_alias(token: str) -> str:
+    return "token:" + hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(eq=False)
+class VisitorConnection:
+    outgoing: trio.MemorySendChannel[str]
+    closed: trio.Event = field(default_factory=trio.Event)
+    close_reason: str = ""
+
+    def push(self, text: str) -> None:
+        """Queue a frame; a visitor whose queue is full is not reading: close them."""
+        try:
+            self.outgoing.send_nowait(text)
+        except trio.WouldBlock:
+            self.close("not reading (outgoing queue full)")
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            pass
+
+    def close(self, reason: str) -> None:
+        if not self.closed.is_set():
+            self.close_reason = reason
+            self.closed.set()
+
+
+@dataclass(eq=False)
+class VisitorSession:
+    token: str
+    customer: str
+    name: str
+    bucket: TokenBucket
+    conversation: str | None = None
+    connections: set[VisitorConnection] = field(default_factory=set)
+    last_queue_frame: str = ""
+
+    def broadcast(self, text: str) -> None:
+        for connection in list(self.connections):
+            connection.push(text)
+
+
+class ChatChannel(MessagingChannel):
+    name = "chat"
+    kinds = frozenset({InteractionKind.CHAT})
+
+    def __init__(self, context: PluginContext) -> None:
+        self.settings: ChatSettings = context.settings or ChatSettings()
+        self.context = context
+        self.engine = context.engine
+        self.messages = MessageStore(context.store, "chat")
+        self.binder = InteractionBinder(context.engine, "chat", InteractionKind.CHAT)
+        self.outbox = Outbox(self.messages, self._deliver,
+                             policy=RetryPolicy(first=self.settings.retry_first, cap=self.settings.retry_max))
+        self.sessions: dict[str, VisitorSession] = {}  # by token alias
+        self.by_conversation: dict[str, VisitorSession] = {}
+        self.engine_started = trio.Event()
+        self._ready = trio.Event()
+        self.counters = {"connections": 0, "open": 0, "received": 0, "sent": 0, "rejected_frames": 0,
+                         "rate_limited": 0, "closed_for_abuse": 0, "closed_not_reading": 0}
+
+    # ------------------------------------------------------------------------------------ lifecycle
+
+    async def run(self, *, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(self.outbox.run)
+            task_status.started()
+            if not self.engine.accepting:
+                await self.engine_started.wait()
+            await self._restore()
+            self._ready.set()
+            await self._serve_queue_updates()
+
+    def engine_started_nowait(self) -> None:
+        self.engine_started.set()
+
+    def ready(self) -> bool:
+        return self._ready.is_set()
+
+    def statistics(self) -> dict[str, Any]:
+        return {**self.counters, "sessions": len(self.sessions), "outbox": self.outbox.statistics()}
+
+    async def _restore(self) -> None:
+        for conversation in await self.messages.open_conversations():
+            if self.binder.interaction_for(conversation["id"]) is None:
+                await self.binder.inbound(conversation["id"], customer=conversation["customer"],
+                                          address=conversation["address"], attributes={"restored": True})
+
+    # ------------------------------------------------------------------------------------ visitors
+
+    async def open_session(self, token: str | None, name: str) -> tuple[VisitorSession, list[dict[str, Any]]]:
+        """The visitor's session for ``token`` (a new one if unknown) and its history."""
+        if token:
+            alias = token_alias(token)
+            session = self.sessions.get(alias)
+            if session is None:
+                conversation = await self.messages.find_by_alias([alias])
+                if conversation is not None:
+                    row = await self.messages.conversation(conversation)
+                    session = self._new_session(token, name, customer=row["customer"] if row else None)
+                    session.conversation = conversation
+                    self.by_conversation[conversation] = session
+            if session is not None:
+                history = await self._history(session)
+                return session, history
+        session = self._new_session(secrets.token_urlsafe(24), name)
+        return session, []
+
+    def _new_session(self, token: str, name: str, customer: str | None = None) -> VisitorSession:
+        alias = token_alias(token)
+        session = VisitorSession(token, customer or f"visitor:{alias[6:18]}", name,
+                                 TokenBucket(self.settings.rate, self.settings.burst))
+        self.sessions[alias] = session
+        return session
+
+    async def _history(self, session: VisitorSession) -> list[dict[str, Any]]:
+        if session.conversation is None:
+            return []
+        rows = await self.messages.history(session.conversation)
+        return [{"id": r["id"], "direction": r["direction"], "text": r["body"], "created": r["created"]}
+                for r in rows[-self.settings.history_limit:]]
+
+    async def visitor_says(self, session: VisitorSession, text: str) -> None:
+        with trio.fail_after(30):  # a visitor who writes while the engine is still starting waits a moment
+            await self._ready.wait()
+        first = session.conversation is None
+        result = await self.messages.record_inbound(
+            customer=session.customer, address=self.settings.address, body=text,
+            external_id=f"chat:{uuid.uuid4().hex}", conversation=session.conversation,
+            aliases=[token_alias(session.token)] if first else [], meta={"name": session.name},
+        )
+        session.conversation = result.conversation
+        self.by_conversation[result.conversation] = session
+        self.counters["received"] += 1
+        session.broadcast(frame("message", direction="inbound", text=text, id=result.message, created=time.time()))
+        await self.binder.inbound(result.conversation, customer=session.customer, address=self.settings.address,
+                                  caller_name=session.name, message=text[:500])
+        self._queue_update(session)
+
+    def visitor_typing(self, session: VisitorSession, on: bool) -> None:
+        interaction = self.binder.interaction_for(session.conversation) if session.conversation else None
+        if interaction is not None:
+            self.engine.bus.publish("ChatTyping", interaction=interaction.id, Party="visitor", Typing=on)
+
+    def agent_typing(self, interaction: Interaction, on: bool) -> None:
+        """For the console/API: show the visitor that the agent is typing."""
+        session = self.by_conversation.get(self.binder.conversation_of(interaction))
+        if session is not None:
+            session.broadcast(frame("typing", on=on))
+
+    async def announce(self, interaction: Interaction, position: int, wait_low: float, wait_high: float) -> None:
+        """The routing core's periodic announcement (position and expected wait)."""
+        session = self.by_conversation.get(str(interaction.attributes.get("conversation", "")))
+        if session is not None:
+            self._push_queue(session, position, (wait_low + wait_high) / 2)
+
+    # ------------------------------------------------------------------------------------ queue info
+
+    def _queue_update(self, session: VisitorSession) -> None:
+        interaction = self.binder.interaction_for(session.conversation) if session.conversation else None
+        if interaction is None:
+            return
+        if interaction.state in (InteractionState.QUEUED, InteractionState.OFFERED, InteractionState.NEW):
+            waiting = sorted(
+                (i for i in self.engine.interactions.values()
+                 if i.queue == interaction.queue and i.state in (InteractionState.QUEUED, InteractionState.OFFERED)),
+                key=lambda i: i.created,
+            )
+            position = next((n for n, i in enumerate(waiting, 1) if i is interaction), len(waiting) + 1)
+            agents = self._available_agents(interaction.queue)
+            self._push_queue(session, position, estimate_wait(position, agents, self.settings.assumed_handle_time))
+        else:
+            self._push_queue(session, 0, 0.0)
+
+    def _available_agents(self, queue: str | None) -> int:
+        if not queue:
+            return 1
+        try:
+            return int(self.engine.queue_detail(queue).get("available", 1)) or 1
+        except (KeyError, ValueError, TypeError, AttributeError):
+            return 1
+
+    def _push_queue(self, session: VisitorSession, position: int, wait: float) -> None:
+        text = frame("queue", position=position, wait=wait)
+        if text != session.last_queue_frame:
+            session.last_queue_frame = text
+            session.broadcast(text)
+
+    async def _serve_queue_updates(self) -> None:
+        while True:
+            for session in list(self.by_conversation.values()):
+                if session.connections:
+                    self._queue_update(session)
+            await trio.sleep(self.settings.queue_update_interval)
+
+    # ------------------------------------------------------------------------------------ outbound
+
+    async def send_message(self, interaction: Interaction, text: str) -> str:
+        conversation = self.binder.conversation_of(interaction)
+        message = await self.messages.queue_outbound(conversation, text, meta={"interaction": interaction.id})
+        self.outbox.wake_nowait()
+        return message
+
+    async def hangup(self, interaction: Interaction, cause: str = "normal") -> None:
+        conversation = interaction.attributes.get("conversation")
+        if isinstance(conversation, str):
+            await self.messages.close(conversation)
+
+    async def _deliver(self, message: OutboundMessage) -> str:
+        # Stored first (the outbox row), so a visitor who is offline sees it in the history on return.
+        session = self.by_conversation.get(message.conversation)
+        if session is not None:
+            session.broadcast(frame("message", direction="outbound", text=message.body, id=message.id,
+                                    created=time.time()))
+            self._queue_update(session)
+        self.counters["sent"] += 1
+        return f"chat:{message.id}"

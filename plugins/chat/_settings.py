@@ -1,0 +1,21 @@
+"""The ``[chat]`` section."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ChatSettings:
+    address: str = "webchat"  # routed with [[routes]] match = this
+    max_message_chars: int = 2000
+    rate: float = 2.0  # messages per second a visitor may send on average...
+    burst: int = 8  # ...with this burst
+    max_violations: int = 20  # invalid frames / over-rate messages before the socket is closed
+    send_timeout: float = 10.0  # a visitor socket that does not take a frame within this is closed
+    queue_update_interval: float = 5.0  # how often waiting visitors get their position and wait
+    assumed_handle_time: float = 180.0  # seconds per chat, for the wait estimate until real data exists
+    history_limit: int = 200  # messages sent back on reconnect
+    max_connections_per_session: int = 5  # tabs of one visitor
+    retry_first: float = 1.0
+    retry_max: float = 30.0

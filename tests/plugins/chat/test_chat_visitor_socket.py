@@ -1,0 +1,84 @@
+"""Chat visitors over a real WebSocket to the console server, with the real engine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import trio
+
+from engine.testing import open_test_engine
+from plugins.chat import plugin as chat_plugin
+
+
+async def _hello(ws_client, base: str, token: str | None = None):
+    client = await ws_client.connect(base)
+    await client.send_json({"type": "hello", "token": token, "name": "Lucía"})
+    return client, await client.receive("welcome")
+
+
+async def test_visitor_message_becomes_interaction_agent_reply_arrives_and_reconnect_resumes(tmp_path: Path, chat_config: str, ws_client) -> None:
+    async with open_test_engine(chat_config, plugins=[chat_plugin], data_dir=tmp_path) as engine:
+        base = engine.console.url
+        visitor, welcome = await _hello(ws_client, base)
+        token = welcome["token"]
+        assert welcome["history"] == []
+        await visitor.send_json({"type": "message", "text": "Hola, ¿tenéis envío gratis?"})
+        echo = await visitor.receive("message")
+        assert echo["direction"] == "inbound"
+        queue = await visitor.receive("queue")
+        assert queue["position"] >= 0 and "wait" in queue
+        (interaction,) = engine.interactions.values()
+        assert (interaction.kind.value, interaction.to, interaction.queue) == ("chat", "webchat", "web")
+        assert interaction.caller_name == "Lucía"
+
+        await engine.interaction_action(interaction.id, "reply", {"text": "Sí, desde 30 €."})
+        reply = await visitor.receive("message")
+        assert (reply["direction"], reply["text"]) == ("outbound", "Sí, desde 30 €.")
+        await visitor.aclose()
+
+        # A reload: same token, same conversation and history, same interaction.
+        again, welcome2 = await _hello(ws_client, base, token)
+        assert welcome2["token"] == token
+        assert [(m["direction"], m["text"]) for m in welcome2["history"]] == [
+            ("inbound", "Hola, ¿tenéis envío gratis?"), ("outbound", "Sí, desde 30 €.")]
+        await again.send_json({"type": "message", "text": "¡Genial!"})
+        await again.receive("message")
+        assert len(engine.interactions) == 1
+        await again.aclose()
+
+
+async def test_widget_script_snippet_and_demo_page_are_public(tmp_path: Path, chat_config: str, ws_client) -> None:
+    async with open_test_engine(chat_config, plugins=[chat_plugin], data_dir=tmp_path) as engine:
+        async with httpx.AsyncClient(base_url=engine.console.url) as http:
+            script = await http.get("/chat/widget.js")
+            assert script.status_code == 200 and "javascript" in script.headers["content-type"]
+            assert "innerHTML" not in script.text  # visitor and agent text is only ever textContent
+            snippet = await http.get("/chat/snippet")
+            assert "/chat/widget.js" in snippet.text
+            page = await http.get("/chat/")
+            assert page.status_code == 200 and "<script src=" in page.text
+            assert (await http.get("/api/v1/agents")).status_code == 401  # the API stays private
+
+
+async def test_invalid_json_floods_and_oversize_are_refused_then_the_socket_closed(tmp_path: Path, chat_config: str, ws_client) -> None:
+    async with open_test_engine(chat_config, plugins=[chat_plugin], data_dir=tmp_path) as engine:
+        base = engine.console.url
+        visitor, _ = await _hello(ws_client, base)
+        await visitor.send_text("{not json")
+        assert (await visitor.receive("error"))["reason"] == "invalid JSON"
+        await visitor.send_json({"type": "message", "text": "x" * 5000})
+        assert "longer than" in (await visitor.receive("error"))["reason"]
+        for n in range(12):  # a flood: the bucket lets 5 through, the rest are refused
+            await visitor.send_json({"type": "message", "text": f"spam {n}"})
+        await visitor.wait_closed()
+        channel = engine.channels["chat"]
+        assert channel.counters["rate_limited"] >= 1 and channel.counters["closed_for_abuse"] == 1
+        rows = await engine.store.fetchall("SELECT body FROM msg_messages")
+        assert 1 <= len(rows) <= 6  # what was accepted is kept; nothing else
+        assert all(r["body"].startswith("spam ") for r in rows)
+        # Another visitor is unaffected.
+        other, _ = await _hello(ws_client, base)
+        await other.send_json({"type": "message", "text": "hola"})
+        assert (await other.receive("message"))["text"] == "hola"
+        await other.aclose()
