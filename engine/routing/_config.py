@@ -54,6 +54,7 @@ class QueueConfig:
     strategy: str = "longest-idle"
     members: tuple[str, ...] = ()
     timeout: float = 15.0              # seconds a voice offer rings
+    retry: float = 5.0                 # seconds an agent who missed an offer sits out for that caller
     reservation_timeout: float = 60.0  # seconds a messaging offer stays reserved
     wrapup: float = 10.0
     target: Expression | None = None
@@ -165,7 +166,7 @@ def _queue(problems: list[Problem], index: int, raw: Any, agents: set[str] | Non
             if member not in agents:
                 problems.append((f"{where}.members[{j}]", f"queue {name!r}: no agent with id {member!r}"))
     kw: dict[str, Any] = {}
-    for key, integer in (("timeout", False), ("reservation_timeout", False), ("wrapup", False),
+    for key, integer in (("timeout", False), ("retry", False), ("reservation_timeout", False), ("wrapup", False),
                          ("max_length", True), ("autopause_after", True), ("announce_frequency", False),
                          ("callback_attempts", True), ("callback_retry_delay", False),
                          ("service_level_seconds", False)):

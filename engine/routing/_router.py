@@ -11,7 +11,7 @@ Interaction states (``_Entry.state``) and what moves them::
     offered  --accept-->         dialing     (a callback: the agent is reserved, the customer dialed)
     dialing  --answered-->       active
     dialing  --not answered-->   waiting     (same place, after the retry delay; or gone: CallbackFailed)
-    offered  --reject/timeout--> waiting     (keeps its place; that agent is not tried again this round)
+    offered  --reject/timeout--> waiting     (keeps its place; that agent sits out for `retry` seconds)
     waiting/offered --end-->     gone        (an abandon: QueueCallerAbandon)
     active   --end-->            gone        (AgentComplete; the agent's slot stays in wrap-up)
     waiting  --max wait-->       gone        (Overflow), or waiting in the overflow queue
@@ -544,7 +544,7 @@ class Router:
         if kind == "maxwait":
             return True
         if kind == "retry":
-            return (entry.retry_at == when) or (entry.callback is not None and entry.callback.not_before == when)
+            return True
         if kind in ("relax", "window"):
             return True
         return False
@@ -565,9 +565,6 @@ class Router:
         elif kind == "announce":
             self._announce(entry, now)
         elif kind == "retry":
-            if entry.retry_at == when:
-                entry.retry_at = None
-                entry.tried.clear()
             self._try_entry(entry, now)
         elif kind == "window":
             cb = entry.callback
@@ -596,8 +593,9 @@ class Router:
             self._push_timer(max(stop, now), "window", entry.id)
         if entry.callback is not None and entry.callback.not_before > now:
             self._push_timer(entry.callback.not_before, "retry", entry.id)
-        if entry.retry_at is not None:
-            self._push_timer(entry.retry_at, "retry", entry.id)
+        for until in entry.tried.values():
+            if until > now:
+                self._push_timer(until, "retry", entry.id)
 
     # -------------------------------------------------------------------------------- internals
 
@@ -730,7 +728,8 @@ class Router:
         del agent.offers[entry.id]
         agent.add_load(entry.kind, -1)
         self._touched.add(agent.id)
-        entry.tried.add(agent.id)
+        entry.tried[agent.id] = now + q.config.retry  # others first; then this agent may get it again
+        self._push_timer(entry.tried[agent.id], "retry", entry.id)
         self._out.append(CancelOffer(entry.id, agent.id, "timeout" if cause == "no-answer" else cause))
         self._out.append(AgentRingNoAnswer(entry.id, agent.id, q.config.name, now - entry.offered_at, cause))
         agent.missed += 1
@@ -782,14 +781,10 @@ class Router:
             agent = self._agents.get(agent_id)
             if agent is None or not agent.can_take(entry.kind):
                 continue
-            if not self._stage_flags(agent, q)[index] or agent_id in entry.tried:
+            if not self._stage_flags(agent, q)[index] or entry.tried.get(agent_id, 0.0) > now:
                 continue
             candidates.append(agent)
         if not candidates:
-            if entry.tried and entry.retry_at is None and any(
-                    (a := self._agents.get(i)) is not None and a.can_take(entry.kind) for i in entry.tried):
-                entry.retry_at = now + max(1.0, min(5.0, q.config.timeout))
-                self._push_timer(entry.retry_at, "retry", entry.id)
             return
         self._offer(q, entry, candidates, stage, now)
 
@@ -876,7 +871,7 @@ class Router:
                 reasons[agent_id] = self._mismatch[cache_key]
             elif not agent.can_take(entry.kind):
                 reasons[agent_id] = agent.why_not(entry.kind)
-            elif agent_id in entry.tried:
+            elif entry.tried.get(agent_id, 0.0) > now:
                 reasons[agent_id] = "already offered this interaction (missed or declined)"
             elif agent_id in held:
                 reasons[agent_id] = "kept for a caller ahead in another queue"
@@ -924,7 +919,7 @@ class Router:
                     continue
                 i += 1
                 entry = entries[key[3]]
-                if entry.state != "waiting" or entry.kind not in kinds or agent.id in entry.tried:
+                if entry.state != "waiting" or entry.kind not in kinds or entry.tried.get(agent.id, 0.0) > now:
                     continue
                 if entry.callback is not None and not self._entry_ready(entry, now):
                     continue

@@ -63,13 +63,12 @@ class _Entry:
     state: str = "waiting"           # waiting, offered, active, dialing
     offers: dict[str, float] = field(default_factory=dict)   # agent -> expiry
     offered_at: float = 0.0
-    tried: set[str] = field(default_factory=set)
+    tried: dict[str, float] = field(default_factory=dict)  # agent who missed it -> not again before
     agent: str | None = None
     connected: float = 0.0
     ring_time: float = 0.0
     callback: _Callback | None = None
     next_announce: float | None = None
-    retry_at: float | None = None
 
     @property
     def key(self) -> tuple[int, float, int, str]:

@@ -243,3 +243,21 @@ def test_decision_hook_can_override_the_strategy(rt):
     r = rt.make([{"name": "q", "strategy": "linear", "members": ["a1", "a2", "a3"]}], AGENTS, chooser=chooser)
     offer = rt.of(r.enqueue("c", "q", now=0), Offer)[0]
     assert offer.agent == "a3" and "decision hook" in offer.explanation.why
+
+
+def test_an_agent_who_missed_a_caller_gets_it_again_after_a_pause(rt):
+    r = rt.make([{"name": "q", "members": ["a1"], "timeout": 10, "retry": 5, "autopause_after": 1}],
+                [{"id": "a1"}])
+    r.enqueue("c", "q", now=0)
+    r.run_until(10)  # missed: auto-paused
+    assert r.agent_status("a1")["state"] == "paused"
+    r.run_until(100)
+    assert offered_to(r.unpause("a1", now=100)) == ["a1"]
+
+
+def test_a_missed_caller_waits_out_the_retry_before_ringing_the_same_agent(rt):
+    r = rt.make([{"name": "q", "members": ["a1"], "timeout": 10, "retry": 7}], [{"id": "a1"}])
+    r.enqueue("c", "q", now=0)
+    assert offered_to(r.run_until(16)) == []
+    assert "already offered" in r.explain("c", now=16)["a1"]
+    assert offered_to(r.run_until(17)) == ["a1"]
