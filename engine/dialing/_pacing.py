@@ -254,6 +254,8 @@ class Dialer:
         self._waiting: OrderedDict[str, _Call] = OrderedDict()
         self._agents: dict[str, _Agent] = {}
         self._ready: OrderedDict[str, _Agent] = OrderedDict()  # longest ready first
+        self._busy: dict[str, _Agent] = {}
+        self._present: set[str] = set()  # not away
         self._prefix = call_prefix
         self._next_id = 0
         self._pending: list[Action] = []
@@ -296,6 +298,14 @@ class Dialer:
             self._ready.setdefault(agent_id, agent)
         else:
             self._ready.pop(agent_id, None)
+        if new is AgentState.BUSY:
+            self._busy[agent_id] = agent
+        else:
+            self._busy.pop(agent_id, None)
+        if new is AgentState.AWAY:
+            self._present.discard(agent_id)
+        else:
+            self._present.add(agent_id)
         self._changed = True
         return agent
 
@@ -522,8 +532,7 @@ class Dialer:
 
     def _line_room(self) -> int:
         s = self.settings
-        agents = sum(1 for a in self._agents.values() if a.state is not AgentState.AWAY)
-        cap = math.floor(s.max_lines_per_agent * agents)
+        cap = math.floor(s.max_lines_per_agent * len(self._present))
         if s.max_lines is not None:
             cap = min(cap, s.max_lines)
         return max(0, cap - len(self._ringing) - len(self._waiting))
@@ -534,7 +543,7 @@ class Dialer:
         safe = max(0, ready - in_flight)  # one ringing call per ready agent can never abandon
         aim = self._effective_aim()
         self._control(now, aim)
-        busy = [a.since for a in self._agents.values() if a.state is AgentState.BUSY]
+        busy = [a.since for a in self._busy.values()]
         if room <= safe or aim <= 0.0 or (not busy and ready == 0):
             return safe, 0.0
         self._refresh_tables(now)
