@@ -58,7 +58,7 @@ class RouteTarget:
 class Engine(EngineAPI):
     """A running Centralita. Channels talk to it through the interaction methods below."""
 
-    def __init__(self, config: Config, plugins: PluginManager) -> None:
+    def __init__(self, config: Config, plugins: PluginManager, *, demo: bool = False) -> None:
         self.config = config
         self.plugins = plugins
         self.hooks = plugins.hooks
@@ -94,6 +94,9 @@ class Engine(EngineAPI):
         self.prompts = PromptLibrary(config.data_dir / media.prompts, fallback=(media.language, "en"))
         self.recordings_dir = config.data_dir / media.recordings
         self.http_routes = HttpRouteRegistry()
+        #: ``centralita run --demo``: simulated callers and agents (and emulated devices, from plugins)
+        self.demo = demo
+        self.demo_rate = 6.0  # simulated arrivals per minute
         self.store: Store | None = None
         self.console: Any = None
         self.accepting = False
@@ -214,6 +217,12 @@ class Engine(EngineAPI):
 
     async def _start_plugins(self, nursery: trio.Nursery) -> None:
         required = self.config.plugins.required
+        if self.demo:
+            from ._demo import DemoChannel
+
+            demo = DemoChannel(self, rate=self.demo_rate)
+            self.channels[demo.name] = demo
+            await self.supervisor.start(nursery, demo, name="channel:demo", plugin="engine")
         channels = self.hooks.register("centralita_register_channels", ChannelRegistry(), required=required)
         for name, factory in channels.items():
             owner = channels.owner(name)

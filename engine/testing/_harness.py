@@ -52,6 +52,8 @@ async def open_test_engine(
     plugins: Iterable[ModuleType | object] = (),
     data_dir: Path | None = None,
     entry_points: bool = False,
+    demo: bool = False,
+    demo_rate: float = 6.0,
 ) -> AsyncIterator[Engine]:
     """Start a real :class:`Engine` with ``plugins`` and stop it gracefully on exit.
 
@@ -68,7 +70,8 @@ async def open_test_engine(
         text = f'[engine]\ndata_dir = "{data_dir.as_posix()}"\ndrain_timeout = 1\n' + config_text if "[engine]" not in config_text else config_text
         config = load_test_config(text, manager, data_dir)
         manager.hooks.configure(config)
-        engine = Engine(config, manager)
+        engine = Engine(config, manager, demo=demo)
+        engine.demo_rate = demo_rate
         async with trio.open_nursery() as nursery:
             await nursery.start(engine.run)
             try:
