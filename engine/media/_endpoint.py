@@ -18,6 +18,7 @@ Modes:
 from __future__ import annotations
 
 import ctypes
+import logging
 import os
 import socket
 import struct
@@ -54,6 +55,7 @@ _HEADER = struct.Struct("!BBHII")
 _SEQ_TS_SSRC = struct.Struct("!HII")
 
 
+log = logging.getLogger("centralita.media")
 _LIBC = ctypes.CDLL(None, use_errno=True)
 
 
@@ -244,7 +246,12 @@ class RtpEndpoint:
     def _emit(self, event: DtmfEvent) -> None:
         self.engine.dtmf_events += 1
         if self.on_dtmf is not None:
-            self.on_dtmf(self, event)
+            try:
+                self.on_dtmf(self, event)
+            except Exception:
+                # A listener's bug must not take down the media tasks (and every call with them).
+                self.engine.callback_errors += 1
+                log.exception("on_dtmf callback of %s failed", self.name)
 
     # -- receive path (called by the engine's receive task) -----------------------------------------
 

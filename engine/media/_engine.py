@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import errno
 import itertools
+import logging
 import math
 import select
 import socket
@@ -37,6 +38,8 @@ from ._mixer import Conference, Role
 from ._recording import Recording
 
 __all__ = ["MediaEngine", "Bridge", "ConferenceRoom"]
+
+log = logging.getLogger("centralita.media")
 
 Address = tuple[str, int]
 _MAX_DATAGRAM = 2048
@@ -114,8 +117,13 @@ class Bridge:
 
         def alarm(recording: Recording, error: OSError) -> None:
             engine.recording_alarms += 1
+            log.error("recording %s stopped: %s (the call goes on)", recording.path, error)
             if user_alarm is not None:
-                user_alarm(recording, error)
+                try:
+                    user_alarm(recording, error)
+                except Exception:
+                    engine.callback_errors += 1
+                    log.exception("recording alarm callback failed")
 
         self.recording = Recording(path, stereo=stereo, on_alarm=alarm)
         self.caller._record_side = self._fifo["caller"]
@@ -231,7 +239,7 @@ class MediaEngine:
         self._clock_wakeup = trio.Event()
         # counters
         self.datagrams = self.passes = self.receive_errors = self.send_errors = 0
-        self.dtmf_events = self.recording_alarms = 0
+        self.dtmf_events = self.recording_alarms = self.callback_errors = 0
 
     # -- lifecycle ----------------------------------------------------------------------------------
 
@@ -499,15 +507,27 @@ class MediaEngine:
         """One 20 ms step of everything clocked (public so tests can drive it on a virtual clock)."""
         clocked = [e for e in self._clocked if not e.closed]
         for endpoint in clocked:
-            endpoint._timers(now)
-            if endpoint._relay_to is None:
-                endpoint._tick_in(now)
+            try:
+                endpoint._timers(now)
+                if endpoint._relay_to is None:
+                    endpoint._tick_in(now)
+            except Exception:
+                self._plugin_failed(f"audio consumer of {endpoint.name}")
+                endpoint.sinks.clear()
         for room in list(self._rooms):
-            room._tick()
+            try:
+                room._tick()
+            except Exception:
+                self._plugin_failed("conference member")
+                room.close()
         for bridge in list(self._recording_bridges):
             bridge._write_tick()
         for endpoint in clocked:
-            endpoint._tick_out(now)
+            try:
+                endpoint._tick_out(now)
+            except Exception:
+                self._plugin_failed(f"audio source of {endpoint.name}")
+                endpoint.play(None)
             if not endpoint.needs_clock:
                 self._clocked.discard(endpoint)
         self._ticks += 1
@@ -524,6 +544,11 @@ class MediaEngine:
             if endpoint._relay_to is not None and endpoint._dtmf_rx.next_timer() is not None:
                 endpoint._timers(now)
 
+    def _plugin_failed(self, what: str) -> None:
+        """A Source/Sink someone plugged in raised: cut it off, keep every other call going."""
+        self.callback_errors += 1
+        log.exception("%s failed and was disconnected", what)
+
     # -- reporting ---------------------------------------------------------------------------------
 
     def statistics(self) -> dict[str, Any]:
@@ -538,6 +563,7 @@ class MediaEngine:
             "send_errors": self.send_errors,
             "dtmf_events": self.dtmf_events,
             "recording_alarms": self.recording_alarms,
+            "callback_errors": self.callback_errors,
         }
 
     @property

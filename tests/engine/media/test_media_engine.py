@@ -425,3 +425,50 @@ async def test_relayed_legs_send_rtcp_and_finish_digits_whose_end_was_lost(nurse
             await trio.sleep(0.05)
     assert seen == ["3"]
     assert any(isinstance(p, RtcpSenderReport) and p.ssrc == b.session.ssrc for p in parse_rtcp(data))
+
+
+async def test_a_failing_dtmf_listener_does_not_break_the_call(nursery):
+    media = MediaEngine()
+    await nursery.start(media.run)
+
+    def broken(endpoint, event):
+        raise RuntimeError("listener bug")
+
+    a = media.allocate(on_dtmf=broken)
+    b = media.allocate()
+    caller, agent = await Phone.open(81), await Phone.open(82)
+    a.set_remote(caller.address)
+    b.set_remote(agent.address)
+    media.bridge(a, b)
+    from engine.media import rfc4733_packets
+
+    for payload, marker in rfc4733_packets("1", 60):
+        await caller.send(a.local_address, payload, pt=101, marker=marker, ts=99)
+    for _ in range(3):
+        await caller.send(a.local_address, bytes(160))
+    await agent.collect(len(rfc4733_packets("1", 60)) + 3)
+    assert media.statistics()["callback_errors"] == 1
+
+
+async def test_a_failing_source_or_sink_is_cut_off_and_the_clock_goes_on(nursery):
+    media = MediaEngine()
+    await nursery.start(media.run)
+
+    class Broken:
+        def read_frame(self):
+            raise OSError("device unplugged")
+
+        def write_frame(self, frame):
+            raise OSError("device unplugged")
+
+    bad = media.allocate()
+    good = media.allocate()
+    phone = await Phone.open(91)
+    bad.set_remote(phone.address)
+    bad.play(Broken())
+    bad.sinks.append(Broken())
+    good.set_remote(phone.address)
+    good.play(ToneSource("EU", "dial"))
+    await phone.collect(10)
+    assert media.statistics()["callback_errors"] >= 1 and not bad.playing
+    assert {p.ssrc for p, _ in phone.received} == {good.session.ssrc}

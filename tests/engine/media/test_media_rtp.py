@@ -227,3 +227,31 @@ def test_concealment_fades_then_goes_silent():
     assert conceal(frame, 2).max() == 2000
     assert conceal(frame, 4).max() == 0
     assert conceal(None, 1).max() == 0
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.binary(max_size=220), min_size=1, max_size=20), st.booleans())
+def test_hostile_datagrams_never_escape_the_receive_path(datagrams, relayed):
+    """Whatever arrives, the endpoint counts or uses it; nothing raises into the engine's tasks."""
+    from engine.media import MediaEngine
+
+    media = MediaEngine(rtcp=True)
+    a, b = media.allocate(), media.allocate()
+    try:
+        b.set_remote(("127.0.0.1", 9))
+        if relayed:
+            media.bridge(a, b)
+        source = ("127.0.0.1", 40000)
+        for i, data in enumerate(datagrams):
+            # also a valid-looking header on some, so the deeper paths (DTMF, jitter buffer) run
+            if i % 3 == 0 and len(data) >= 2:
+                data = bytes([0x80, data[1] & 0x7F | (101 if i % 2 else 0)]) + data[2:]
+            a._on_rtp(data, source, 0.02 * i)
+            a._on_rtcp(data, source, 0.02 * i)
+        for t in range(5):
+            media.tick(1.0 + 0.02 * t)
+        stats = a.statistics()
+        assert stats["packets_in"] + stats["malformed"] == len(datagrams)
+    finally:
+        media.release(a)
+        media.release(b)
