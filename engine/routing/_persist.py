@@ -51,6 +51,21 @@ def snapshot(self: Router) -> dict[str, Any]:
 def restore(self: Router, data: dict[str, Any], *, now: float, keep_live_voice: bool = False) -> list[RouterEvent]:
     """Load a :meth:`snapshot` into a router built from the current config (no interactions yet).
 
+    A damaged snapshot raises :class:`RoutingError` (build a fresh router and start empty, or from an
+    older snapshot); it never raises anything else."""
+    if not isinstance(data, dict):
+        raise RoutingError(f"snapshot must be a JSON object, got {type(data).__name__}")
+    try:
+        return _restore(self, data, now=now, keep_live_voice=keep_live_voice)
+    except RoutingError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise RoutingError(f"snapshot is damaged: {type(err).__name__}: {err}") from None
+
+
+def _restore(self: Router, data: dict[str, Any], *, now: float, keep_live_voice: bool = False) -> list[RouterEvent]:
+    """Load a :meth:`snapshot` into a router built from the current config (no interactions yet).
+
     Callbacks and messages keep their place and attempt count. A callback whose dial was in flight
     goes back to waiting; its next :class:`DialCallback` reuses the same ``attempt_id`` so the
     dialer can tell a replay from a new attempt. Offers are re-made from scratch. Live voice legs

@@ -149,3 +149,17 @@ def test_config_reload_keeps_live_interactions(rt):
     r.configure(build_queues(raw2), build_agents(raw2), now=5)
     assert r.queue_status("q", now=5)["callers"][0]["interaction"] == "waiting"
     assert r.enqueue("x", "q", now=6)[0].reason == "unknown-queue"
+
+
+def test_a_damaged_snapshot_is_a_routing_error(rt):
+    from engine.routing import RoutingError
+
+    raw = {"queues": QUEUES, "agents": AGENTS}
+    for damaged in ([], {"version": 2}, {"version": 1, "entries": [{"id": "x"}]},
+                    {"version": 1, "agents": {"a1": {"idle_since": "soon"}}}):
+        fresh = Router(build_queues(raw), build_agents(raw), now=0)
+        try:
+            fresh.restore(damaged, now=0)
+        except RoutingError:
+            continue
+        raise AssertionError(f"{damaged!r} was accepted")
