@@ -101,6 +101,16 @@ def split_values(key: str, value: str) -> list[str]:
     return [p for p in parts if p]
 
 
+def _checked(display: str, value: object) -> str:
+    """Header values we write must not smuggle extra lines (header injection)."""
+    text = str(value)
+    if "\r" in text or "\n" in text or "\x00" in text:
+        from ._errors import SipLocalError
+
+        raise SipLocalError(f"header {display} value contains CR, LF or NUL")
+    return text
+
+
 class Headers:
     """Ordered, case-insensitive, multi-valued header fields.
 
@@ -183,11 +193,7 @@ class Headers:
     def add(self, name: str, value: str) -> None:
         """Append a value (a comma-separated list value is stored as its elements)."""
         key, display = canonical_name(name)
-        value = str(value)
-        if "\r" in value or "\n" in value:
-            from ._errors import SipLocalError
-
-            raise SipLocalError(f"header {display} value contains CR/LF")
+        value = _checked(display, value)
         self._cache.clear()
         self._index = None
         for v in split_values(key, value.strip(" \t")):
@@ -215,6 +221,7 @@ class Headers:
     def replace_first(self, name: str, value: str) -> None:
         """Replace the first value of ``name`` in place (e.g. the top Via after adding ``received``)."""
         key, display = canonical_name(name)
+        value = _checked(display, value)
         for i, (k, n, _) in enumerate(self._items):
             if k == key:
                 self._items[i] = (k, n, value)
@@ -226,6 +233,7 @@ class Headers:
     def insert_first(self, name: str, value: str) -> None:
         """Put a value before every other value of the same name (a new top Via, a Record-Route)."""
         key, display = canonical_name(name)
+        value = _checked(display, value)
         pos = next((i for i, (k, _, _) in enumerate(self._items) if k == key), len(self._items))
         self._cache.clear()
         self._index = None

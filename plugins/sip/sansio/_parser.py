@@ -71,6 +71,7 @@ def _parse(data: bytes, limits: ParseLimits, supported: frozenset[str] | set[str
     while data.startswith(b"\r\n", start):  # RFC 3261 §7.5: ignore CRLFs before the start line
         start += 2
     is_response = data.startswith(b"SIP/", start)
+    # A broken response is never answered: every early failure of one is a silent drop.
     drop_or = (lambda status: None) if is_response else (lambda status: status)
     if start >= n:
         raise SipParseError("empty message", None)
@@ -146,10 +147,6 @@ def _parse(data: bytes, limits: ParseLimits, supported: frozenset[str] | set[str
     return _finish_request(start_line, headers, body, first_error, limits, supported)
 
 
-def _key_counts(headers: Headers) -> dict[str, int]:
-    return {key: len(values) for key, values in headers._get_index().items()}
-
-
 def _nuls_are_quoted(head: str) -> bool:
     """A NUL is allowed only as a quoted-pair (``\\`` NUL) inside a quoted string (RFC 3261 §25.1)."""
     i = head.find("\x00")
@@ -202,12 +199,12 @@ def _finish_response(
     if error is not None:
         raise SipParseError(error.reason, None)
     try:
-        counts = _key_counts(headers)
+        index = headers._get_index()
         for key in _REQUIRED_REQUEST:
-            if key not in counts:
+            if key not in index:
                 raise _Failure(f"missing {key}")
         for key in _SINGLE:
-            if counts.get(key, 0) > 1:
+            if len(index.get(key, ())) > 1:
                 raise _Failure(f"more than one {key}")
         body = _body(headers, body, limits)
         headers.parsed("cseq", _cseq)

@@ -160,6 +160,19 @@ def test_round_trip_generated_requests(request: Request) -> None:
     assert parse_message(parsed.to_bytes()).to_bytes() == parsed.to_bytes()
 
 
+@settings(max_examples=80, suppress_health_check=[HealthCheck.too_slow])
+@given(requests(), st.integers(100, 699), _plain | st.just(""), st.binary(max_size=100))
+def test_round_trip_generated_responses(request: Request, status: int, reason: str, body: bytes) -> None:
+    from plugins.sip.sansio import make_response
+
+    response = make_response(request, status, reason, to_tag="t" + str(status), body=body)
+    parsed = parse_message(response.to_bytes())
+    assert isinstance(parsed, Response)
+    assert parsed == response and parsed.body == body and parsed.reason == reason
+    if status > 100:
+        assert parsed.to.tag == f"t{status}"
+
+
 @settings(max_examples=100)
 @given(sip_uris())
 def test_uri_round_trip(uri: SipUri) -> None:
