@@ -306,8 +306,8 @@ class RtpEndpoint:
         """Send a packet received on the peer leg out of this one, as if we were its source."""
         session = self.session
         destination = session.latched or session.remote
-        if destination is None:
-            return
+        if destination is None or (self._inband_tx and not event):
+            return  # (while we play in-band digits on this leg, they replace the relayed audio)
         marker = data[1] & 0x80
         if ssrc != self._relay_src:
             # A new source (or the first packet): continue our own sequence and timestamp from here.
@@ -412,12 +412,14 @@ class RtpEndpoint:
         frame = self._outbound_frame
         self._outbound_frame = None
         if self._inband_tx:
-            frame = self._inband_tx.pop(0)
+            frame = self._inband_tx.pop(0)  # on a relayed leg too: _forward holds the peer's audio back
+        elif self._relay_to is not None:
+            return  # relayed: the peer's packets are this leg's audio
         elif frame is None and self._player is not None:
             frame = self._player.read_frame()
             if frame is None:
                 self._player = None
-        if frame is None or destination is None or self._relay_to is not None:
+        if frame is None or destination is None:
             return
         payload = self._encode(frame)
         seq, ts = self.session.next_header(len(frame), len(payload))

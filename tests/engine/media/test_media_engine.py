@@ -472,3 +472,24 @@ async def test_a_failing_source_or_sink_is_cut_off_and_the_clock_goes_on(nursery
     await phone.collect(10)
     assert media.statistics()["callback_errors"] >= 1 and not bad.playing
     assert {p.ssrc for p, _ in phone.received} == {good.session.ssrc}
+
+
+async def test_inband_digits_sent_on_a_relayed_leg_replace_its_audio_meanwhile(nursery):
+    from engine.media import InbandDtmfDetector
+
+    media = MediaEngine()
+    await nursery.start(media.run)
+    a = media.allocate()
+    b = media.allocate(dtmf="inband", telephone_event=None)
+    caller, agent = await Phone.open(101), await Phone.open(102)
+    a.set_remote(caller.address)
+    b.set_remote(agent.address)
+    media.bridge(a, b)
+    b.send_dtmf("58", duration_ms=80, gap_ms=60)
+    async with trio.open_nursery() as talking:
+        talking.start_soon(caller.send_tone, a.local_address, 300.0, 30)  # the caller keeps talking
+        await agent.collect(14)
+    detector = InbandDtmfDetector()
+    audio = np.concatenate([decode_ulaw(p.payload) for p, _ in agent.received])
+    events = detector.feed(audio) + detector.flush()
+    assert [e.digit for e in events] == ["5", "8"]
