@@ -244,6 +244,7 @@ def main() -> None:
         "sipp_to_sipp_best_tested_cps": sipp_best,
         "ratio_engine_to_sipp": round(best / sipp_best, 3) if sipp_best else None,
         "long_run": long_run,
+        "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
     }, indent=1))
 

@@ -17,6 +17,10 @@ __all__ = ["Scheduler", "TimerHandle"]
 log = logging.getLogger("centralita.sip.timers")
 
 
+def _noop(now: float) -> None:
+    pass
+
+
 class TimerHandle:
     __slots__ = ("when", "callback", "cancelled")
 
@@ -26,7 +30,10 @@ class TimerHandle:
         self.cancelled = False
 
     def cancel(self) -> None:
+        # The heap forgets cancelled entries lazily (when they come due): drop the callback now so a
+        # cancelled timer does not keep its transaction or call alive until then.
         self.cancelled = True
+        self.callback = _noop
 
 
 class Scheduler:
@@ -58,10 +65,11 @@ class Scheduler:
             _, _, handle = heapq.heappop(heap)
             if handle.cancelled:
                 continue
-            handle.cancelled = True
+            callback = handle.callback
+            handle.cancel()
             ran += 1
             try:
-                handle.callback(now)
+                callback(now)
             except Exception:
                 log.exception("sip timer callback %r failed", handle.callback)
         return ran
