@@ -174,17 +174,24 @@ class Api:
             raise HttpError(404, f"unknown action {action[:32]!r}; one of {', '.join(sorted(INTERACTION_ACTIONS))}")
         principal: Principal = request.principal
         body = _flat(await request.json())
-        if action == "accept":
+        if action in ("accept", "reject"):
             agent = _string(body, "agent", limit=64)
             if not principal.has_role("supervisor"):
                 if agent not in (None, principal.name):
-                    raise HttpError(403, "agents may only accept offers for themselves")
+                    raise HttpError(403, f"agents may only {action} offers for themselves")
                 agent = principal.name
             if agent is None:
                 raise HttpError(400, "'agent' is required (a string)")
             body["agent"] = agent
-        elif action == "reply":
-            _string(body, "text", required=True, limit=MAX_TEXT)
+        else:
+            if not principal.has_role("supervisor"):
+                current = next((i for i in self.engine.list_interactions() if i.get("id") == request.path_params["interaction"]), None)
+                if current is None:
+                    raise HttpError(404, "no such interaction")
+                if current.get("agent") != principal.name:
+                    raise HttpError(403, "agents may only act on their own interactions")
+            if action == "reply":
+                _string(body, "text", required=True, limit=MAX_TEXT)
         return json_response(await self.engine.interaction_action(request.path_params["interaction"], action, body))
 
     async def originate(self, request: Request) -> Response:

@@ -69,7 +69,17 @@ _hasher = argon2.PasswordHasher()
 # Verifying against this when the user does not exist makes "no such user" cost as much as "wrong
 # password", so timing does not reveal which user names exist.
 _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
-_argon_limiter = trio.CapacityLimiter(2)
+# At most two hashes at once (per trio run): a login flood slows logins, not the engine.
+_argon_limiter: trio.lowlevel.RunVar[trio.CapacityLimiter] = trio.lowlevel.RunVar("centralita_argon2_limiter")
+
+
+def _limiter() -> trio.CapacityLimiter:
+    try:
+        return _argon_limiter.get()
+    except LookupError:
+        limiter = trio.CapacityLimiter(2)
+        _argon_limiter.set(limiter)
+        return limiter
 
 
 class AuthError(Exception):
@@ -114,7 +124,7 @@ def _check_role(role: str) -> None:
 
 
 async def _hash(password: str) -> str:
-    return await trio.to_thread.run_sync(_hasher.hash, password, limiter=_argon_limiter)
+    return await trio.to_thread.run_sync(_hasher.hash, password, limiter=_limiter())
 
 
 async def _verify(hashed: str, password: str) -> bool:
@@ -124,7 +134,7 @@ async def _verify(hashed: str, password: str) -> bool:
         except (argon2.exceptions.VerificationError, argon2.exceptions.InvalidHashError):
             return False
 
-    return await trio.to_thread.run_sync(verify, limiter=_argon_limiter)
+    return await trio.to_thread.run_sync(verify, limiter=_limiter())
 
 
 async def add_user(store: Any, name: str, role: str) -> str:

@@ -355,7 +355,7 @@ class Pages:
             raise HttpError(403, "this interaction is not yours")
         form = await request.form()
         body: dict[str, Any] = {}
-        if action == "accept":
+        if action in ("accept", "reject"):
             body["agent"] = principal.name
         elif action == "reply":
             text = form.get("text", "")

@@ -168,3 +168,17 @@ async def test_https_with_self_signed_certificate(tmp_path, make_console):
             password = console.admin_password
             r = await client.post("/api/v1/login", json={"user": "admin", "password": password})
             assert "Secure" in r.headers["set-cookie"]
+
+
+async def test_agent_may_not_act_on_someone_elses_interaction(console):
+    async with await console.bearer("agent") as api:  # token name t-agent: not bob
+        r = await api.post("/api/v1/interactions/i2/reply", json={"text": "hi"})
+        assert r.status_code == 403
+        r = await api.post("/api/v1/interactions/i2/hangup", json={})
+        assert r.status_code == 403
+        r = await api.post("/api/v1/interactions/nope/hangup", json={})
+        assert r.status_code == 404
+    async with await console.bearer("supervisor") as api:
+        r = await api.post("/api/v1/interactions/i2/hangup", json={})
+        assert r.status_code == 200
+    assert console.engine.actions == [("i2", "hangup", {})]

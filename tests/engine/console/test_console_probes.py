@@ -31,3 +31,10 @@ async def test_metrics_parse_as_prometheus_text(console):
 async def test_server_reports_bound_port_and_url(console):
     assert console.server.bound_port and console.server.bound_port > 0
     assert console.url == f"http://127.0.0.1:{console.server.bound_port}"
+
+
+async def test_head_request_answers_without_a_body(console):
+    async with console.client() as client:
+        r = await client.head("/livez")
+        assert r.status_code == 200 and r.content == b""
+        assert (await client.get("/livez")).status_code == 200  # the connection is still usable
