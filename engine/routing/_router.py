@@ -777,11 +777,14 @@ class Router:
         stage = q.config.target_at(now - entry.arrived)
         index = stage[0]
         candidates = []
+        kind, tried, agents = entry.kind, entry.tried, self._agents
         for agent_id in q.pool:
-            agent = self._agents.get(agent_id)
-            if agent is None or not agent.can_take(entry.kind):
+            agent = agents.get(agent_id)
+            # the common refusals first, cheaply: not available, or full on this channel
+            if agent is None or agent.state != "available" or \
+                    agent.load.get(kind, 0) >= agent.config.channels.get(kind, 0):
                 continue
-            if not self._stage_flags(agent, q)[index] or entry.tried.get(agent_id, 0.0) > now:
+            if not agent.can_take(kind) or not self._stage_flags(agent, q)[index] or tried.get(agent_id, 0.0) > now:
                 continue
             candidates.append(agent)
         if not candidates:

@@ -91,10 +91,10 @@ class _Agent:
     talk_time: float = 0.0
     last_status: str = ""
     retired: bool = False
+    id: str = field(init=False, default="")
 
-    @property
-    def id(self) -> str:
-        return self.config.id
+    def __post_init__(self) -> None:
+        self.id = self.config.id  # read on every decision: a plain attribute, not a property
 
     def busy_total(self) -> int:
         return sum(self.load.values())
