@@ -50,7 +50,8 @@ from ._pacing import (Abandon, Connect, Dial, Dialer, DialerStatistics, ModeChan
                       PacingSettings, StopRinging)
 from ._runner import (CampaignDialer, Command, ConnectAgent, Hangup, PacingChanged, PlaceCall, PlayMessage,
                       Remind, ShowPreview)
-from .amd import AmdResult, AmdSettings, AmdVerdict, AnsweringMachineDetector, BeepDetector, CadenceDetector
+from .amd import (AmdResult, AmdSettings, AmdVerdict, AnsweringMachineDetector, BeepDetector, CadenceDetector,
+                  FaxDetector)
 from .leads import InvalidDialString, checked_dial_string, import_leads, run_import_cli
 from .simulate import run_cli as run_simulate_cli
 
@@ -59,7 +60,7 @@ __all__ = [
     "AmdVerdict", "AnsweringMachineDetector", "Attempt", "AttemptLimiter", "AuditLog", "AuditRecord",
     "BeepDetector", "CadenceDetector", "Callback", "CallingWindow", "CampaignDialer", "CampaignSettings",
     "Command", "CompliancePolicy", "Connect", "ConnectAgent", "Dial", "Dialer", "DialerStatistics", "DncEntry",
-    "DoNotCallList", "Hangup", "Hopper", "InvalidDialString", "ModeChanged", "OfferPreview", "Outcome",
+    "DoNotCallList", "FaxDetector", "Hangup", "Hopper", "InvalidDialString", "ModeChanged", "OfferPreview", "Outcome",
     "PacingChanged", "PacingSettings", "PlaceCall", "PlayMessage", "RecontactLockout", "Remind", "RetryRule",
     "ScheduleSettings", "ShowPreview", "StopRinging", "UkOfcomPolicy", "UsFccPolicy", "checked_dial_string",
     "import_leads", "outcome_from_sip", "outcome_from_sit", "recompute_abandonment", "run_import_cli",

@@ -222,5 +222,29 @@ class BeepDetector:
         self.ended_at = self._elapsed - FRAME_SECONDS
 
 
-__all__ = ["AmdResult", "AmdSettings", "AmdVerdict", "AnsweringMachineDetector", "BeepDetector",
+class FaxDetector:
+    """A fax machine answering: the CED answer tone (2100 Hz) or the caller tone CNG (1100 Hz), held.
+
+    CED lasts 2.6-4 s and a machine's beep under a second, so a tone within 50 Hz of 2100 or 1100 Hz held
+    for ``min_duration`` (default 0.8 s) is a fax (outcome ``fax``: not retried).
+    """
+
+    def __init__(self, *, min_duration: float = 0.8) -> None:
+        self._tone = BeepDetector(low=1050.0, high=2150.0, min_duration=min_duration)
+        self.detected_at: float | None = None
+
+    def feed(self, frame: np.ndarray) -> bool:
+        if self.detected_at is not None:
+            return True
+        self._tone.feed(frame)
+        frequency = self._tone.tone_frequency
+        if frequency is not None and (abs(frequency - 2100.0) <= 50.0 or abs(frequency - 1100.0) <= 50.0):
+            self.detected_at = self._tone._elapsed
+            return True
+        if self._tone.ended_at is not None:  # some other tone: keep listening
+            self._tone = BeepDetector(low=1050.0, high=2150.0, min_duration=self._tone._min_frames * FRAME_SECONDS)
+        return False
+
+
+__all__ = ["AmdResult", "FaxDetector", "AmdSettings", "AmdVerdict", "AnsweringMachineDetector", "BeepDetector",
            "CadenceDetector", "FRAME_SAMPLES", "frame_level"]

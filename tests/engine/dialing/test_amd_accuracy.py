@@ -65,6 +65,14 @@ def test_the_beep_is_found_where_it_is_and_never_in_a_person_talking(amd_clips):
             assert not heard, clip.name
 
 
+def test_no_clip_of_the_set_is_mistaken_for_a_fax(amd_clips):
+    from engine.dialing.amd import FaxDetector
+
+    for clip in amd_clips:
+        fax = FaxDetector()
+        assert not any(fax.feed(frame) for frame in clip.frames()), clip.name
+
+
 def test_silence_is_a_machine_after_the_initial_silence_and_not_before():
     detector = CadenceDetector(AmdSettings(initial_silence=2.5))
     quiet = np.zeros(160, dtype=np.int16)
@@ -82,3 +90,20 @@ def test_any_audio_is_analysed_without_error(frames):
         result = detector.feed(frame)
         assert result is None or result.verdict in AmdVerdict
         assert beep.feed(frame) in (True, False)
+
+
+def tone(frequency: float, seconds: float, amplitude: float = 8000.0) -> np.ndarray:
+    t = np.arange(int(seconds * 8000)) / 8000.0
+    samples = (amplitude * np.sin(2 * np.pi * frequency * t)).astype(np.int16)
+    return samples[: len(samples) // 160 * 160].reshape(-1, 160)
+
+
+def test_fax_answer_tone_is_a_fax_and_a_short_beep_is_not():
+    from engine.dialing.amd import FaxDetector
+
+    fax = FaxDetector()
+    assert any(fax.feed(frame) for frame in tone(2100.0, 3.0))
+    assert 0.8 <= fax.detected_at <= 1.1
+    beep = FaxDetector()
+    frames = list(tone(1000.0, 0.5)) + list(tone(0.0, 0.5)) + list(tone(2100.0, 0.4))
+    assert not any(beep.feed(frame) for frame in frames)
