@@ -82,8 +82,22 @@ class ConsoleApp:
         try:
             plugin = self._plugin_route(request.path)
             if plugin is not None:
-                await self._plugin(plugin, request, scope, receive, send)
-                return
+                started = False
+
+                async def tracking_send(message: dict[str, Any]) -> None:
+                    nonlocal started
+                    started = True
+                    await send(message)
+
+                try:
+                    await self._plugin(plugin, request, scope, receive, tracking_send)
+                    return
+                except Exception:
+                    if not started:
+                        raise
+                    # the plugin already answered part of a response: nothing sane left to send
+                    log.exception("console: plugin route %s failed mid-response", plugin.prefix)
+                    return
             response = await self._dispatch(request)
         except HttpError as exc:
             response = error_response(exc.status, exc.message, exc.headers)

@@ -182,3 +182,23 @@ async def test_agent_may_not_act_on_someone_elses_interaction(console):
         r = await api.post("/api/v1/interactions/i2/hangup", json={})
         assert r.status_code == 200
     assert console.engine.actions == [("i2", "hangup", {})]
+
+
+async def _crashing_app(scope, receive, send):
+    if scope["path"].endswith("/late"):
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+    raise RuntimeError("plugin bug")
+
+
+async def test_a_crashing_plugin_route_is_a_500_and_the_server_keeps_serving(tmp_path, make_console):
+    routes = HttpRouteRegistry()
+    routes.add("/buggy", _crashing_app, public=True)
+    async with make_console(tmp_path, routes=routes) as console:
+        async with console.client() as client:
+            r = await client.get("/buggy/early")
+            assert r.status_code == 500 and "plugin bug" not in r.text
+            try:
+                await client.get("/buggy/late")
+            except httpx.HTTPError:
+                pass  # the plugin broke its own response; the client may see a cut connection
+            assert (await client.get("/livez")).status_code == 200
