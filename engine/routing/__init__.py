@@ -25,11 +25,6 @@ and returns a list of events/commands::
     when = router.next_timer(); router.handle_timer(now)     # one trio task sleeps until `when`
     data = router.snapshot(); router.restore(data, now=t)    # JSON-able; callbacks/messages survive
 
-``engine.routing.service.RoutingService(router, publish)`` is the optional trio shell: ``await
-nursery.start(service.run)`` fires the timers on time; ``service.enqueue(...)`` etc. take no ``now``
-(Unix time is added) and pass the events to ``publish``. It lives outside this package's imports so
-the core stays free of trio.
-
 Outputs the engine acts on (commands) and publishes (bus events; ``event.ami`` is the CONTRACT.md
 name, ``event.to_fields()`` the AMI-style fields):
 
