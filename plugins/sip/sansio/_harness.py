@@ -62,7 +62,7 @@ class LoopbackNetwork:
 
     def _next_event(self) -> float | None:
         times = [self._queue[0][0]] if self._queue else []
-        times += [t for a in self.agents.values() if (t := a.layer.next_timer()) is not None]
+        times += [t for a in self.agents.values() if (t := a.next_timer()) is not None]
         return min(times) if times else None
 
     def run(self, until: float | None = None, *, max_steps: int = 100_000) -> None:
@@ -81,9 +81,9 @@ class LoopbackNetwork:
                 if target is not None:
                     target.receive(data, source)
             for agent in list(self.agents.values()):
-                deadline = agent.layer.next_timer()
+                deadline = agent.next_timer()
                 if deadline is not None and deadline <= self.now:
-                    agent.handle(agent.layer.handle_timer(self.now))
+                    agent.handle_timer(self.now)
         raise RuntimeError("harness did not settle")
 
 
@@ -110,8 +110,9 @@ class HarnessAgent:
     """A tiny user agent: calls, answers (or refuses, or lets ring), CANCEL, re-INVITE hold, INFO, BYE."""
 
     def __init__(self, network: LoopbackNetwork, address: str, user: str, *, answer: int | None = 200,
-                 codecs: tuple[str, ...] = ("PCMU", "PCMA")) -> None:
+                 codecs: tuple[str, ...] = ("PCMU", "PCMA"), ring_timeout: float = 60.0) -> None:
         self.network = network
+        self.ring_timeout = ring_timeout  #: an unanswered incoming call gets 480 after this long
         self.address = address
         self.user = user
         self.answer_status = answer  #: final status for incoming INVITEs (None: ring forever)
@@ -124,6 +125,7 @@ class HarnessAgent:
         self.parse_errors: list[SipParseError] = []
         self.timeouts: list[TransactionTimeout] = []
         self._port = 40000
+        self._ring_deadlines: dict[str, float] = {}
 
     @property
     def via(self) -> str:
@@ -138,6 +140,25 @@ class HarnessAgent:
             self._port += 2
             self.media[call_id] = MediaSession(self.address.split(":")[0], self._port, codecs=self.codecs)
         return self.media[call_id]
+
+    # -- time ----------------------------------------------------------------------------------------
+    def next_timer(self) -> float | None:
+        times = [t for t in (self.layer.next_timer(), *self._ring_deadlines.values()) if t is not None]
+        return min(times) if times else None
+
+    def handle_timer(self, now: float) -> None:
+        self.handle(self.layer.handle_timer(now))
+        for call_id, deadline in list(self._ring_deadlines.items()):
+            if deadline > now:
+                continue
+            del self._ring_deadlines[call_id]
+            call = self.calls.get(call_id)
+            txn = call.invite_txn if call is not None else None
+            if call is not None and txn is not None and txn.state.value == "proceeding":  # type: ignore[attr-defined]
+                assert call.dialog is not None
+                self.handle(self.layer.respond(txn, 480, now=now, to_tag=call.dialog.local_tag))  # type: ignore[arg-type]
+                call.dialog.terminate()
+                call.ended_by = "ring timeout"
 
     # -- wire ----------------------------------------------------------------------------------------
     def receive(self, data: bytes, source: str) -> None:
@@ -314,6 +335,7 @@ class HarnessAgent:
             call.invite_txn = txn
             self.handle(self.layer.respond(txn, 180, now=now, to_tag=tag, headers=[("Contact", self.contact)]))
             if self.answer_status is None:
+                self._ring_deadlines[call_id] = now + self.ring_timeout
                 return
             if self.answer_status >= 300:
                 self.handle(self.layer.respond(txn, self.answer_status, now=now, to_tag=tag))
