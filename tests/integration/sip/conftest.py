@@ -23,12 +23,14 @@ def sip_engine(tmp_path: Path) -> Callable[..., contextlib.AbstractAsyncContextM
     import plugins.sip.plugin as sip_plugin
 
     @contextlib.asynccontextmanager
-    async def open_engine(extra: str = "", *, sip: str = "", data_dir: Path | None = None) -> AsyncIterator[Any]:
+    async def open_engine(
+        extra: str = "", *, sip: str = "", data_dir: Path | None = None, timers: str = FAST_TIMERS
+    ) -> AsyncIterator[Any]:
         text = (
             '[sip]\nlisten = ["udp:127.0.0.1:0", "tcp:127.0.0.1:0"]\n'
             + sip
             + "\n[sip.security]\nrate = 100000\nburst = 100000\n"
-            + FAST_TIMERS
+            + timers
             + extra
         )
         async with open_test_engine(text, plugins=[sip_plugin], data_dir=data_dir or tmp_path) as engine:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import trio
 
-from sip_interop_helpers import SCENARIOS, describe, free_udp_port, run_sipp
+from sip_interop_helpers import FAST_TIMERS, SCENARIOS, describe, free_udp_port, run_sipp
 
 pytestmark = pytest.mark.interop
 
@@ -58,7 +58,9 @@ async def test_trunk_follows_423_min_expires(sip_engine) -> None:
 
 async def test_unreachable_provider_is_reported_and_retried_with_backoff(sip_engine) -> None:
     port = free_udp_port()  # nobody answers there
-    async with sip_engine(sip=trunk(port)) as (engine, channel):
+    # A short T1: each unanswered REGISTER gives up after 64*T1 (Timer F).
+    timers = FAST_TIMERS.replace("t1 = 0.1", "t1 = 0.02")
+    async with sip_engine(sip=trunk(port), timers=timers) as (engine, channel):
         async with engine.bus.subscribe("trunk") as events:
             with trio.fail_after(30):
                 while True:
