@@ -4,9 +4,9 @@ Two tasks serve every call, however many there are (issue #4's numbers: one task
 ``recv`` tops out near 200 calls per core):
 
 * the **receive task** waits on one ``epoll`` object that holds every RTP/RTCP socket
-  (``trio.lowlevel.wait_readable`` on the epoll's own fd), then drains each ready socket with plain
-  non-blocking ``recvfrom`` (at most ``burst`` datagrams per socket per pass, so a flood on one port
-  cannot starve the others). Relayed packets are forwarded right there.
+  (``trio.lowlevel.wait_readable`` on the epoll's own fd), then takes one datagram from each ready
+  socket per round with plain non-blocking ``recv`` (at most ``burst`` datagrams per wake-up, so a
+  flood on one port cannot starve the others nor the clock). Relayed packets are forwarded right there.
 * the **media clock** wakes every 20 ms and, for each endpoint that needs it, pulls the jitter buffer,
   decodes, runs detectors, mixes conferences, writes recordings and sends played audio; RTCP reports
   go out every ``rtcp_interval`` seconds.
@@ -209,7 +209,7 @@ class MediaEngine:
         rtcp: bool = True,
         rtcp_interval: float = 5.0,
         jitter: tuple[float, float] = (0.02, 0.2),
-        burst: int = 64,
+        burst: int = 256,
         receive_buffer: int = 1 << 18,
         on_recording_alarm: Callable[[Recording, OSError], None] | None = None,
     ) -> None:
@@ -450,14 +450,18 @@ class MediaEngine:
         poll = self._epoll.poll
         epoll_fd = self._epoll.fileno()
         by_fd = self._by_fd
-        rounds = self.burst
+        budget = self.burst
         while True:
             await trio.lowlevel.wait_readable(epoll_fd)
             self.passes += 1
-            for _ in range(rounds):
-                events = poll(0)
+            handled = 0
+            while handled < budget:
+                # maxevents = what is left of the budget: sockets the kernel did not report stay at the
+                # head of its ready list, so under overload every socket still gets its turn.
+                events = poll(0, budget - handled)
                 if not events:
                     break
+                handled += len(events)
                 now = trio.current_time()
                 for fd, _ in events:
                     entry = by_fd.get(fd)
