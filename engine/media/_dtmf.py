@@ -6,6 +6,15 @@ digit is reported exactly once, when it ends: on the first E packet, or when a p
 timestamp shows the end was lost, or when nothing arrives for ``lost_end_timeout`` seconds
 (:meth:`Rfc4733Receiver.handle_timer`). Retransmitted end packets are recognised by their timestamp and
 dropped.
+
+===========  ===============================================  ========================================
+state        packet with timestamp T                          timer (no packet for lost_end_timeout)
+===========  ===============================================  ========================================
+IDLE         T already ended: duplicate, drop; else IN_EVENT  -
+IN_EVENT(T)  same T: keep the longest duration; E bit:        report the digit, IDLE
+             report, IDLE. New T: report the old one first,
+             then IN_EVENT(new T)
+===========  ===============================================  ========================================
 """
 
 from __future__ import annotations

@@ -5,6 +5,17 @@ its depth reaches the target delay, and adapts the target to the measured arriva
 the smoothed deviation, rounded up to whole frames, clamped to ``min_delay..max_delay``). When it runs
 deeper than the target plus two frames it drops the oldest frame to bring the delay down; when it runs
 dry it re-buffers. Memory is bounded: never more than ``2 * max_delay`` worth of packets.
+
+===========  ==========================================  ===========================================
+state        on ``pop()`` (once per 20 ms tick)           on ``put(seq)``
+===========  ==========================================  ===========================================
+BUFFERING    depth >= target: PLAYING, play the next;     behind the next seq: start earlier (before
+             else return BUFFERING (the caller plays      playout) or count it late; > 2 x max ahead:
+             silence)                                     reset to BUFFERING from there
+PLAYING      next seq there: play it (and skip one if     behind the playout point: count late, drop;
+             depth > target + 2); missing but others       > 2 x max ahead: reset to BUFFERING
+             queued: LOST (conceal); empty: BUFFERING
+===========  ==========================================  ===========================================
 """
 
 from __future__ import annotations

@@ -88,6 +88,13 @@ class Recording:
         if self._pending_bytes >= self._flush_bytes:
             self.flush()
 
+    def write_frame(self, frame: np.ndarray) -> None:
+        """The :class:`~engine.media.Sink` face: one leg's audio alone (voicemail, a message).
+
+        ``leg.sinks.append(recording)`` records what the caller says on a terminated leg.
+        """
+        self.write(frame)
+
     def flush(self) -> None:
         if self.closed or self._fd is None or not self._pending:
             return

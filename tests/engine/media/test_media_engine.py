@@ -493,3 +493,24 @@ async def test_inband_digits_sent_on_a_relayed_leg_replace_its_audio_meanwhile(n
     audio = np.concatenate([decode_ulaw(p.payload) for p, _ in agent.received])
     events = detector.feed(audio) + detector.flush()
     assert [e.digit for e in events] == ["5", "8"]
+
+
+async def test_voicemail_style_recording_of_one_terminated_leg(nursery, tmp_path):
+    from engine.media import Recording
+
+    media = MediaEngine()
+    await nursery.start(media.run)
+    leg = media.allocate()
+    recording = Recording(tmp_path / "vm.wav", stereo=False)
+    leg.sinks.append(recording)
+    phone = await Phone.open(111)
+    await phone.send_tone(leg.local_address, 900.0, 60)
+    with trio.fail_after(10):
+        while recording.duration < 1.0:
+            await trio.sleep(0.02)
+    leg.sinks.remove(recording)
+    recording.close()
+    with wave.open(str(tmp_path / "vm.wav")) as w:
+        assert w.getnchannels() == 1
+        audio = np.frombuffer(w.readframes(w.getnframes()), "<i2")
+    assert abs(dominant_frequency(audio) - 900) < 15
