@@ -137,3 +137,19 @@ def test_typed_ahead_digits_are_bounded():
     s.playback_done(2)
     s.handle_timer(s.next_timer())
     assert s.variables["all"] == "5" * MAX_BUFFERED_DIGITS
+
+
+def test_the_engine_registry_object_is_accepted_as_node_types():
+    from engine import IvrNodeRegistry
+
+    registry = IvrNodeRegistry()
+    assert validate_flows([{"name": "f", "start": "a", "nodes": {"a": {"type": "hangup"}}}],
+                          node_types=registry) == []
+    registry.add("lottery", Lottery)
+    raw = [{"name": "fun", "start": "draw", "nodes": {
+        "draw": {"type": "lottery", "win": "bye", "lose": "bye"},
+        "bye": {"type": "hangup"},
+    }}]
+    assert validate_flows(raw, node_types=registry) == []
+    flow = load_flows(raw, node_types=registry)["fun"]
+    assert isinstance(FlowSession(flow, caller="2", session_id="r").start(0)[0], Play)
