@@ -21,6 +21,7 @@ from ._message import Request, Response, make_response
 from ._offer_answer import MediaSession, Negotiated
 from ._parser import parse_message
 from ._timers import (
+    Action,
     DeliverRequest,
     DeliverResponse,
     SendMessage,
@@ -175,7 +176,7 @@ class HarnessAgent:
         else:
             self.handle(self.layer.receive_response(message, now))
 
-    def handle(self, actions: list) -> None:
+    def handle(self, actions: list[Action]) -> None:
         for action in actions:
             if isinstance(action, SendMessage):
                 self.network.send(self.address, action.peer, action.data)
@@ -257,6 +258,7 @@ class HarnessAgent:
             self.cancel(call, peer)
         if method == "INVITE":
             request = txn.request if txn is not None else call.invite
+            assert request is not None
             did = dialog_id_for_response(response)
             dialog = self.dialogs.get(did) if did else None
             if 200 <= response.status < 300:

@@ -93,7 +93,7 @@ class TransactionLayer:
             _, method = response.cseq
         except SipParseError:
             return []
-        txn = self._clients.get((top.branch if top else "", method))
+        txn = self._clients.get(((top.branch or "") if top else "", method))
         if txn is None:
             self._stats["stray_responses"] += 1
             return [DeliverResponse(response, None)]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from ._address import NameAddr, Via
 from ._errors import SipLocalError, SipParseError
@@ -55,7 +55,7 @@ def _vias(h: Headers) -> list[Via]:
     return [Via.parse(v) for v in h.get_all("Via")]
 
 
-def _one_addr(name: str):  # type: ignore[no-untyped-def]
+def _one_addr(name: str) -> Callable[[Headers], NameAddr]:
     def parse(h: Headers) -> NameAddr:
         value = h.get(name)
         if value is None:
@@ -73,7 +73,7 @@ def _contacts(h: Headers) -> list[NameAddr]:
     return [NameAddr.parse(v) for v in h.get_all("Contact")]
 
 
-def _small_int(name: str, limit: int):  # type: ignore[no-untyped-def]
+def _small_int(name: str, limit: int) -> Callable[[Headers], int | None]:
     def parse(h: Headers) -> int | None:
         value = h.get(name)
         if value is None:

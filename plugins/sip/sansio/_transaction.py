@@ -181,9 +181,6 @@ class _Transaction:
         self._deadlines.clear()
         return [TransactionTerminated(self)]
 
-    def _send(self, message: Request | Response, data: bytes | None = None) -> SendMessage:
-        return SendMessage(message, message.to_bytes() if data is None else data, self.peer)
-
     def transport_error(self, now: float) -> list[Action]:
         """The transport could not send (RFC 3261 §17.1.4 / §17.2.4): give up at once."""
         if self.state is S.TERMINATED:

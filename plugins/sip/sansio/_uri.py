@@ -197,16 +197,6 @@ class GenericUri:
     @classmethod
     def parse(cls, text: str) -> GenericUri:
         text = text.strip(" \t")
-        m = _SIP_FAST.fullmatch(text)
-        if m is not None:
-            scheme, user, password, host, port, ptext = m.groups()
-            if port is None or int(port) <= 65535:
-                return cls(scheme.lower(), user, host.lower(), None if port is None else int(port),
-                           _parse_uri_params(ptext[1:]) if ptext else {}, {}, password, text)
-        return cls._parse_general(text)
-
-    @classmethod
-    def _parse_general(cls, text: str) -> SipUri:
         scheme, colon, rest = text.partition(":")
         if not colon or not _SCHEME_RE.fullmatch(scheme) or not rest or not _OPAQUE_BAD.isdisjoint(rest):
             raise _bad(f"not an absolute URI: {text[:80]!r}")
