@@ -15,6 +15,7 @@ from .._model import AgentState, InteractionState
 from ..abc import EngineAPI
 from ._auth import Authenticator, AuthError, Principal, add_token, add_user, list_users
 from ._cdr import cdr_csv
+from ._logs import LEVELS, RingLogHandler
 from ._http import HttpError, Request, Response, Router, json_response, text_response
 
 INTERACTION_ACTIONS = frozenset({"accept", "reject", "hangup", "transfer", "disposition", "reply"})
@@ -71,7 +72,8 @@ def parse_since(raw: str | None) -> float | None:
 
 
 class Api:
-    def __init__(self, engine: EngineAPI, auth: Authenticator, set_cookie: Any) -> None:
+    def __init__(self, engine: EngineAPI, auth: Authenticator, set_cookie: Any, logs: RingLogHandler) -> None:
+        self.logs = logs
         self.engine = engine
         self.auth = auth
         self._set_cookie = set_cookie
@@ -94,6 +96,7 @@ class Api:
         add("GET", "/api/v1/users", self.users, role="admin")
         add("POST", "/api/v1/users", self.create_user, role="admin")
         add("POST", "/api/v1/tokens", self.create_token, role="admin")
+        add("GET", "/api/v1/logs", self.recent_logs, role="admin")
 
     # ------------------------------------------------------------------------------------ session
 
@@ -204,7 +207,7 @@ class Api:
     async def cdr(self, request: Request) -> Response:
         since = parse_since(request.query.get("since"))
         rows = await self.engine.cdr(since)
-        if request.accepts("text/csv"):
+        if request.accepts("text/csv") or request.query.get("format") == "csv":
             response = text_response(cdr_csv(rows), content_type="text/csv; charset=utf-8")
             response.headers.append(("content-disposition", 'attachment; filename="Master.csv"'))
             return response
@@ -236,3 +239,20 @@ class Api:
         except ValueError as exc:
             raise HttpError(400, str(exc)) from None
         return json_response({"name": name, "role": role, "token": token}, 201)
+
+    # ------------------------------------------------------------------------------------ logs
+
+    async def recent_logs(self, request: Request) -> Response:
+        return json_response([r.to_json() for r in query_logs(self.logs, request.query)])
+
+
+def query_logs(logs: RingLogHandler, query: Mapping[str, str]) -> list[Any]:
+    """``?level=WARNING&logger=centralita.sip&q=text&after=SEQ`` -> matching records, oldest first."""
+    level = query.get("level", "") or "DEBUG"
+    if level.upper() not in LEVELS:
+        raise HttpError(400, f"'level' must be one of {', '.join(LEVELS)}, got {level[:16]!r}")
+    after = query.get("after", "") or "0"
+    if not after.isdigit():
+        raise HttpError(400, "'after' must be a record number")
+    return logs.query(after=int(after), min_level=LEVELS[level.upper()], logger=query.get("logger", "")[:100],
+                      text=query.get("q", "")[:200])

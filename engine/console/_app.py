@@ -24,6 +24,7 @@ from ._auth import SESSION_COOKIE, SESSION_LIFETIME, Authenticator, Principal
 from ._http import HttpError, Receive, Request, Response, Router, Scope, Send, error_response, json_response, redirect
 from ._html import page as html_page
 from ._html import tag
+from ._logs import RingLogHandler
 from ._metrics import render_metrics
 from ._pages import Pages
 from ._ws import WsStatistics, serve_events
@@ -44,6 +45,7 @@ class ConsoleApp:
         *,
         ws_buffer: int = 256,
         tls_fingerprint: str | None = None,
+        logs: RingLogHandler | None = None,
     ) -> None:
         self.engine = engine
         self.bus = bus
@@ -56,8 +58,9 @@ class ConsoleApp:
         self.router.add("GET", "/livez", self.livez, role=None)
         self.router.add("GET", "/readyz", self.readyz, role=None)
         self.router.add("GET", "/metrics", self.metrics, role=None)
-        Api(engine, auth, self.set_session_cookie).mount(self.router)
-        self.pages = Pages(engine, auth, self.set_session_cookie, tls_fingerprint=tls_fingerprint)
+        self.logs = logs or RingLogHandler()
+        Api(engine, auth, self.set_session_cookie, self.logs).mount(self.router)
+        self.pages = Pages(engine, auth, self.set_session_cookie, tls_fingerprint=tls_fingerprint, logs=self.logs)
         self.pages.mount(self.router)
 
     # --------------------------------------------------------------------------------------- ASGI

@@ -61,8 +61,9 @@ def post_button(action: str, label: str, csrf: str, **fields: str) -> Markup:
     )
 
 
-NAV = [("/", "Dashboard", "supervisor"), ("/desk", "Agent desk", "agent"), ("/agents", "Agents", "supervisor"),
-       ("/queues", "Queues", "supervisor"), ("/plugins", "Plugins", "admin"), ("/users", "Users", "admin")]  # fmt: skip
+NAV = [("/", "Dashboard", "supervisor"), ("/wallboard", "Wallboard", "supervisor"), ("/desk", "Agent desk", "agent"),
+       ("/agents", "Agents", "supervisor"), ("/queues", "Queues", "supervisor"), ("/reports", "Reports", "supervisor"),
+       ("/plugins", "Plugins", "admin"), ("/logs", "Logs", "admin"), ("/users", "Users", "admin")]  # fmt: skip
 
 
 def page(title: str, body: Any, *, principal: Any = None, status: int = 200, page_id: str = "") -> Response:

@@ -14,7 +14,10 @@ from .._model import AgentState
 from ..abc import EngineAPI
 from ._auth import ROLES, Authenticator, AuthError, Principal, add_user, list_users
 from ._html import Markup, csrf_field, esc, join, page, post_button, table, tag
+from ._api import parse_since, query_logs
+from ._cdr import MASTER_CSV_COLUMNS
 from ._http import HttpError, Request, Response, Router, redirect
+from ._logs import LEVELS, RingLogHandler
 
 log = logging.getLogger("centralita.console.pages")
 
@@ -54,7 +57,16 @@ INTERACTION_HEADERS = ["id", "kind", "state", "from", "to", "queue", "agent"]
 
 
 class Pages:
-    def __init__(self, engine: EngineAPI, auth: Authenticator, set_cookie: Any, *, tls_fingerprint: str | None = None) -> None:
+    def __init__(
+        self,
+        engine: EngineAPI,
+        auth: Authenticator,
+        set_cookie: Any,
+        *,
+        tls_fingerprint: str | None = None,
+        logs: RingLogHandler | None = None,
+    ) -> None:
+        self.logs = logs or RingLogHandler()
         self.engine = engine
         self.auth = auth
         self._set_cookie = set_cookie
@@ -77,6 +89,9 @@ class Pages:
         add("GET", "/users", self.users, role="admin", page=True)
         add("POST", "/users", self.create_user, role="admin", page=True)
         add("GET", "/desk", self.desk, role="agent", page=True)
+        add("GET", "/wallboard", self.wallboard, role="supervisor", page=True)
+        add("GET", "/reports", self.reports, role="supervisor", page=True)
+        add("GET", "/logs", self.log_page, role="admin", page=True)
         add("POST", "/desk/{interaction}/{action}", self.desk_action, role="agent", page=True)
 
     # ----------------------------------------------------------------------------------- assets
@@ -364,3 +379,73 @@ class Pages:
             body["text"] = text
         await self.engine.interaction_action(interaction, action, body)
         return redirect("/desk")
+
+    # ------------------------------------------------------------------------ wallboard, reports, logs
+
+    async def wallboard(self, request: Request) -> Response:
+        tiles = []
+        for queue in self.engine.list_queues():
+            figures = [
+                ("waiting", queue.get("waiting", 0)),
+                ("longest wait", _seconds(queue.get("longest_wait"))),
+                ("agents", member_summary(queue.get("members"))),
+                ("answered", queue.get("answered", "")),
+                ("abandoned", queue.get("abandoned", "")),
+            ]
+            tiles.append(tag("section", tag("h2", queue.get("name")),
+                             *(tag("div", tag("span", label, class_="label"), tag("span", value, class_="value"),
+                                   class_="figure", data_figure=label) for label, value in figures),
+                             class_="tile", data_queue=str(queue.get("name"))))  # fmt: skip
+        body = tag("div", *tiles or [tag("p", "No queues configured.")], id="wallboard", class_="wallboard")
+        return page("Wallboard", body, principal=request.principal, page_id="wallboard")
+
+    async def reports(self, request: Request) -> Response:
+        since_raw = request.query.get("since", "")
+        since = parse_since(since_raw) if since_raw else None
+        rows = await self.engine.cdr(since)
+        shown = rows[-200:]
+        columns = ["start", "src", "dst", "clid", "duration", "billsec", "disposition", "uniqueid"]
+        by_disposition: dict[str, int] = {}
+        for row in rows:
+            key = str(row.get("disposition", ""))
+            by_disposition[key] = by_disposition.get(key, 0) + 1
+        csv_link = "/api/v1/cdr?format=csv" + (f"&since={urllib.parse.quote(since_raw)}" if since_raw else "")
+        body = join(
+            [
+                Markup('<form method="get" action="/reports" class="inline">'
+                       f'<label>Since <input name="since" value="{esc(since_raw)}" placeholder="2026-11-01 or Unix time"></label>'
+                       '<button type="submit">Show</button></form>'),
+                tag("p", tag("a", "Download Master.csv", href=csv_link, download="Master.csv"),
+                    f" ({len(rows)} records; columns in Asterisk Master.csv order: {', '.join(MASTER_CSV_COLUMNS)})"),
+                table(["disposition", "calls"], sorted(by_disposition.items()), id="dispositions"),
+                tag("h2", f"Latest {len(shown)} records"),
+                table(columns, ([r.get(c, "") for c in columns] for r in reversed(shown)), id="cdr"),
+            ]
+        )  # fmt: skip
+        return page("Reports", body, principal=request.principal, page_id="reports")
+
+    async def log_page(self, request: Request) -> Response:
+        query = request.query
+        records = query_logs(self.logs, query)
+        level = (query.get("level") or "DEBUG").upper()
+        options = "".join(
+            f'<option value="{esc(name)}"{" selected" if name == level else ""}>{esc(name)}</option>' for name in LEVELS
+        )
+        body = join(
+            [
+                Markup('<form method="get" action="/logs" class="inline" id="log-filter">'
+                       f'<label>Level <select name="level">{options}</select></label>'
+                       f'<label>Component <input name="logger" value="{esc(query.get("logger", ""))}" placeholder="centralita.sip"></label>'
+                       f'<label>Text <input name="q" value="{esc(query.get("q", ""))}"></label>'
+                       '<button type="submit">Filter</button></form>'),
+                table(["#", "time", "level", "component", "message"],
+                      ([r.seq, _clock(r.time), r.level, r.logger, r.message] for r in records), id="logs", class_="logs"),
+            ]
+        )  # fmt: skip
+        return page("Logs", body, principal=request.principal, page_id="logs")
+
+
+def _clock(timestamp: float) -> str:
+    import datetime as _dt
+
+    return _dt.datetime.fromtimestamp(timestamp, _dt.UTC).strftime("%Y-%m-%d %H:%M:%S")

@@ -28,6 +28,7 @@ from .._registry import HttpRouteRegistry
 from ..abc import EngineAPI, Service
 from ._app import ConsoleApp
 from ._auth import Authenticator, ensure_first_admin
+from ._logs import RingLogHandler
 from ._tls import ensure_certificate
 
 log = logging.getLogger("centralita.console")
@@ -83,6 +84,8 @@ class ConsoleServer(Service):
         self.bound_port: int | None = None
         self.tls_fingerprint: str | None = None
         self._listening = False
+        #: recent log records for the Logs page (attached to the "centralita" logger while running)
+        self.logs = RingLogHandler()
 
     @property
     def url(self) -> str:
@@ -92,6 +95,14 @@ class ConsoleServer(Service):
         return f"{'https' if self.https else 'http'}://{host}:{self.bound_port}"
 
     async def run(self, *, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
+        root = logging.getLogger("centralita")
+        root.addHandler(self.logs)
+        try:
+            await self._serve(task_status)
+        finally:
+            root.removeHandler(self.logs)
+
+    async def _serve(self, task_status: trio.TaskStatus[Any]) -> None:
         await ensure_first_admin(self.store)
         config = HypercornConfig()
         config.include_server_header = False
@@ -104,7 +115,8 @@ class ConsoleServer(Service):
             cert, key, self.tls_fingerprint = await trio.to_thread.run_sync(ensure_certificate, self.data_dir, self.host)
             config.certfile, config.keyfile = str(cert), str(key)
         self.app = ConsoleApp(
-            self.engine_api, self.bus, self.auth, self.routes, ws_buffer=self.ws_buffer, tls_fingerprint=self.tls_fingerprint
+            self.engine_api, self.bus, self.auth, self.routes, ws_buffer=self.ws_buffer,
+            tls_fingerprint=self.tls_fingerprint, logs=self.logs,
         )
         sock = self._bind()
         try:

@@ -5,7 +5,8 @@
 
 (function () {
   const page = document.body.dataset.page;
-  if (page !== "dashboard" && page !== "desk") return;
+  if (page === "logs") { tailLogs(); return; }
+  if (page !== "dashboard" && page !== "desk" && page !== "wallboard") return;
   const csrfMeta = document.querySelector('meta[name="csrf-token"]');
   const csrf = csrfMeta ? csrfMeta.content : "";
   const eventsList = document.getElementById("events");
@@ -99,7 +100,23 @@
     knownMine = signature;
   }
 
-  const refresh = page === "dashboard" ? refreshDashboard : refreshDesk;
+  async function refreshWallboard() {
+    const queues = await getJSON("/api/v1/queues");
+    for (const q of queues) {
+      const tile = Array.from(document.querySelectorAll("#wallboard .tile")).find((t) => t.dataset.queue === String(q.name));
+      if (!tile) { location.reload(); return; }
+      const values = {
+        "waiting": q.waiting, "longest wait": q.longest_wait === undefined ? "" : Math.round(q.longest_wait) + " s",
+        "agents": memberSummary(q.members), "answered": q.answered, "abandoned": q.abandoned,
+      };
+      for (const figure of tile.querySelectorAll(".figure")) {
+        const v = values[figure.dataset.figure];
+        figure.querySelector(".value").textContent = v === undefined || v === null ? "" : String(v);
+      }
+    }
+  }
+
+  const refresh = { dashboard: refreshDashboard, desk: refreshDesk, wallboard: refreshWallboard }[page];
   let pending = null;
   function scheduleRefresh() {
     if (pending) return;
@@ -136,4 +153,29 @@
     });
   }
   connect();
+
+  // Logs page: poll for records newer than the last one shown, with the page's filters.
+  function tailLogs() {
+    const table = document.getElementById("logs");
+    if (!table) return;
+    const params = new URLSearchParams(location.search);
+    let last = 0;
+    for (const row of table.tBodies[0].rows) last = Math.max(last, Number(row.cells[0].textContent));
+    async function poll() {
+      params.set("after", String(last));
+      try {
+        const records = await getJSON("/api/v1/logs?" + params.toString());
+        for (const r of records) {
+          const tr = document.createElement("tr");
+          const when = new Date(r.time * 1000).toISOString().replace("T", " ").slice(0, 19);
+          for (const v of [r.seq, when, r.level, r.logger, r.message]) cell(tr, v);
+          table.tBodies[0].appendChild(tr);
+          last = Math.max(last, r.seq);
+        }
+        while (table.tBodies[0].rows.length > 1000) table.tBodies[0].deleteRow(0);
+      } catch (e) { /* keep polling: the engine may be restarting */ }
+      setTimeout(poll, 2000);
+    }
+    setTimeout(poll, 2000);
+  }
 })();

@@ -126,3 +126,32 @@ async def test_admin_adds_user_from_users_page(console):
     async with console.client() as fresh:
         r = await _form_login(fresh, "newagent", one_time)
         assert r.headers["location"] == "/password"
+
+
+async def test_wallboard_reports_and_logs_pages(console):
+    import logging
+
+    console.engine.cdr_rows = [{"start": "2026-11-25 10:00:00", "src": "+34911", "dst": "100", "clid": XSS,
+                                "disposition": "ANSWERED", "uniqueid": "i7", "_t": 5.0}]
+    logging.getLogger("centralita.sip").warning("REGISTER from %s refused", XSS)
+    admin, _ = await console.logged_in("tech", "admin")
+    async with contextlib.aclosing(admin):
+        wall = await admin.get("/wallboard")
+        assert wall.status_code == 200 and 'data-queue="support"' in wall.text
+        reports = await admin.get("/reports")
+        assert reports.status_code == 200 and "i7" in reports.text and "<img" not in reports.text
+        csv_link = re.search(r'href="(/api/v1/cdr\?format=csv[^"]*)"', reports.text).group(1)
+        r = await admin.get(csv_link)
+        assert r.headers["content-type"].startswith("text/csv") and '"+34911"' in r.text
+        logs = await admin.get("/logs", params={"level": "WARNING", "logger": "centralita.sip"})
+        assert "REGISTER from" in logs.text and "<img" not in logs.text
+        assert (await admin.get("/logs", params={"level": "LOUD"})).status_code == 400
+        api = (await admin.get("/api/v1/logs", params={"q": "register"})).json()
+        assert api and api[-1]["logger"] == "centralita.sip"
+        newer = (await admin.get("/api/v1/logs", params={"after": api[-1]["seq"], "q": "register"})).json()
+        assert newer == []
+    agent, _ = await console.logged_in("ag", "agent")
+    async with contextlib.aclosing(agent):
+        assert (await agent.get("/logs")).status_code == 403
+        assert (await agent.get("/api/v1/logs")).status_code == 403
+        assert (await agent.get("/wallboard")).status_code == 403
