@@ -47,7 +47,7 @@ from typing import Any
 
 from ._config import AgentConfig, RoutingConfigError, build_queues
 from ._events import AgentComplete, Connect, JoinRefused, Offer, Overflow, QueueCallerAbandon
-from ._router import NoSuchOffer, Router
+from ._router import NoSuchOffer, Router, RoutingError
 
 __all__ = ["ScenarioError", "Simulation", "load_scenario", "run_cli", "simulate"]
 
@@ -113,6 +113,9 @@ class _QueueSim:
     abandoned_after: int = 0
     wait_sum: float = 0.0
     handle_sum: float = 0.0
+    estimates: int = 0               # answered callers who got a wait estimate when they joined
+    estimate_hits: int = 0           # ... whose real wait fell inside the announced range
+    estimate_error: float = 0.0      # sum of |real wait - middle of the range|
 
 
 @dataclass
@@ -134,6 +137,7 @@ class _Call:
     counted: bool
     handle: float = 0.0
     answered: bool = False
+    estimate: tuple[float, float] | None = None
 
 
 @dataclass
@@ -142,6 +146,7 @@ class Scenario:
     seed: int
     warmup: float
     answer_delay: float
+    measure_estimates: bool
     queues: list[_QueueSim]
     queue_configs: list[Any]
     agents: list[AgentConfig]
@@ -162,6 +167,7 @@ def load_scenario(data: dict[str, Any]) -> Scenario:
         raise ScenarioError(f"seed: expected an integer, got {seed!r}")
     warmup = positive("warmup", 0)
     answer_delay = positive("answer_delay", 0)
+    measure_estimates = bool(data.get("measure_wait_estimates", False))
     raw_queues = data.get("queues")
     if not isinstance(raw_queues, list) or not raw_queues:
         raise ScenarioError("queues: expected at least one [[queues]] table")
@@ -223,7 +229,8 @@ def load_scenario(data: dict[str, Any]) -> Scenario:
         queue_configs = build_queues({"queues": engine_queues, "agents": raw_agents})
     except RoutingConfigError as err:
         raise ScenarioError(str(err)) from None
-    return Scenario(duration, seed, warmup, answer_delay, sim_queues, queue_configs, agents, sims)
+    return Scenario(duration, seed, warmup, answer_delay, measure_estimates, sim_queues, queue_configs, agents,
+                    sims)
 
 
 class Simulation:
@@ -299,6 +306,13 @@ class Simulation:
         if q.patience is not None:
             self.push(self.now + q.patience(rng), "patience", iid)
         self.apply(self.router.enqueue(iid, name, now=self.now, priority=priority))
+        call = self.calls.get(iid)
+        if self.s.measure_estimates and call is not None and not call.answered:
+            try:
+                _, low, high = self.router.estimate_wait(iid, now=self.now)
+            except RoutingError:  # refused or already gone
+                low = high = None
+            call.estimate = (low, high) if low is not None and high is not None else None
 
     def on_patience(self, iid: str) -> None:
         call = self.calls.get(iid)
@@ -360,6 +374,11 @@ class Simulation:
                     q.handle_sum += handle
                     if wait <= q.threshold:
                         q.answered_within += 1
+                    if call.estimate is not None:
+                        low, high = call.estimate
+                        q.estimates += 1
+                        q.estimate_hits += low <= wait <= high
+                        q.estimate_error += abs(wait - (low + high) / 2)
                 agent = self.agents[event.agent]
                 agent.handled += 1 if call.counted else 0
                 agent.talk += handle if call.counted else 0.0
@@ -404,6 +423,10 @@ class Simulation:
                 "asa": q.wait_sum / q.answered if q.answered else 0.0,
                 "abandon_rate": q.abandoned / q.offered if q.offered else 0.0,
                 "aht": q.handle_sum / q.answered if q.answered else 0.0,
+                **({"wait_estimates": q.estimates,
+                    "wait_estimate_coverage": q.estimate_hits / q.estimates if q.estimates else 0.0,
+                    "wait_estimate_mean_error": q.estimate_error / q.estimates if q.estimates else 0.0}
+                   if self.s.measure_estimates else {}),
             }
         busy = sum(a.busy for a in self.agents.values())
         logged = sum(a.logged_in for a in self.agents.values())
