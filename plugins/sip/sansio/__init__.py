@@ -2,6 +2,31 @@
 
 Nothing here does I/O or imports trio: callers feed bytes and the current time and get back messages,
 bytes to send and events. The trio shell (``plugins.sip``) moves the bytes.
+
+A UDP datagram arrives::
+
+    try:
+        message = parse_message(datagram)
+    except SipParseError as exc:
+        if exc.status is not None and exc.partial is not None:
+            reply = make_response(exc.partial, exc.status, headers=exc.headers, to_tag=new_tag())
+            sock.sendto(reply.to_bytes(), source)    # 400, 416, 420, 505, 513 ...
+        return                                       # status None: drop silently
+
+    if isinstance(message, Request):
+        stamp_received(message, *source)             # RFC 3581 received/rport
+        actions = layer.receive_request(message, now, peer=source)
+    else:
+        actions = layer.receive_response(message, now)
+    for action in actions:                           # SendMessage, DeliverRequest, DeliverResponse,
+        ...                                          # TransactionTimeout, TransactionTerminated
+
+and the shell sleeps until ``layer.next_timer()`` then calls ``layer.handle_timer(now)``. TCP bytes go
+through a :class:`StreamFramer` per connection first (``SipFramingError``: close the connection).
+
+SDP: ``MediaSession(address, port).answer(offer_bytes) -> (answer_sdp, Negotiated)``; digest:
+``DigestChallenger(realm, key).challenge(...)/verify(...)`` and ``answer_challenge(...)`` for trunks;
+in-dialog requests: :class:`Dialog`. :class:`LoopbackNetwork` runs whole calls in memory for tests.
 """
 
 from __future__ import annotations

@@ -75,9 +75,14 @@ def _parse(data: bytes, limits: ParseLimits, supported: frozenset[str] | set[str
     drop_or = (lambda status: None) if is_response else (lambda status: status)
     if start >= n:
         raise SipParseError("empty message", None)
-    if n - start > limits.max_message:
-        raise SipParseError("message too large", drop_or(513))
-    end = data.find(b"\r\n\r\n", start)
+    too_large = n - start > limits.max_message
+    if too_large:
+        # Still read a header section that fits, so the 513 can be answered; the body is not looked at.
+        end = data.find(b"\r\n\r\n", start, start + limits.max_message)
+        if end < 0 or is_response:
+            raise SipParseError("message too large", drop_or(513))
+    else:
+        end = data.find(b"\r\n\r\n", start)
     missing_blank_line = end < 0
     if missing_blank_line:
         # Truncated or sloppy: still read the header fields, so the 400 can be answered.
@@ -99,6 +104,9 @@ def _parse(data: bytes, limits: ParseLimits, supported: frozenset[str] | set[str
         head = _unfold(head)
     lines = head.split("\r\n")
     first_error: _Failure | None = None
+    if too_large:
+        first_error = _Failure("message too large", 513)
+        body = b""
     if missing_blank_line:
         first_error = _Failure("no empty line after the header fields")
     if len(lines) - 1 > limits.max_headers:

@@ -74,6 +74,14 @@ def test_64k_header_value_is_refused() -> None:
     assert info.value.status == 513 and info.value.partial is not None
 
 
+def test_oversized_body_is_refused_with_a_partial() -> None:
+    huge = make_request("MESSAGE", body=b"x" * 70_000).to_bytes()
+    with pytest.raises(SipParseError) as info:
+        parse_message(huge)
+    assert info.value.status == 513 and info.value.partial is not None
+    assert info.value.partial.call_id == "call-1@test"
+
+
 def test_10000_headers_are_refused_with_a_partial() -> None:
     many = INVITE.replace(b"Max-Forwards: 70", b"X-A: 1\r\n" * 10_000 + b"Max-Forwards: 70")
     with pytest.raises(SipParseError) as info:
