@@ -38,6 +38,7 @@ from engine import Direction, Disposition, Interaction, InteractionKind, Interac
 from engine._events import safe_text
 
 from ._core import ClientTransaction, ServerTransaction, new_tag
+from ._media import MediaLeg
 from ._registrar import endpoint_user
 from ._timers import TimerHandle
 from ._transport import Peer
@@ -89,6 +90,7 @@ class Leg:
     ring_timer: TimerHandle | None = None
     last_ack: bytes | None = None
     pending_reinvite: ServerTransaction | None = None  # a relayed re-INVITE waiting for the other side
+    media_leg: MediaLeg | None = None  # our RTP endpoint facing this leg, when the call is anchored
 
 
 @dataclass(eq=False)
@@ -98,6 +100,8 @@ class Call:
     agents: list[Leg] = field(default_factory=list)
     answered_by_engine: bool = False
     media: MediaSession | None = None
+    #: the engine's RTP endpoint facing the caller (IVR-answered calls, when engine.media runs)
+    anchor: MediaLeg | None = None
 
     @property
     def connected_agent(self) -> Leg | None:
@@ -207,6 +211,22 @@ class CallManager:
         if leg is None or leg.state is not LegState.RINGING or leg.invite_txn is None:
             return False
         txn = leg.invite_txn
+        if sdp is None and leg.remote_sdp:
+            try:
+                anchored = MediaLeg.answer(
+                    self.channel,
+                    leg.remote_sdp,
+                    name=f"sip-{call.interaction.id}",
+                    on_digit=lambda digit, ms, call=call: self._rtp_digit(call, digit, ms),
+                )
+            except SdpNegotiationError as exc:
+                self._refuse_caller(leg, 488, cause="incompatible-media", disposition=Disposition.FAILED, reason=exc.reason)
+                return False
+            except Exception:
+                log.exception("sip: the media framework could not anchor %s; answering without it", call.interaction.id)
+                anchored = None
+            if anchored is not None:
+                call.anchor, sdp = anchored
         if sdp is None:
             media = MediaSession(self.core.local.get("udp", next(iter(self.core.local.values()))).host, self.channel.sink_port)
             call.media = media
@@ -282,6 +302,10 @@ class CallManager:
         for leg in legs:
             if leg is not winner:
                 self._hangup_leg(leg)
+        for leg in legs:
+            if leg is not winner and leg.media_leg is not None:
+                leg.media_leg.release()
+                leg.media_leg = None
         if winner is None:
             results = {leg.result for leg in legs}
             cause = "busy" if "busy" in results else "rejected" if "rejected" in results else "no-answer"
@@ -334,6 +358,15 @@ class CallManager:
             headers.add("X-Centralita-Queue", interaction.queue)
         headers.add("X-Centralita-Interaction", interaction.id)
         body = caller.remote_sdp
+        if call.anchor is not None:
+            # The caller's media ends on our endpoint: the agent gets an endpoint of ours too, bridged.
+            try:
+                offered = MediaLeg.offer(self.channel, name=f"sip-{interaction.id}-agent", codec=call.anchor.endpoint.codec)
+            except Exception:
+                log.exception("sip: no RTP endpoint for the agent leg of %s", interaction.id)
+                offered = None
+            if offered is not None:
+                leg.media_leg, body = offered
         if not body and call.media is not None:
             body = call.media.make_offer().serialize()
         if body:
@@ -375,6 +408,8 @@ class CallManager:
                 return
             if leg.state is LegState.RINGING:
                 leg.remote_sdp = response.body
+                if leg.media_leg is not None:
+                    leg.media_leg.accept_answer(response.body)
                 leg.state = LegState.ANSWERED
                 leg.result = "answered"
                 leg.outcome.set()
@@ -391,6 +426,10 @@ class CallManager:
         assert caller is not None
         if caller.state is LegState.RINGING:
             self._answer_leg(caller, agent_leg.remote_sdp)
+        elif call.anchor is not None and agent_leg.media_leg is not None:
+            ivr_playing = call.anchor.endpoint
+            ivr_playing.play(None)
+            call.anchor.bridge(agent_leg.media_leg)
         elif caller.state is LegState.ANSWERED and caller.dialog is not None and agent_leg.remote_sdp:
             # The engine had answered (IVR): point the caller's media at the agent with a re-INVITE.
             self._send_in_dialog(caller, "INVITE", body=agent_leg.remote_sdp, content_type="application/sdp")
@@ -461,6 +500,16 @@ class CallManager:
             leg.remote_sdp = request.body
         other = leg.call.other(leg)
         contact = [("Contact", leg.dialog.local_contact or f"<{self.core.contact_uri(txn.peer.transport)}>")]
+        anchored = leg.call.anchor if leg.role == "caller" else leg.media_leg
+        if anchored is not None and request.body:
+            # Our own endpoint faces this leg: hold/unhold is answered here; the bridge stays as it is.
+            try:
+                body = anchored.reanswer(request.body)
+            except SdpNegotiationError as exc:
+                self.core.respond(txn, 488, exc.reason)
+                return
+            self.core.respond(txn, 200, headers=[*contact, ("Content-Type", "application/sdp")], body=body)
+            return
         if other is not None and other.dialog is not None and other.state is LegState.ANSWERED and request.body:
             # Hold/unhold and media changes pass through to the other side; its answer comes back.
             def relayed(response: Response | None, client: ClientTransaction, txn: ServerTransaction = txn, other: Leg = other) -> None:
@@ -570,6 +619,17 @@ class CallManager:
         # Point the caller's media at the new agent.
         self._send_in_dialog(call.caller, "INVITE", body=winner.remote_sdp, content_type="application/sdp")
 
+    def _rtp_digit(self, call: Call, digit: str, duration_ms: int) -> None:
+        engine = self.engine
+        if engine is not None and hasattr(engine, "dtmf_received") and call.interaction.id in self.calls:
+            engine.dtmf_received(call.interaction, digit, duration_ms)
+
+    async def play(self, interaction: Interaction, prompt: str | None) -> None:
+        call = self.calls.get(interaction.id)
+        if call is None or call.anchor is None:
+            return
+        await call.anchor.play(getattr(self.engine, "prompts", None), prompt)
+
     # -------------------------------------------------------------------------------------- hanging up
 
     def hangup(self, interaction: Interaction, cause: str = "normal") -> None:
@@ -607,6 +667,9 @@ class CallManager:
             if leg is not None:
                 self._hangup_leg(leg)
         self.stats["ended"] += 1
+        for media_leg in [call.anchor, *(leg.media_leg for leg in call.agents)]:
+            if media_leg is not None:
+                media_leg.release()
         engine = self.engine
         if engine is not None:
             self.channel.spawn(self._end_interaction, call.interaction, cause, disposition)

@@ -192,9 +192,12 @@ class SipChannel(VoiceChannel):
         return call is not None and self.calls.answer_caller(call)
 
     async def play(self, interaction: Interaction, *, prompt: str | None = None, text: str | None = None) -> None:
-        """Play a prompt to the caller. Without the engine's media framework wired to this channel there
-        is no audio path of our own, so it returns at once (the flow goes on as if the prompt ended)."""
-        log.debug("sip: no media path to play %s to %s", safe_text(prompt or text), interaction.id)
+        """Play a prompt to a caller the engine answered. With the engine's media framework running the
+        prompt is played on the call's RTP endpoint until it ends; without it there is no audio path of
+        our own and this returns at once (the flow goes on as if the prompt had ended)."""
+        if text and not prompt:
+            log.debug("sip: text-to-speech is not played by the SIP channel (%s)", safe_text(text))
+        await self.calls.play(interaction, prompt)
 
     async def transfer(self, interaction: Interaction, destination: str) -> None:
         """Blind transfer of an answered caller to a registered SIP user (IVR ``transfer`` nodes)."""

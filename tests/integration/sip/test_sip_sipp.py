@@ -48,6 +48,17 @@ timeout = 30
 options = { "1" = "bye" }
 [flows.nodes.bye]
 type = "hangup"
+
+[[routes]]
+match = "300"
+flow = "toqueue"
+
+[[flows]]
+name = "toqueue"
+start = "q"
+[flows.nodes.q]
+type = "queue"
+queue = "support"
 """
 
 
@@ -178,3 +189,36 @@ async def test_builtin_uac_over_tcp(sip_engine) -> None:
         assert result.returncode == 0, describe(result)
         stats = channel.statistics()
         assert stats["calls"]["answered"] == 3 and stats["transport"]["tcp_received"] >= 9
+
+
+async def test_ivr_answered_caller_is_bridged_to_the_agent_through_the_media_engine(sip_engine) -> None:
+    caller_port, agent_port = free_udp_port(), free_udp_port()
+    async with sip_engine(CONTACT_CENTER, sip=USERS + caller_trunk(caller_port)) as (engine, channel):
+        await register_agent(channel, agent_port)
+        target = f"127.0.0.1:{channel.bound[0].port}"
+        bridged = []
+        async with trio.open_nursery() as nursery:
+            agent_result: list = []
+
+            async def agent() -> None:
+                agent_result.append(await run_sipp([target, "-sn", "uas", "-i", "127.0.0.1", "-p", str(agent_port), "-m", "1"]))
+
+            async def watch() -> None:
+                # While the call is up, the caller and the agent each face an RTP endpoint of the engine's.
+                with trio.move_on_after(20):
+                    while not bridged:
+                        if engine.media.statistics()["bridges"] == 1:
+                            bridged.append(engine.media.statistics()["endpoints"])
+                        await trio.sleep(0.01)
+
+            nursery.start_soon(agent)
+            nursery.start_soon(watch)
+            caller = await run_sipp([target, "-sn", "uac", "-s", "300", "-i", "127.0.0.1", "-p", str(caller_port), "-m", "1", "-d", "1000"])
+        assert caller.returncode == 0, describe(caller)
+        assert agent_result[0].returncode == 0, describe(agent_result[0])
+        assert bridged == [2]
+        with trio.fail_after(10):
+            while engine.media.statistics()["endpoints"]:
+                await trio.sleep(0.02)
+        (row,) = await engine.cdr()
+        assert row["disposition"] == "ANSWERED" and row["dstchannel"] == "alice"

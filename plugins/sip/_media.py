@@ -1,0 +1,122 @@
+"""Anchoring calls on the engine's media framework (``engine.media``), when it is running.
+
+A call the engine answers itself (an IVR) gets an RTP endpoint of the engine's: prompts are played on
+it and RFC 4733 digits heard on it go to the engine (``dtmf_received``). When such a caller then
+reaches an agent, the agent is offered a second endpoint of ours and the media framework bridges the
+two (relaying packets when both speak G.711). Without a media framework, SDP simply passes between the
+legs; every function here returns None then and the caller falls back to that.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from .sansio import MediaSession, SdpNegotiationError
+
+if TYPE_CHECKING:
+    from ._channel import SipChannel
+
+__all__ = ["MediaLeg", "media_engine"]
+
+log = logging.getLogger("centralita.sip.media")
+
+
+def media_engine(channel: SipChannel) -> Any:
+    engine = getattr(channel.context, "engine", None)
+    media = getattr(engine, "media", None)
+    ready = getattr(media, "ready", None)
+    return media if media is not None and ready is not None and ready() else None
+
+
+class MediaLeg:
+    """One of our RTP endpoints and the SDP session that describes it."""
+
+    def __init__(self, media: Any, endpoint: Any, session: MediaSession) -> None:
+        self.media = media
+        self.endpoint = endpoint
+        self.session = session
+
+    @classmethod
+    def answer(cls, channel: SipChannel, offer: bytes, *, name: str, on_digit: Any) -> tuple[MediaLeg, bytes] | None:
+        """Answer ``offer`` with a new endpoint; None without a media framework. Raises 488-worthy
+        :class:`SdpNegotiationError` when nothing in the offer is acceptable."""
+        media = media_engine(channel)
+        if media is None:
+            return None
+        probe = MediaSession("127.0.0.1", 9)
+        _, negotiated = probe.answer(offer)
+        endpoint = media.allocate(
+            codec=negotiated.codec.name,
+            payload_type=negotiated.codec.payload_type,
+            telephone_event=negotiated.telephone_event_pt,
+            name=name,
+            on_dtmf=lambda ep, event: on_digit(event.digit, event.duration_ms),
+        )
+        host, port = endpoint.local_address[:2]
+        session = MediaSession(host, port)
+        answer, negotiated = session.answer(offer)
+        if negotiated.remote_port and negotiated.remote_address not in ("0.0.0.0", "::"):
+            endpoint.set_remote((negotiated.remote_address, negotiated.remote_port))
+        return cls(media, endpoint, session), answer.serialize()
+
+    @classmethod
+    def offer(cls, channel: SipChannel, *, name: str, codec: str = "PCMU") -> tuple[MediaLeg, bytes] | None:
+        """A new endpoint and our SDP offer for it (the agent leg of an anchored call)."""
+        media = media_engine(channel)
+        if media is None:
+            return None
+        endpoint = media.allocate(codec=codec, name=name)
+        host, port = endpoint.local_address[:2]
+        session = MediaSession(host, port, codecs=(codec, *(c for c in ("PCMU", "PCMA") if c != codec)))
+        return cls(media, endpoint, session), session.make_offer().serialize()
+
+    def accept_answer(self, answer: bytes) -> bool:
+        try:
+            negotiated = self.session.accept_answer(answer)
+        except SdpNegotiationError as exc:
+            log.warning("sip: unusable SDP answer: %s", exc.reason)
+            return False
+        self.endpoint.negotiate(
+            codec=negotiated.codec.name,
+            payload_type=negotiated.codec.payload_type,
+            telephone_event=negotiated.telephone_event_pt,
+        )
+        if negotiated.remote_port and negotiated.remote_address not in ("0.0.0.0", "::"):
+            self.endpoint.set_remote((negotiated.remote_address, negotiated.remote_port))
+        return True
+
+    def reanswer(self, offer: bytes) -> bytes:
+        """Answer a re-INVITE's offer (hold, unhold, a new address) on the same endpoint."""
+        answer, negotiated = self.session.answer(offer)
+        if negotiated.remote_port and negotiated.remote_address not in ("0.0.0.0", "::"):
+            self.endpoint.set_remote((negotiated.remote_address, negotiated.remote_port))
+        return answer.serialize()
+
+    def bridge(self, other: MediaLeg) -> None:
+        self.media.bridge(self.endpoint, other.endpoint)
+
+    async def play(self, prompts: Any, prompt: str | None) -> None:
+        """Play a prompt from the engine's library to the end (or until cancelled)."""
+        if not prompt or prompts is None:
+            return
+        try:
+            loaded = prompts.load(prompt)
+        except Exception as exc:
+            log.warning("sip: prompt %r cannot be played: %s", prompt, exc)
+            return
+        self.endpoint.play(loaded.player())
+        try:
+            while self.endpoint.playing and not self.endpoint.closed:
+                await trio.sleep(0.02)
+        finally:
+            if not self.endpoint.closed:
+                self.endpoint.play(None)
+
+    def release(self) -> None:
+        try:
+            self.media.release(self.endpoint)
+        except Exception:
+            log.exception("sip: releasing an RTP endpoint failed")
