@@ -20,6 +20,8 @@ from ._bus import EventBus
 from ._config import Config
 from ._acd import AGENT_QUEUE_PREFIX, Acd
 from ._context import PluginContext
+from ._voicemail import MIGRATIONS as VOICEMAIL_MIGRATIONS
+from ._voicemail import Voicemail
 from ._dialer import MIGRATIONS as DIALER_MIGRATIONS
 from ._dialer import DialerService
 from ._ivr_runner import IvrRunner
@@ -85,6 +87,7 @@ class Engine(EngineAPI):
         if problems:  # load_config reports these with file and line; this is a safety net for embedders
             raise ConfigError([f"{config.where(p.path)}: {p.path}: {p.message}" for p in problems])
         self.dialer: DialerService | None = None
+        self.voicemail = Voicemail(self)
         media = config.media
         self.media = MediaEngine(
             host=media.host,
@@ -132,7 +135,7 @@ class Engine(EngineAPI):
         self.hooks.register("centralita_register_migrations", migrations, required=self.config.plugins.required)
         from . import console
 
-        for migration in [*console.MIGRATIONS, *DIALER_MIGRATIONS]:
+        for migration in [*console.MIGRATIONS, *DIALER_MIGRATIONS, *VOICEMAIL_MIGRATIONS]:
             migrations.add(migration)
         async with open_store(self.config.data_dir / "centralita.db", migrations.migrations) as store:
             self.store = store
@@ -353,6 +356,9 @@ class Engine(EngineAPI):
         if kind in ("queue", "flow", "agent"):
             self.deliver(interaction, RouteTarget(kind, target))
             return
+        if kind == "voicemail":
+            await self.voicemail.record(interaction, target or interaction.queue or "general")
+            return
         log.warning("overflow to %s is not available; ending interaction %s", kind, interaction.id)
         await self.reject_interaction(interaction, cause=f"overflow-{kind}-unavailable")
 
@@ -499,6 +505,9 @@ class Engine(EngineAPI):
             "interactions": by_state,
             "agents": {s.value: sum(1 for a in agents if a["state"] == s.value) for s in AgentState},
             "routing": self.acd.statistics(),
+            "ivr": self.ivr.statistics() if self.ivr else None,
+            "dialer": self.dialer.statistics() if self.dialer else None,
+            "media": self.media.statistics(),
             "bus": vars(self.bus.statistics()),
             "store": self.store.statistics() if self.store else None,
             "channels": {name: dict(ch.statistics()) for name, ch in self.channels.items()},

@@ -212,12 +212,11 @@ class IvrRunner(Service):
                 return
             await self.engine.end_interaction(interaction, cause="transferred")
         elif isinstance(command, Voicemail):
-            voicemail = getattr(self.engine, "voicemail", None)
-            if voicemail is None:
-                log.error("voicemail box %s requested but no voicemail service runs", command.box)
+            try:
+                await self.engine.voicemail.record(interaction, command.box, greeting=command.greeting)
+            except NotImplementedError as exc:
+                log.error("voicemail box %s: %s", command.box, exc)
                 await self.engine.reject_interaction(interaction, cause="voicemail-unavailable")
-            else:
-                await voicemail.record(interaction, command.box, greeting=command.greeting)
         elif isinstance(command, Hangup):
             await self.engine.reject_interaction(interaction, cause=command.reason)
 

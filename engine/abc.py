@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import abc
 import enum
+from pathlib import Path
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -88,6 +89,11 @@ class VoiceChannel(Channel):
     async def transfer(self, interaction: Interaction, destination: str) -> None:
         """Blind-transfer the caller to ``destination`` (an extension or an outside number)."""
         raise NotImplementedError(f"{type(self).__name__} cannot transfer calls")
+
+    async def record(self, interaction: Interaction, path: Path, *, max_seconds: float, silence_seconds: float) -> float:
+        """Record what the caller says into the WAV file ``path`` (8 kHz mono) until ``max_seconds`` or
+        ``silence_seconds`` of silence or the caller hangs up; return the seconds kept."""
+        raise NotImplementedError(f"{type(self).__name__} cannot record callers")
 
     # Outbound, used by the dialer and callbacks.
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import trio
@@ -107,6 +108,8 @@ class FakeVoiceChannel(VoiceChannel):
         self.played: list[tuple[str, str]] = []
         self.transferred: list[tuple[str, str]] = []
         self.called: dict[str, str] = {}
+        self.recorded: list[tuple[str, str]] = []
+        self.message_seconds = 3.0
         self.dialed: list[str] = []
 
     async def run(self, *, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
@@ -137,6 +140,22 @@ class FakeVoiceChannel(VoiceChannel):
             return False
         self.bridged.append((interaction.id, endpoint))
         return True
+
+    async def record(self, interaction: Interaction, path: Path, *, max_seconds: float, silence_seconds: float) -> float:
+        """The caller "says" ``self.message_seconds`` of a 440 Hz tone (a real 8 kHz mono WAV)."""
+        import wave
+
+        import numpy as np
+
+        seconds = min(self.message_seconds, max_seconds)
+        samples = (8000 * np.sin(2 * np.pi * 440 * np.arange(int(8000 * seconds)) / 8000)).astype("<i2")
+        with wave.open(str(path), "wb") as out:
+            out.setnchannels(1)
+            out.setsampwidth(2)
+            out.setframerate(8000)
+            out.writeframes(samples.tobytes())
+        self.recorded.append((interaction.id, str(path)))
+        return seconds
 
     def press(self, interaction: Interaction, digits: str) -> None:
         """The caller presses keys (as RFC 4733 events would report them)."""

@@ -106,3 +106,35 @@ async def test_caller_hanging_up_in_the_flow_is_counted_and_leaks_nothing(tmp_pa
         await wait_for(lambda: engine.ivr.statistics()["active"] == 0)
         assert call.state is InteractionState.ENDED
         assert engine.acd.router.statistics()["interactions"] == 0
+
+
+VOICEMAIL_FLOW = CONFIG.replace('options = { "1" = "to_sales", "2" = "to_support", "9" = "bye" }',
+                                'options = { "1" = "to_sales", "2" = "to_support", "9" = "bye", "5" = "vm" }') + """
+[flows.nodes.vm]
+type = "voicemail"
+box = "sales"
+"""
+
+
+async def test_voicemail_node_records_stores_and_notifies(tmp_path: Path) -> None:
+    import wave
+
+    async with open_test_engine(VOICEMAIL_FLOW, plugins=[Channels()], data_dir=tmp_path) as engine:
+        voice = engine.channels["fake"]
+        async with engine.bus.subscribe("t") as events:
+            call = voice.call("+34911000444", "100")
+            await wait_for(lambda: voice.played)
+            voice.press(call, "5")
+            await wait_for(lambda: call.state is InteractionState.ENDED)
+            with trio.fail_after(10):
+                async for event in events:
+                    if event.event == "MessageWaiting":
+                        break
+        assert event.fields["Mailbox"] == "sales" and event.fields["New"] == 1
+        (message,) = await engine.voicemail.list("sales")
+        assert message["caller"] == "+34911000444" and message["seconds"] == 3.0
+        path = await engine.voicemail.audio(message["id"])
+        with wave.open(str(path)) as wav:
+            assert (wav.getframerate(), wav.getnchannels(), wav.getnframes()) == (8000, 1, 24000)
+        (heard,) = await engine.voicemail.list("sales")
+        assert heard["heard"] == 1
