@@ -347,10 +347,12 @@ class Pages:
                 f'<form method="post" action="/desk/{esc(ident)}/reply" class="reply">{csrf_field(principal.csrf)}'
                 '<textarea name="text" required maxlength="16384" rows="3"></textarea><button type="submit">Send</button></form>'
             )
+        who = f"{item.get('caller_name')} <{item.get('from')}>" if item.get("caller_name") else str(item.get("from"))
         return tag(
             "article",
-            tag("h3", f"{item.get('kind')} from {item.get('from')}"),
+            tag("h3", f"{item.get('kind')} from {who}"),
             tag("p", f"{item.get('state')} · queue {item.get('queue')} · {item.get('id')}", class_="muted"),
+            tag("ol", class_="transcript", aria_live="polite"),
             reply,
             self._desk_button(principal, item, "hangup", "End"),
             class_="conversation",

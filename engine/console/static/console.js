@@ -131,6 +131,42 @@
     return (e.timestamp || "").slice(11, 19) + " " + e.event + (e.interaction ? " [" + e.interaction + "]" : "") + " " + parts.join(" ");
   }
 
+  // Desk transcripts: messages that arrive while the desk is open, kept for this browser tab so a
+  // reload does not lose them (the engine API has no transcript yet).
+  function transcriptKey(id) { return "centralita-transcript:" + id; }
+  function remember(id, who, text) {
+    if (!id) return;
+    let lines = [];
+    try { lines = JSON.parse(sessionStorage.getItem(transcriptKey(id)) || "[]"); } catch (_) { lines = []; }
+    lines.push([who, String(text).slice(0, 4000)]);
+    sessionStorage.setItem(transcriptKey(id), JSON.stringify(lines.slice(-100)));
+    showTranscripts();
+  }
+  function showTranscripts() {
+    for (const article of document.querySelectorAll("article.conversation")) {
+      const list = article.querySelector(".transcript");
+      if (!list) continue;
+      let lines = [];
+      try { lines = JSON.parse(sessionStorage.getItem(transcriptKey(article.dataset.interaction)) || "[]"); } catch (_) { lines = []; }
+      list.replaceChildren(...lines.map(([who, text]) => {
+        const li = document.createElement("li");
+        const name = document.createElement("strong");
+        name.textContent = who + ": ";
+        li.append(name, document.createTextNode(text));
+        return li;
+      }));
+    }
+  }
+  if (page === "desk") {
+    showTranscripts();
+    for (const form of document.querySelectorAll("article.conversation form.reply")) {
+      form.addEventListener("submit", () => {
+        const article = form.closest("article.conversation");
+        remember(article.dataset.interaction, "me", form.querySelector("textarea").value);
+      });
+    }
+  }
+
   let delay = 500;
   function connect() {
     const ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/api/v1/events");
@@ -138,6 +174,7 @@
     ws.addEventListener("message", (m) => {
       let e;
       try { e = JSON.parse(m.data); } catch (_) { return; }
+      if (page === "desk" && e.event === "MessageReceived" && e.Message) remember(e.interaction, e.CallerIDNum || "customer", e.Message);
       if (eventsList) {
         const li = document.createElement("li");
         li.textContent = describe(e);

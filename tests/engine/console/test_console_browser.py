@@ -90,6 +90,11 @@ def _browser_session(console: Any, agent_password: str) -> dict[str, Any]:
             desk.screenshot(path=str(SCREENSHOTS / "desk-offer.png"), full_page=True)
             desk.locator("#offers button", has_text="Accept").first.click()
             expect(desk.locator("article.conversation")).to_contain_text("chat from visitor")
+            expect(desk.locator("#live-status")).to_have_text("live", timeout=15_000)
+            trio.from_thread.run_sync(lambda: console.bus.publish(
+                "MessageReceived", interaction="i1", CallerIDNum="visitor", Message="Necesito ayuda " + XSS))
+            expect(desk.locator("article.conversation .transcript")).to_contain_text("Necesito ayuda " + XSS, timeout=15_000)
+            outcome["desk_xss_ran"] = desk.evaluate("() => window.__xss === 1")
             desk.fill("article.conversation textarea", "Hola, ¿en qué puedo ayudarle?")
             desk.click("article.conversation .reply button")
             expect(desk.locator("h1")).to_have_text("Agent desk")
@@ -110,7 +115,7 @@ async def test_console_in_a_real_browser(make_console, tmp_path):
         agent_password = await add_user(console.store, "alice", "agent")
         with trio.fail_after(240):
             outcome = await trio.to_thread.run_sync(_browser_session, console, agent_password)
-    assert outcome["xss_ran"] is False and outcome["dialogs"] == []
+    assert outcome["xss_ran"] is False and outcome["desk_xss_ran"] is False and outcome["dialogs"] == []
     assert ("i1", "accept", {"agent": "alice"}) in console.engine.actions
     assert ("i1", "reply", {"text": "Hola, ¿en qué puedo ayudarle?"}) in console.engine.actions
     assert outcome["agent_plugins_status"] == 403
