@@ -76,3 +76,29 @@ def test_memory_stays_bounded():
         limiter.failure(f"10.0.{n // 250}.{n % 250}", f"u{n}", float(n))
     stats = limiter.statistics()
     assert stats["tracked_pairs"] <= 100 and stats["tracked_sources"] <= 100
+
+
+def test_listen_parsing_and_https_default(tmp_path):
+    import pytest
+
+    from engine import EventBus, HttpRouteRegistry, StartupError
+    from engine._config import ConsoleSettings
+    from engine.console import ConsoleServer, parse_listen
+
+    assert parse_listen("127.0.0.1:8080") == ("127.0.0.1", 8080)
+    assert parse_listen("[::1]:0") == ("::1", 0)
+    for bad in ("8080", "host:", "host:99999", "host:http"):
+        with pytest.raises(StartupError):
+            parse_listen(bad)
+
+    def server(listen: str, https: bool | None = None) -> ConsoleServer:
+        return ConsoleServer(None, EventBus(), None, ConsoleSettings(listen=listen, https=https), HttpRouteRegistry(),  # type: ignore[arg-type]
+                             data_dir=tmp_path)
+
+    assert server("127.0.0.1:0").https is False
+    assert server("[::1]:0").https is False
+    assert server("localhost:0").https is False
+    assert server("0.0.0.0:8443").https is True
+    assert server("192.0.2.10:8443").https is True
+    assert server("0.0.0.0:8080", https=False).https is False
+    assert server("127.0.0.1:0", https=True).https is True
