@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import trio
 
+from ..abc import Service
 from ._audio import FRAME_SAMPLES, FRAME_SECONDS, Sink, Source
 from ._dtmf import DtmfEvent, DtmfMethod
 from ._endpoint import RtpEndpoint
@@ -196,8 +197,11 @@ class ConferenceRoom:
         self.engine._rooms.discard(self)
 
 
-class MediaEngine:
-    """Owns the RTP ports and the two media tasks. Start with ``await nursery.start(engine.run)``."""
+class MediaEngine(Service):
+    """Owns the RTP ports and the two media tasks. Start with ``await nursery.start(engine.run)``.
+
+    A :class:`engine.abc.Service`: ``aclose()`` (also run when ``run`` ends) releases every endpoint.
+    """
 
     name = "media"
 
