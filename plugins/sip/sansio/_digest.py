@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from ._errors import SipParseError
 from ._grammar import quote, split_outside, unquote
 from ._message import Request, Response, make_response
+from ._uri import SipUri, parse_uri
 
 __all__ = [
     "DigestChallenger",
@@ -206,6 +207,9 @@ class DigestChallenger:
         issued = self._nonce_time(nonce)
         if issued is None:
             return DigestResult(DigestOutcome.FAILED, username, "nonce not issued by us")
+        if not _same_target(uri, request):
+            # RFC 7616 §3.4.6: credentials computed for another URI must not be accepted here.
+            return DigestResult(DigestOutcome.FAILED, username, "digest uri does not match the Request-URI")
 
         password = password_for(username)
         expected = digest_response(
@@ -236,6 +240,23 @@ class DigestChallenger:
             issued = self._nonce_time(nonce)
             if issued is None or issued + self.nonce_ttl <= now:
                 del self._nc_seen[nonce]
+
+
+def _same_target(digest_uri: str, request: Request) -> bool:
+    if digest_uri == str(request.uri):
+        return True
+    try:
+        theirs = parse_uri(digest_uri)
+    except SipParseError:
+        return False
+    ours = request.uri
+    if isinstance(theirs, SipUri) and isinstance(ours, SipUri):
+        # Same resource, written differently (parameters, default port, case of the host).
+        def key(u: SipUri) -> tuple[object, ...]:
+            return (u.scheme, u.user, u.host, u.port or (5061 if u.scheme == "sips" else 5060))
+
+        return key(theirs) == key(ours)
+    return theirs == ours
 
 
 _PREFERENCE = {"SHA-256": 0, "SHA-256-SESS": 1, "MD5": 2, "MD5-SESS": 3}

@@ -11,6 +11,7 @@ from plugins.sip.sansio import (
     digest_response,
     parse_auth_params,
     parse_message,
+    parse_uri,
 )
 
 USERS = {"1001": "s3cret"}
@@ -127,3 +128,17 @@ def test_missing_and_malformed_credentials() -> None:
     other_realm = _register()
     other_realm.headers.add("Authorization", 'Digest realm="elsewhere", username="1001", nonce="x"')
     assert server.verify(other_realm, 0.0, USERS.get).outcome is DigestOutcome.MISSING
+
+
+def test_credentials_for_another_uri_are_refused() -> None:
+    server = DigestChallenger("centralita", b"k" * 32)
+    request, challenge = _challenged(server)
+    name, value = answer_challenge(challenge, request, "1001", "s3cret")
+    elsewhere = make_request("REGISTER")
+    elsewhere.uri = parse_uri("sip:premium@example.com")
+    elsewhere.headers.add(name, value)
+    assert server.verify(elsewhere, 1.0, USERS.get).outcome is DigestOutcome.FAILED
+    same_resource = make_request("REGISTER")
+    same_resource.uri = parse_uri("sip:bob@EXAMPLE.com:5060;transport=udp")
+    same_resource.headers.add(name, value)
+    assert server.verify(same_resource, 1.0, USERS.get).ok
