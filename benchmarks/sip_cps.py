@@ -164,7 +164,8 @@ def main() -> None:
             while rate <= args.max_rate:
                 cpu0 = proc_cpu_seconds(engine.pid)
                 result = run_sipp(target, rate, int(rate * args.seconds), workdir, [])
-                cpu = (proc_cpu_seconds(engine.pid) - cpu0) / result["elapsed"]
+                cpu_seconds = proc_cpu_seconds(engine.pid) - cpu0
+                cpu = cpu_seconds / result["elapsed"]
                 total = result["successful"] + result["failed"]
                 failure_rate = result["failed"] / total if total else 1.0
                 step = {
@@ -175,6 +176,8 @@ def main() -> None:
                     "retransmissions": result["retransmissions"],
                     "achieved_cps": round(result["successful"] / result["elapsed"], 1),
                     "engine_cpu_cores": round(cpu, 3),
+                    # CPU time per completed call: the figure least disturbed by other load on the box
+                    "engine_cpu_ms_per_call": round(1000 * cpu_seconds / max(1, result["successful"]), 2),
                     "engine_rss_mib": round(proc_rss_mib(engine.pid), 1),
                 }
                 steps.append(step)

@@ -222,3 +222,23 @@ async def test_ivr_answered_caller_is_bridged_to_the_agent_through_the_media_eng
                 await trio.sleep(0.02)
         (row,) = await engine.cdr()
         assert row["disposition"] == "ANSWERED" and row["dstchannel"] == "alice"
+
+
+async def test_rfc2833_digit_from_a_caller_reaches_the_engine(sip_engine) -> None:
+    pcap = "/usr/share/sip-tester/dtmf_2833_7.pcap"
+    import os
+
+    if not os.path.exists(pcap):
+        pytest.fail("SIPp's DTMF captures are needed: apt-get install -y sip-tester")
+    caller_port = free_udp_port()
+    async with sip_engine(CONTACT_CENTER, sip=USERS + caller_trunk(caller_port)) as (engine, channel):
+        target = f"127.0.0.1:{channel.bound[0].port}"
+        async with engine.bus.subscribe("dtmf") as events:
+            result = await run_sipp([target, "-sf", str(SCENARIOS / "caller_rfc2833.xml"), "-s", "900", "-i", "127.0.0.1", "-p", str(caller_port), "-m", "1"])
+            assert result.returncode == 0, describe(result)
+            with trio.fail_after(10):
+                while True:
+                    event = await events.receive()
+                    if event.event == "DTMFEnd":
+                        break
+        assert event.fields["Digit"] == "7"
