@@ -132,6 +132,7 @@ class RtpEndpoint:
         self.jitter = JitterBuffer(min_delay=jitter[0], max_delay=jitter[1])
         self._last_good: np.ndarray | None = None
         self._losses = 0
+        self._pending: list[np.ndarray] = []  # decoded samples not yet handed out (packets of any size)
         self._inbound_frame: np.ndarray | None = None
         self._outbound_frame: np.ndarray | None = None
         self._player: Source | None = None
@@ -362,23 +363,40 @@ class RtpEndpoint:
     # -- clock (called by the engine's media clock) ---------------------------------------------------
 
     def _tick_in(self, now: float) -> None:
-        """Decode this tick's inbound frame (terminated mode) and feed detectors and sinks."""
-        frame: np.ndarray | None = None
-        status, payload = self.jitter.pop()
-        if status == PLAYED:
-            assert payload is not None
-            frame = self._decode(payload)
-            if len(frame) != FRAME_SAMPLES:
-                frame = np.resize(frame, FRAME_SAMPLES) if len(frame) else None
-            if frame is not None:
-                self._last_good = frame
+        """Decode this tick's inbound frame (terminated mode) and feed detectors and sinks.
+
+        Packets need not be 20 ms: decoded audio goes through a small sample FIFO and the tick takes
+        160 samples, pulling another packet from the jitter buffer only when the FIFO runs short
+        (30 ms packets: two pulls every three ticks).
+        """
+        pending = self._pending
+        while sum(len(p) for p in pending) < FRAME_SAMPLES:
+            status, payload = self.jitter.pop()
+            if status == PLAYED:
+                assert payload is not None
+                if not payload:
+                    continue
+                pcm = self._decode(payload)
+                pending.append(pcm)
+                self._last_good = pcm[-FRAME_SAMPLES:] if len(pcm) >= FRAME_SAMPLES else None
                 self._losses = 0
-        elif status == LOST:
-            self._losses += 1
-            frame = conceal(self._last_good, self._losses)
-        self._inbound_frame = frame
-        if frame is None:
+            elif status == LOST:
+                self._losses += 1
+                pending.append(conceal(self._last_good, self._losses))
+            else:
+                break
+        have = sum(len(p) for p in pending)
+        if have == 0:
+            self._inbound_frame = None
             return
+        audio = pending[0] if len(pending) == 1 else np.concatenate(pending)
+        if have < FRAME_SAMPLES:  # ran dry mid-frame: pad with silence
+            audio = np.concatenate([audio, np.zeros(FRAME_SAMPLES - have, dtype=np.int16)])
+        frame = audio[:FRAME_SAMPLES]
+        pending.clear()
+        if len(audio) > FRAME_SAMPLES:
+            pending.append(audio[FRAME_SAMPLES:])
+        self._inbound_frame = frame
         self.vad.feed(frame)
         if self._inband is not None:
             for event in self._inband.feed(frame):
