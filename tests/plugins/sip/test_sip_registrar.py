@@ -235,3 +235,27 @@ def _answer(request: bytes, status: int) -> bytes:
     head = request.split(b"\r\n\r\n", 1)[0].split(b"\r\n")[1:]
     keep = [line for line in head if line.split(b":", 1)[0].strip().lower() in (b"via", b"from", b"to", b"call-id", b"cseq")]
     return b"SIP/2.0 %d OK\r\n" % status + b"\r\n".join(keep) + b"\r\nContent-Length: 0\r\n\r\n"
+
+
+async def test_security_events_escape_what_the_attacker_wrote(sip_engine, udp_peer) -> None:
+    async with sip_engine(sip=USERS) as (engine, channel):
+        async with engine.bus.subscribe("security") as events:
+            port = channel.bound[0].port
+            phone = Phone(udp_peer, port, "1001")
+            await udp_peer.send(phone.register_message(), port)
+            challenge = await udp_peer.receive()
+            evil = "adm\x1b[2Jin\x07"
+            auth = authorization(header(challenge, "WWW-Authenticate"), "1001", "x", "sip:127.0.0.1").replace(
+                'username="1001"', f'username="{evil}"'
+            )
+            await udp_peer.send(phone.register_message(auth=auth), port)
+            assert status_of(await udp_peer.receive()) == 401
+            with trio.fail_after(10):
+                while True:
+                    event = await events.receive()
+                    if event.event == "SipSecurityEvent" and event.fields["Kind"] == "auth_failed":
+                        break
+        username = event.fields["Username"]
+        assert "\x1b" not in username and "\x07" not in username
+        assert username == "adm\\x1b[2Jin\\x07"
+        assert event.fields["RemoteAddress"] == "127.0.0.1"
