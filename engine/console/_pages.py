@@ -13,50 +13,19 @@ from typing import Any
 from .._model import AgentState
 from ..abc import EngineAPI
 from ._auth import ROLES, Authenticator, AuthError, Principal, add_user, list_users
-from ._html import Markup, csrf_field, esc, join, page, post_button, table, tag
-from ._api import parse_since, query_logs
-from ._cdr import MASTER_CSV_COLUMNS
+from ._html import Markup, csrf_field, esc, join, page, table, tag
 from ._http import HttpError, Request, Response, Router, redirect
-from ._logs import LEVELS, RingLogHandler
+from ._logs import RingLogHandler
+from ._pages_common import INTERACTION_HEADERS, interaction_row, member_summary, safe_next, seconds, state_buttons
+from ._pages_desk import DeskPages
+from ._pages_ops import OperationsPages
 
 log = logging.getLogger("centralita.console.pages")
 
 STATIC_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml"}
-MAX_REPLY = 16 * 1024
 
 
-def _safe_next(target: str | None) -> str:
-    """Only same-site paths: ``//evil.example`` or ``https://...`` would be an open redirect."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
-        return "/"
-    return target
-
-
-def _interaction_row(item: dict[str, Any]) -> list[Any]:
-    return [item.get("id"), item.get("kind"), item.get("state"), item.get("from"), item.get("to"), item.get("queue"), item.get("agent")]
-
-
-def member_summary(members: Any) -> str:
-    """``{"alice": "available", "bob": "busy"}`` -> ``"available 1 · busy 1"``."""
-    if isinstance(members, dict):
-        counts: dict[str, int] = {}
-        for status in members.values():
-            key = str(status.get("status", status.get("state", "?")) if isinstance(status, dict) else status)
-            counts[key] = counts.get(key, 0) + 1
-        return " · ".join(f"{k} {v}" for k, v in sorted(counts.items()))
-    if isinstance(members, list):
-        return f"{len(members)} members"
-    return ""
-
-
-def _seconds(value: Any) -> str:
-    return f"{float(value):.0f} s" if isinstance(value, int | float) else ""
-
-
-INTERACTION_HEADERS = ["id", "kind", "state", "from", "to", "queue", "agent"]
-
-
-class Pages:
+class Pages(DeskPages, OperationsPages):
     def __init__(
         self,
         engine: EngineAPI,
@@ -127,7 +96,7 @@ class Pages:
         return page("Log in", body, status=status, page_id="login")
 
     async def login_form(self, request: Request) -> Response:
-        return self._login_page(next_path=_safe_next(request.query.get("next")))
+        return self._login_page(next_path=safe_next(request.query.get("next")))
 
     async def login(self, request: Request) -> Response:
         origin = request.header("origin")
@@ -135,7 +104,7 @@ class Pages:
             raise HttpError(403, "login from another site refused")
         form = await request.form()
         user, password = form.get("user", "")[:64], form.get("password", "")[:1024]
-        next_path = _safe_next(form.get("next"))
+        next_path = safe_next(form.get("next"))
         try:
             session_id, principal = await self.auth.login(user, password, request.client_host, replaces=request.principal)
         except AuthError as exc:
@@ -191,7 +160,7 @@ class Pages:
 
     def _queues_table(self) -> Markup:
         rows = [
-            [q.get("name"), q.get("waiting", ""), _seconds(q.get("longest_wait")), member_summary(q.get("members")),
+            [q.get("name"), q.get("waiting", ""), seconds(q.get("longest_wait")), member_summary(q.get("members")),
              q.get("answered", ""), q.get("abandoned", "")]
             for q in self.engine.list_queues()
         ]  # fmt: skip
@@ -202,24 +171,10 @@ class Pages:
         for agent in self.engine.list_agents():
             row = [agent.get("id"), agent.get("name", ""), agent.get("state"), agent.get("reason", "")]
             if controls:
-                row.append(self._state_buttons(principal, str(agent.get("id")), "/agents"))
+                row.append(state_buttons(principal, str(agent.get("id")), "/agents"))
             rows.append(row)
         headers = ["agent", "name", "state", "reason"] + (["change"] if controls else [])
         return table(headers, rows, id="agents")
-
-    def _state_buttons(self, principal: Principal, agent: str, back: str) -> Markup:
-        path = f"/agents/{urllib.parse.quote(agent, safe='')}/state"
-        return join(
-            [
-                post_button(path, "Available", principal.csrf, state="available", back=back),
-                Markup(
-                    f'<form method="post" action="{esc(path)}" class="inline">{csrf_field(principal.csrf)}'
-                    f'<input type="hidden" name="state" value="paused"><input type="hidden" name="back" value="{esc(back)}">'
-                    '<input name="reason" placeholder="pause reason" maxlength="64"><button type="submit">Pause</button></form>'
-                ),
-                post_button(path, "Log out", principal.csrf, state="logged_out", back=back),
-            ]
-        )
 
     async def dashboard(self, request: Request) -> Response:
         principal: Principal = request.principal
@@ -229,7 +184,7 @@ class Pages:
             [
                 tag("section", tag("h2", "Queues"), self._queues_table()),
                 tag("section", tag("h2", "Interactions"),
-                    table(INTERACTION_HEADERS, map(_interaction_row, self.engine.list_interactions()), id="interactions")),
+                    table(INTERACTION_HEADERS, map(interaction_row, self.engine.list_interactions()), id="interactions")),
                 tag("section", tag("h2", "Agents"), self._agents_table(principal, controls=False)),
                 tag("section", tag("h2", "Live events"), tag("ol", id="events", class_="events")),
             ]
@@ -305,149 +260,3 @@ class Pages:
             return await self.users(request, message=str(exc))
         log.info("console user %s (%s) added by %s", name, role, request.principal.name)
         return await self.users(request, created=(name, password))
-
-    # ---------------------------------------------------------------------------------- the desk
-
-    async def desk(self, request: Request) -> Response:
-        principal: Principal = request.principal
-        me = next((a for a in self.engine.list_agents() if a.get("id") == principal.name), None)
-        mine = [i for i in self.engine.list_interactions() if i.get("agent") == principal.name and i.get("state") != "ended"]
-        offers = [i for i in mine if i.get("state") == "offered"]
-        active = [i for i in mine if i.get("state") in ("active", "wrapup")]
-        state_section = (
-            tag("section", tag("h2", "My state"), tag("p", "State: ", tag("strong", me.get("state"), id="my-state"),
-                                                          " ", me.get("reason") or ""),
-                self._state_buttons(principal, principal.name, "/desk"))
-            if me else tag("p", f"There is no agent with id {principal.name!r} in the configuration.", class_="error")
-        )  # fmt: skip
-        offer_rows = [
-            [*_interaction_row(i)[:5], join([self._desk_button(principal, i, "accept", "Accept"),
-                                             self._desk_button(principal, i, "reject", "Reject")])]
-            for i in offers
-        ]  # fmt: skip
-        conversations = [self._conversation(principal, i) for i in active]
-        body = join(
-            [
-                state_section,
-                tag("section", tag("h2", "Offers"), table(["id", "kind", "state", "from", "to", ""], offer_rows, id="offers")),
-                tag("section", tag("h2", "My conversations"), *conversations or [tag("p", "None right now.", class_="muted")]),
-                tag("section", tag("h2", "Live events"), tag("ol", id="events", class_="events")),
-            ]
-        )
-        return page("Agent desk", body, principal=principal, page_id="desk")
-
-    def _desk_button(self, principal: Principal, item: dict[str, Any], action: str, label: str) -> Markup:
-        return post_button(f"/desk/{urllib.parse.quote(str(item.get('id')), safe='')}/{action}", label, principal.csrf)
-
-    def _conversation(self, principal: Principal, item: dict[str, Any]) -> Markup:
-        ident = urllib.parse.quote(str(item.get("id")), safe="")
-        reply = Markup("")
-        if item.get("kind") in ("chat", "sms", "email"):
-            reply = Markup(
-                f'<form method="post" action="/desk/{esc(ident)}/reply" class="reply">{csrf_field(principal.csrf)}'
-                '<textarea name="text" required maxlength="16384" rows="3"></textarea><button type="submit">Send</button></form>'
-            )
-        who = f"{item.get('caller_name')} <{item.get('from')}>" if item.get("caller_name") else str(item.get("from"))
-        return tag(
-            "article",
-            tag("h3", f"{item.get('kind')} from {who}"),
-            tag("p", f"{item.get('state')} · queue {item.get('queue')} · {item.get('id')}", class_="muted"),
-            tag("ol", class_="transcript", aria_live="polite"),
-            reply,
-            self._desk_button(principal, item, "hangup", "End"),
-            class_="conversation",
-            data_interaction=str(item.get("id")),
-        )
-
-    async def desk_action(self, request: Request) -> Response:
-        principal: Principal = request.principal
-        action = request.path_params["action"]
-        if action not in ("accept", "reject", "reply", "hangup"):
-            raise HttpError(404, "unknown action")
-        interaction = request.path_params["interaction"]
-        current = next((i for i in self.engine.list_interactions() if i.get("id") == interaction), None)
-        if current is None:
-            raise HttpError(404, "no such interaction")
-        if current.get("agent") != principal.name and not principal.has_role("supervisor"):
-            raise HttpError(403, "this interaction is not yours")
-        form = await request.form()
-        body: dict[str, Any] = {}
-        if action in ("accept", "reject"):
-            body["agent"] = principal.name
-        elif action == "reply":
-            text = form.get("text", "")
-            if not text.strip() or len(text) > MAX_REPLY:
-                raise HttpError(400, f"a reply needs 1 to {MAX_REPLY} characters")
-            body["text"] = text
-        await self.engine.interaction_action(interaction, action, body)
-        return redirect("/desk")
-
-    # ------------------------------------------------------------------------ wallboard, reports, logs
-
-    async def wallboard(self, request: Request) -> Response:
-        tiles = []
-        for queue in self.engine.list_queues():
-            figures = [
-                ("waiting", queue.get("waiting", 0)),
-                ("longest wait", _seconds(queue.get("longest_wait"))),
-                ("agents", member_summary(queue.get("members"))),
-                ("answered", queue.get("answered", "")),
-                ("abandoned", queue.get("abandoned", "")),
-            ]
-            tiles.append(tag("section", tag("h2", queue.get("name")),
-                             *(tag("div", tag("span", label, class_="label"), tag("span", value, class_="value"),
-                                   class_="figure", data_figure=label) for label, value in figures),
-                             class_="tile", data_queue=str(queue.get("name"))))  # fmt: skip
-        body = tag("div", *tiles or [tag("p", "No queues configured.")], id="wallboard", class_="wallboard")
-        return page("Wallboard", body, principal=request.principal, page_id="wallboard")
-
-    async def reports(self, request: Request) -> Response:
-        since_raw = request.query.get("since", "")
-        since = parse_since(since_raw) if since_raw else None
-        rows = await self.engine.cdr(since)
-        shown = rows[-200:]
-        columns = ["start", "src", "dst", "clid", "duration", "billsec", "disposition", "uniqueid"]
-        by_disposition: dict[str, int] = {}
-        for row in rows:
-            key = str(row.get("disposition", ""))
-            by_disposition[key] = by_disposition.get(key, 0) + 1
-        csv_link = "/api/v1/cdr?format=csv" + (f"&since={urllib.parse.quote(since_raw)}" if since_raw else "")
-        body = join(
-            [
-                Markup('<form method="get" action="/reports" class="inline">'
-                       f'<label>Since <input name="since" value="{esc(since_raw)}" placeholder="2026-11-01 or Unix time"></label>'
-                       '<button type="submit">Show</button></form>'),
-                tag("p", tag("a", "Download Master.csv", href=csv_link, download="Master.csv"),
-                    f" ({len(rows)} records; columns in Asterisk Master.csv order: {', '.join(MASTER_CSV_COLUMNS)})"),
-                table(["disposition", "calls"], sorted(by_disposition.items()), id="dispositions"),
-                tag("h2", f"Latest {len(shown)} records"),
-                table(columns, ([r.get(c, "") for c in columns] for r in reversed(shown)), id="cdr"),
-            ]
-        )  # fmt: skip
-        return page("Reports", body, principal=request.principal, page_id="reports")
-
-    async def log_page(self, request: Request) -> Response:
-        query = request.query
-        records = query_logs(self.logs, query)
-        level = (query.get("level") or "DEBUG").upper()
-        options = "".join(
-            f'<option value="{esc(name)}"{" selected" if name == level else ""}>{esc(name)}</option>' for name in LEVELS
-        )
-        body = join(
-            [
-                Markup('<form method="get" action="/logs" class="inline" id="log-filter">'
-                       f'<label>Level <select name="level">{options}</select></label>'
-                       f'<label>Component <input name="logger" value="{esc(query.get("logger", ""))}" placeholder="centralita.sip"></label>'
-                       f'<label>Text <input name="q" value="{esc(query.get("q", ""))}"></label>'
-                       '<button type="submit">Filter</button></form>'),
-                table(["#", "time", "level", "component", "message"],
-                      ([r.seq, _clock(r.time), r.level, r.logger, r.message] for r in records), id="logs", class_="logs"),
-            ]
-        )  # fmt: skip
-        return page("Logs", body, principal=request.principal, page_id="logs")
-
-
-def _clock(timestamp: float) -> str:
-    import datetime as _dt
-
-    return _dt.datetime.fromtimestamp(timestamp, _dt.UTC).strftime("%Y-%m-%d %H:%M:%S")

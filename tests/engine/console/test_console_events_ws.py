@@ -79,7 +79,7 @@ async def test_slow_client_gets_close_reason(make_console, tmp_path, ws_connect)
         for n in range(200):
             console.bus.publish("MessageReceived", Seq=n)
         with trio.fail_after(30):
-            while (event := await client.recv_json()) is not None:
+            while await client.recv_json() is not None:
                 pass
         assert client.close_code == 1013 and "too slow" in client.close_reason
         await client.aclose()

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import trio
 from prometheus_client.parser import text_string_to_metric_families
 
 

@@ -1,0 +1,82 @@
+"""Supervisor and technician pages: wallboard, reports (CDRs), logs."""
+
+from __future__ import annotations
+
+import urllib.parse
+
+from ..abc import EngineAPI
+from ._api import parse_since, query_logs
+from ._cdr import MASTER_CSV_COLUMNS
+from ._html import Markup, esc, join, page, table, tag
+from ._http import Request, Response
+from ._logs import LEVELS, RingLogHandler
+from ._pages_common import clock, member_summary, seconds
+
+
+class OperationsPages:
+    engine: EngineAPI
+    logs: RingLogHandler
+
+    async def wallboard(self, request: Request) -> Response:
+        tiles = []
+        for queue in self.engine.list_queues():
+            figures = [
+                ("waiting", queue.get("waiting", 0)),
+                ("longest wait", seconds(queue.get("longest_wait"))),
+                ("agents", member_summary(queue.get("members"))),
+                ("answered", queue.get("answered", "")),
+                ("abandoned", queue.get("abandoned", "")),
+            ]
+            tiles.append(tag("section", tag("h2", queue.get("name")),
+                             *(tag("div", tag("span", label, class_="label"), tag("span", value, class_="value"),
+                                   class_="figure", data_figure=label) for label, value in figures),
+                             class_="tile", data_queue=str(queue.get("name"))))  # fmt: skip
+        body = tag("div", *tiles or [tag("p", "No queues configured.")], id="wallboard", class_="wallboard")
+        return page("Wallboard", body, principal=request.principal, page_id="wallboard")
+
+    async def reports(self, request: Request) -> Response:
+        since_raw = request.query.get("since", "")
+        since = parse_since(since_raw) if since_raw else None
+        rows = await self.engine.cdr(since)
+        shown = rows[-200:]
+        columns = ["start", "src", "dst", "clid", "duration", "billsec", "disposition", "uniqueid"]
+        by_disposition: dict[str, int] = {}
+        for row in rows:
+            key = str(row.get("disposition", ""))
+            by_disposition[key] = by_disposition.get(key, 0) + 1
+        csv_link = "/api/v1/cdr?format=csv" + (f"&since={urllib.parse.quote(since_raw)}" if since_raw else "")
+        body = join(
+            [
+                Markup('<form method="get" action="/reports" class="inline">'
+                       f'<label>Since <input name="since" value="{esc(since_raw)}" placeholder="2026-11-01 or Unix time"></label>'
+                       '<button type="submit">Show</button></form>'),
+                tag("p", tag("a", "Download Master.csv", href=csv_link, download="Master.csv"),
+                    f" ({len(rows)} records; columns in Asterisk Master.csv order: {', '.join(MASTER_CSV_COLUMNS)})"),
+                table(["disposition", "calls"], sorted(by_disposition.items()), id="dispositions"),
+                tag("h2", f"Latest {len(shown)} records"),
+                table(columns, ([r.get(c, "") for c in columns] for r in reversed(shown)), id="cdr"),
+            ]
+        )  # fmt: skip
+        return page("Reports", body, principal=request.principal, page_id="reports")
+
+    async def log_page(self, request: Request) -> Response:
+        query = request.query
+        records = query_logs(self.logs, query)
+        level = (query.get("level") or "DEBUG").upper()
+        options = "".join(
+            f'<option value="{esc(name)}"{" selected" if name == level else ""}>{esc(name)}</option>' for name in LEVELS
+        )
+        body = join(
+            [
+                Markup('<form method="get" action="/logs" class="inline" id="log-filter">'
+                       f'<label>Level <select name="level">{options}</select></label>'
+                       f'<label>Component <input name="logger" value="{esc(query.get("logger", ""))}" placeholder="centralita.sip"></label>'
+                       f'<label>Text <input name="q" value="{esc(query.get("q", ""))}"></label>'
+                       '<button type="submit">Filter</button></form>'),
+                table(["#", "time", "level", "component", "message"],
+                      ([r.seq, clock(r.time), r.level, r.logger, r.message] for r in records), id="logs", class_="logs"),
+            ]
+        )  # fmt: skip
+        return page("Logs", body, principal=request.principal, page_id="logs")
+
+
