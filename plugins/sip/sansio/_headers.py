@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Callable, TypeVar
 
-from ._grammar import split_outside
+from ._grammar import is_token, split_outside
 
 __all__ = ["Headers", "canonical_name"]
 
@@ -84,7 +84,8 @@ def canonical_name(name: str) -> tuple[str, str]:
         return hit
     lower = name.lower()
     result = _NAMES.get(lower) or (lower, name)
-    if len(_CANON_CACHE) < _CANON_CACHE_MAX:
+    # Only valid names are cached: the parser trusts a cache hit to be a token (CVE-2016-9938 shape).
+    if len(_CANON_CACHE) < _CANON_CACHE_MAX and is_token(name):
         _CANON_CACHE[name] = result
     return result
 

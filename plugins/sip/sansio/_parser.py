@@ -118,35 +118,37 @@ def _parse(data: bytes, limits: ParseLimits, supported: frozenset[str] | set[str
         raise SipParseError("start line too long", drop_or(414))
 
     max_line = limits.max_header_line
-    pairs: list[tuple[str, str]] = []
+    items: list[tuple[str, str, str]] = []
+    index: dict[str, list[str]] = {}
+    cache_get = _CANON_CACHE.get
+    index_get = index.get
+    append = items.append
     for line in lines[1:]:
-        if len(line) > max_line:
-            first_error = first_error or _Failure("header line too long", 513)
-            continue
         name, colon, value = line.partition(":")
         if not colon:
             first_error = first_error or _Failure("header line without a name and colon")
             continue
-        pairs.append((name.rstrip(" \t"), value.strip(" \t")))
-
-    items: list[tuple[str, str, str]] = []
-    index: dict[str, list[str]] = {}
-    cache_get = _CANON_CACHE.get
-    for name, value in pairs:
-        canon = cache_get(name) or canonical_name(name)
-        key = canon[0]
-        if key not in _KNOWN_NAMES and not is_token(name):
-            first_error = first_error or _Failure(f"invalid header name {name[:40]!r}")
+        canon = cache_get(name)  # only valid token names are cached
+        if canon is None:  # not a name seen before exactly as written (e.g. "TO " or a new extension)
+            name = name.rstrip(" \t")
+            canon = cache_get(name) or canonical_name(name)
+            if canon[0] not in _KNOWN_NAMES and not is_token(name):
+                first_error = first_error or _Failure(f"invalid header name {name[:40]!r}")
+                continue
+        if len(line) > max_line:
+            first_error = first_error or _Failure("header line too long", 513)
             continue
-        known = index.get(key)
+        key = canon[0]
+        value = value.strip(" \t")
+        known = index_get(key)
         if known is None:
             known = index[key] = []
         if "," in value:
             for v in split_values(key, value):
-                items.append((key, canon[1], v))
+                append((key, canon[1], v))
                 known.append(v)
         else:
-            items.append((key, canon[1], value))
+            append((key, canon[1], value))
             known.append(value)
     headers = Headers._from_parsed(items, index)
 
