@@ -21,7 +21,7 @@ import trio
 
 from ._model import Direction, Disposition, Interaction, InteractionKind, InteractionState
 from ._registry import Migration
-from .abc import DialResult, Service, VoiceChannel
+from .abc import DialResult, Service
 from .dialing import (
     CampaignDialer,
     CampaignSettings,
@@ -240,11 +240,7 @@ class DialerService(Service):
                                     New=command.new, Reason=command.reason)
 
     def _channel(self) -> Any:
-        """The first voice channel that can place calls (overrides ``VoiceChannel.dial``)."""
-        for channel in self.engine.channels.values():
-            if isinstance(channel, VoiceChannel) and type(channel).dial is not VoiceChannel.dial:
-                return channel
-        return None
+        return self.engine.dialing_channel()
 
     async def _place_call(self, campaign: Campaign, command: PlaceCall) -> None:
         now = self.clock()

@@ -41,7 +41,7 @@ from ._registry import (
     ServiceRegistry,
 )
 from ._services import Supervisor
-from .abc import DeviceSpec, EngineAPI, Service
+from .abc import DeviceSpec, EngineAPI, Service, VoiceChannel
 from ._errors import ConfigError
 from .dialing import validate_campaigns
 from .media import MediaEngine, PromptLibrary, apply_retention
@@ -371,16 +371,57 @@ class Engine(EngineAPI):
         await self.end_interaction(interaction, cause=cause, disposition=Disposition.CONGESTION)
 
     async def dial_callback(self, event: Any) -> None:
-        """Place a queued callback (the agent is already reserved): needs a voice channel that can originate."""
-        interaction = self.interactions.get(event.interaction)
-        channel = self.voice_channel_for(self.agent_endpoint(event.agent))
-        originate = getattr(channel, "call_back", None)
-        if interaction is None or originate is None:
-            log.error("callback %s cannot be dialed: no voice channel can originate", event.request_id)
-            self.acd.apply(self.acd.router.callback_result(event.request_id, False, now=self.acd.clock()))
+        """Call a customer back for a queued callback: the agent is already reserved (``event.agent``).
+
+        The attempt id is recorded in the store before dialing, so an attempt is never dialed twice,
+        even if the engine restarts in between (the router re-emits unfinished attempts with the same id).
+        """
+        assert self.store is not None
+        done = await self.store.fetchone(
+            "SELECT value FROM kv WHERE component = 'callbacks' AND key = ?", (event.attempt_id,)
+        )
+        if done is not None:
+            log.info("callback attempt %s was already dialed before a restart; not dialing again", event.attempt_id)
+            self.acd.apply(self.acd.router.callback_result(event.request_id, done["value"] == "answered", now=self.acd.clock()))
             return
-        answered = await originate(interaction, event.number, event.agent, event.attempt_id)
-        self.acd.apply(self.acd.router.callback_result(event.request_id, bool(answered), now=self.acd.clock()))
+        await self.store.write(
+            "INSERT OR REPLACE INTO kv(component, key, value) VALUES ('callbacks', ?, 'dialing')", (event.attempt_id,)
+        )
+        answered = False
+        channel = self.dialing_channel()
+        try:
+            number = self.check_dial(event.number, caller=event.agent, purpose="callback")
+            if channel is None:
+                raise ValueError("no voice channel can place calls")
+            call = self.new_interaction(
+                InteractionKind.VOICE, Direction.OUTBOUND, from_=event.agent, to=number, channel=channel.name,
+                attributes={"callback_for": event.interaction, "callback_attempt": event.attempt_id},
+            )
+            call.queue = event.queue
+            result = await channel.dial(call, number, caller_id="", ring_timeout=30.0)
+            if result.outcome == "answered":
+                call.transition(InteractionState.ACTIVE)
+                answered = await channel.connect_agent(call, event.agent, self.agent_endpoint(event.agent))
+                if answered:
+                    call.agent = event.agent
+                else:
+                    await self.reject_interaction(call, cause="agent-unavailable")
+            else:
+                await self.end_interaction(call, cause=result.outcome, disposition=Disposition.NO_ANSWER)
+        except (ValueError, NotImplementedError) as exc:
+            log.error("callback %s cannot be dialed: %s", event.request_id, exc)
+        await self.store.write(
+            "UPDATE kv SET value = ? WHERE component = 'callbacks' AND key = ?",
+            ("answered" if answered else "failed", event.attempt_id),
+        )
+        self.acd.apply(self.acd.router.callback_result(event.request_id, answered, now=self.acd.clock()))
+
+    def dialing_channel(self) -> Any:
+        """The first voice channel that can place outbound calls (implements ``VoiceChannel.dial``)."""
+        for channel in self.channels.values():
+            if isinstance(channel, VoiceChannel) and type(channel).dial is not VoiceChannel.dial:
+                return channel
+        return None
 
     def offer_answered(self, interaction: Interaction, agent: str) -> bool:
         """A channel reports that ``agent`` answered the offer. False: too late (taken or withdrawn)."""

@@ -198,11 +198,10 @@ class IvrRunner(Service):
             interaction.attributes.update(command.attributes)
             self.engine.acd.enqueue(interaction, command.queue, priority=command.priority)
         elif isinstance(command, RequestCallback):
+            # the caller keeps their place; the flow's Hangup that follows ends this call
+            interaction.attributes["callback_request"] = command.request_id
             self.engine.acd.enqueue(interaction, command.queue,
                                     callback=CallbackRequest(command.request_id, command.number))
-            hangup = getattr(channel, "hangup", None)
-            if hangup is not None:
-                await hangup(interaction, "callback-requested")
         elif isinstance(command, Transfer):
             try:
                 await channel.transfer(interaction, command.destination)
@@ -218,5 +217,8 @@ class IvrRunner(Service):
                 log.error("voicemail box %s: %s", command.box, exc)
                 await self.engine.reject_interaction(interaction, cause="voicemail-unavailable")
         elif isinstance(command, Hangup):
-            await self.engine.reject_interaction(interaction, cause=command.reason)
+            hangup = getattr(channel, "hangup", None)
+            if hangup is not None:
+                await hangup(interaction, command.reason)
+            await self.engine.end_interaction(interaction, cause=command.reason)
 

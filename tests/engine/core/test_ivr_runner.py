@@ -138,3 +138,35 @@ async def test_voicemail_node_records_stores_and_notifies(tmp_path: Path) -> Non
             assert (wav.getframerate(), wav.getnchannels(), wav.getnframes()) == (8000, 1, 24000)
         (heard,) = await engine.voicemail.list("sales")
         assert heard["heard"] == 1
+
+
+CALLBACK_FLOW = CONFIG.replace('options = { "1" = "to_sales", "2" = "to_support", "9" = "bye" }',
+                               'options = { "1" = "to_sales", "2" = "to_support", "9" = "bye", "3" = "cb" }') + """
+[flows.nodes.cb]
+type = "callback"
+queue = "support"
+"""
+
+
+async def test_callback_keeps_the_place_reserves_the_agent_then_dials_once(tmp_path: Path) -> None:
+    async with open_test_engine(CALLBACK_FLOW, plugins=[Channels()], data_dir=tmp_path) as engine:
+        voice = engine.channels["fake"]
+        first = voice.call("+34911000001", "100")  # waits in support (nobody is registered yet)
+        await wait_for(lambda: voice.played)
+        voice.press(first, "2")
+        await wait_for(lambda: first.state is InteractionState.QUEUED)
+        second = voice.call("+34911000002", "100")  # asks for a callback and hangs up
+        await wait_for(lambda: len(voice.played) >= 2)
+        voice.press(second, "3")
+        await wait_for(lambda: second.state is InteractionState.ENDED)
+        assert engine.queue_detail("support")["waiting"] == 2  # the callback kept its place
+        voice.register("fake:alice")
+        await wait_for(lambda: first.state is InteractionState.ACTIVE)  # first come, first served
+        assert voice.dialed == []
+        await voice.caller_hangs_up(first)
+        await wait_for(lambda: voice.dialed == ["+34911000002"])
+        callback = next(i for i in engine.interactions.values() if i.attributes.get("callback_for") == second.id)
+        await wait_for(lambda: callback.state is InteractionState.ACTIVE)
+        assert callback.agent == "alice" and (callback.id, "fake:alice") in voice.bridged
+        rows = await engine.store.fetchall("SELECT value FROM kv WHERE component = 'callbacks'")
+        assert rows == [{"value": "answered"}]
