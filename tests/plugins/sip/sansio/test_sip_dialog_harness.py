@@ -175,7 +175,7 @@ from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(st.lists(st.booleans(), max_size=40), st.sampled_from([200, 486, None]))
 def test_calls_under_random_loss_always_settle(losses: list[bool], answer) -> None:
     net, alice, bob = pair(answer=answer)

@@ -169,7 +169,7 @@ def requests(draw) -> Request:
     return Request(method, draw(sip_uris()), headers, body)
 
 
-@settings(max_examples=120, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=80, suppress_health_check=[HealthCheck.too_slow])
 @given(requests())
 def test_round_trip_generated_requests(request: Request) -> None:
     parsed = parse_message(request.to_bytes())
@@ -178,7 +178,7 @@ def test_round_trip_generated_requests(request: Request) -> None:
     assert parse_message(parsed.to_bytes()).to_bytes() == parsed.to_bytes()
 
 
-@settings(max_examples=80, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=50, suppress_health_check=[HealthCheck.too_slow])
 @given(requests(), st.integers(100, 699), _plain | st.just(""), st.binary(max_size=100))
 def test_round_trip_generated_responses(request: Request, status: int, reason: str, body: bytes) -> None:
     from plugins.sip.sansio import make_response
@@ -191,7 +191,7 @@ def test_round_trip_generated_responses(request: Request, status: int, reason: s
         assert parsed.to.tag == f"t{status}"
 
 
-@settings(max_examples=100)
+@settings(max_examples=60)
 @given(sip_uris())
 def test_uri_round_trip(uri: SipUri) -> None:
     assert SipUri.parse(str(uri)) == uri
@@ -275,7 +275,7 @@ def _outcome(fn, text):
         return ("error", type(exc).__name__)
 
 
-@settings(max_examples=300)
+@settings(max_examples=150)
 @given(_uri_chars, _host, st.none() | st.integers(0, 99999), _params_text)
 def test_fast_uri_path_agrees_with_general_path(user: str, host: str, port, params: str) -> None:
     text = f"sip:{user}@{host}" + (f":{port}" if port is not None else "") + params
@@ -284,7 +284,7 @@ def test_fast_uri_path_agrees_with_general_path(user: str, host: str, port, para
     assert fast == slow
 
 
-@settings(max_examples=300)
+@settings(max_examples=150)
 @given(st.none() | _plain.filter(lambda d: '"' not in d and "\\" not in d) | _token, _host, _params_text)
 def test_fast_name_addr_path_agrees_with_general_path(display, host: str, params: str) -> None:
     shown = "" if display is None else (f'"{display}" ' if " " in display or not display.isalnum() else display + " ")
@@ -296,7 +296,7 @@ def test_fast_name_addr_path_agrees_with_general_path(display, host: str, params
         assert fast[1] == slow[1] and str(fast[1]) == str(slow[1])
 
 
-@settings(max_examples=300)
+@settings(max_examples=150)
 @given(st.sampled_from(["UDP", "tcp", "TLS", "SCTP"]), _host, st.none() | st.integers(0, 99999), _params_text)
 def test_fast_via_path_agrees_with_general_path(transport: str, host: str, port, params: str) -> None:
     from plugins.sip.sansio import Via
