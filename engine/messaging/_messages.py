@@ -139,13 +139,19 @@ class MessageStore:
         aliases: Iterable[str] = (),
         meta: Mapping[str, Any] | None = None,
         conversation_meta: Mapping[str, Any] | None = None,
+        unique: bool = False,
     ) -> InboundResult:
-        """Record a received message durably (once per ``external_id``)."""
-        existing = await self.store.fetchone(
-            "SELECT id, conversation FROM msg_messages WHERE channel=? AND external_id=?", (self.channel, external_id)
-        )
-        if existing is not None:
-            return InboundResult(str(existing["id"]), str(existing["conversation"]), True, False)
+        """Record a received message durably (once per ``external_id``).
+
+        ``unique=True`` says the caller made ``external_id`` itself (a fresh UUID), so there is nothing to
+        look up first: one store round trip fewer on the chat hot path.
+        """
+        if not unique:
+            existing = await self.store.fetchone(
+                "SELECT id, conversation FROM msg_messages WHERE channel=? AND external_id=?", (self.channel, external_id)
+            )
+            if existing is not None:
+                return InboundResult(str(existing["id"]), str(existing["conversation"]), True, False)
         now = time.time()
         statements: list[tuple[str, tuple[Any, ...]]] = []
         new_conversation = conversation is None
