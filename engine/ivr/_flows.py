@@ -82,7 +82,7 @@ def validate_flows(raw_flows: Any, *, queues: Iterable[str] | None = None, agent
     if not isinstance(raw_flows, list):
         return [("flows", "expected an array of tables [[flows]]")]
     types = node_type_table(node_types)
-    queue_names = set(queues) if queues is not None else None
+    queue_names = {q for q in queues if isinstance(q, str)} if queues is not None else None
     names: set[str] = set()
     for i, flow in enumerate(raw_flows):
         where = f"flows[{i}]"
@@ -137,10 +137,12 @@ def validate_flows(raw_flows: Any, *, queues: Iterable[str] | None = None, agent
                     prompt = node.get(key)
                     if isinstance(prompt, str) and prompt and not prompt_exists(prompt):
                         problems.append((f"{at}.{key}", f"{who}: prompt {prompt!r} not found"))
-            if kind == "queue" and queue_names is not None and node.get("queue") not in queue_names:
-                problems.append((f"{at}.queue", f"{who}: no queue named {node.get('queue')!r}"))
-            if kind == "callback" and queue_names is not None and node.get("queue") not in queue_names:
-                problems.append((f"{at}.queue", f"{who}: no queue named {node.get('queue')!r}"))
+            if kind in ("queue", "callback") and "queue" in node:
+                queue = node["queue"]
+                if not isinstance(queue, str) or not queue:
+                    problems.append((f"{at}.queue", f"{who}: expected a queue name, got {queue!r}"))
+                elif queue_names is not None and queue not in queue_names:
+                    problems.append((f"{at}.queue", f"{who}: no queue named {queue!r}"))
         if start is None:
             continue
         reachable = _reach(edges, [start])

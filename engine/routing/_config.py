@@ -291,6 +291,14 @@ def _agent(problems: list[Problem], index: int, raw: Any) -> AgentConfig | None:
                        endpoint=str(raw.get("endpoint", "")), **kw)
 
 
+def _names(tables: Any, key: str) -> set[str]:
+    """The string names of a list of tables (anything else in a hostile file is skipped here and
+    reported where the table itself is checked)."""
+    if not isinstance(tables, list):
+        return set()
+    return {t[key] for t in tables if isinstance(t, dict) and isinstance(t.get(key), str)}
+
+
 def _collect(raw: dict[str, Any]) -> tuple[list[Problem], list[QueueConfig], list[AgentConfig]]:
     problems: list[Problem] = []
     raw_agents = raw.get("agents", [])
@@ -302,9 +310,9 @@ def _collect(raw: dict[str, Any]) -> tuple[list[Problem], list[QueueConfig], lis
         problems.append(("queues", "expected an array of tables [[queues]]"))
         raw_queues = []
     agents = [a for i, r in enumerate(raw_agents) if (a := _agent(problems, i, r)) is not None]
-    agent_ids = {r.get("id") for r in raw_agents if isinstance(r, dict)}
+    agent_ids = _names(raw_agents, "id")
     skills = {s for r in raw_agents if isinstance(r, dict) and isinstance(r.get("skills"), dict)
-              for s in r["skills"]}
+              for s in r["skills"] if isinstance(s, str)}
     queues = [q for i, r in enumerate(raw_queues) if (q := _queue(problems, i, r, agent_ids, skills))]
     names = [r.get("name") for r in raw_queues if isinstance(r, dict)]
     for i, queue in enumerate(queues):
@@ -336,9 +344,9 @@ def validate_routing_config(raw: dict[str, Any], *, prompt_exists: Any = None,
     """Every problem in ``[[queues]]``, ``[[agents]]``, ``[[routes]]`` and ``[[flows]]`` of a parsed
     config, as ``(key path, message)`` pairs; empty when valid."""
     problems, _, _ = _collect(raw)
-    queue_names = {q.get("name") for q in raw.get("queues", []) if isinstance(q, dict)}
-    flow_names = {f.get("name") for f in raw.get("flows", []) if isinstance(f, dict)}
-    agent_ids = {a.get("id") for a in raw.get("agents", []) if isinstance(a, dict)}
+    queue_names = _names(raw.get("queues"), "name")
+    flow_names = _names(raw.get("flows"), "name")
+    agent_ids = _names(raw.get("agents"), "id")
     routes = raw.get("routes", [])
     for i, route in enumerate(routes if isinstance(routes, list) else []):
         where = f"routes[{i}]"
@@ -351,7 +359,7 @@ def validate_routing_config(raw: dict[str, Any], *, prompt_exists: Any = None,
         if len(targets) != 1:
             problems.append((where, f"expected exactly one of queue, flow, agent, got {len(targets)}"))
         for key, names in (("queue", queue_names), ("flow", flow_names), ("agent", agent_ids)):
-            if key in route and route[key] not in names:
+            if key in route and (not isinstance(route[key], str) or route[key] not in names):
                 problems.append((f"{where}.{key}", f"no {key} named {route[key]!r}"))
         if "priority" in route:
             _number(problems, f"{where}.priority", route["priority"], integer=True, minimum=-10**9)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import copy
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engine.ivr import (
     EnterQueue, FlowEnded, FlowError, FlowSession, Hangup, NodeType, Play, load_flows, validate_flows,
@@ -153,3 +155,25 @@ def test_the_engine_registry_object_is_accepted_as_node_types():
     assert validate_flows(raw, node_types=registry) == []
     flow = load_flows(raw, node_types=registry)["fun"]
     assert isinstance(FlowSession(flow, caller="2", session_id="r").start(0)[0], Play)
+
+
+_KEYS = ["type", "prompt", "text", "next", "options", "fail", "timeout", "retries", "var", "min", "max",
+         "terminator", "vars", "condition", "then", "else", "hours", "open", "closed", "queue", "priority",
+         "to", "box", "found", "not_found", "key", "1", "tz", "mon"]
+_TYPES = ["play", "menu", "collect", "set", "branch", "schedule", "crm", "queue", "transfer", "voicemail",
+          "callback", "hangup", "nope"]
+_leaf = st.one_of(st.none(), st.booleans(), st.integers(-3, 70), st.sampled_from(_TYPES + ["a", "b", "c"]),
+                  st.text(alphabet="ab1#=> ()'", max_size=8))
+_value = st.recursive(_leaf, lambda inner: st.one_of(st.lists(inner, max_size=3),
+                                                     st.dictionaries(st.sampled_from(_KEYS), inner, max_size=3)),
+                      max_leaves=8)
+_node = st.dictionaries(st.sampled_from(_KEYS), _value, max_size=6)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.fixed_dictionaries({"name": _leaf, "start": _leaf,
+                                       "nodes": st.dictionaries(st.sampled_from(["a", "b", "c"]), _node)}),
+                max_size=2))
+def test_any_flow_shape_gives_problems_never_an_exception(raw):
+    for key, message in validate_flows(raw, queues={"q"}, prompt_exists=lambda name: True):
+        assert isinstance(key, str) and isinstance(message, str)

@@ -5,8 +5,15 @@ from __future__ import annotations
 import tomllib
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engine.routing import RoutingConfigError, build_queues, validate_routing_config
+
+KEYS = ["name", "id", "strategy", "members", "target", "relax", "after", "lower_by", "add_members", "timeout",
+        "wrapup", "skills", "channels", "es", "voice", "chat", "match", "queue", "flow", "agent", "overflow",
+        "hours", "tz", "mon", "holidays", "start", "nodes", "type", "options", "next", "1", "weights",
+        "max_wait", "priority", "auto_login", "condition", "then", "else", "prompt"]
 
 GOOD = """
 [[agents]]
@@ -111,3 +118,18 @@ def test_wrong_types_everywhere_do_not_crash():
     keys = {key for key, _ in found}
     assert {"queues[0]", "queues[1].name", "queues[1].members", "queues[1].relax", "queues[1].hours.tz",
             "agents[0]", "agents[1].id", "routes[0]", "flows"} <= keys
+
+
+_leaf = st.one_of(st.none(), st.booleans(), st.integers(-5, 200), st.floats(allow_nan=True),
+                  st.text(alphabet="abes01=> ()'-:", max_size=12))
+_value = st.recursive(_leaf, lambda inner: st.one_of(st.lists(inner, max_size=3),
+                                                     st.dictionaries(st.sampled_from(KEYS), inner, max_size=4)),
+                      max_leaves=12)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.dictionaries(st.sampled_from(["queues", "agents", "routes", "flows"]),
+                       st.lists(st.dictionaries(st.sampled_from(KEYS), _value, max_size=6), max_size=3)))
+def test_any_config_shape_gives_problems_never_an_exception(raw):
+    for key, message in validate_routing_config(raw):
+        assert isinstance(key, str) and isinstance(message, str)
