@@ -2,7 +2,7 @@
 
 from ._conformance import check_plugin_module
 from ._fakes import FakeChannel, FakeCrm, FakeDevice, FakeVoiceChannel
-from ._harness import TEST_CONSOLE, load_test_config, make_manager, open_test_engine
+from ._harness import TEST_CONSOLE, load_test_config, make_manager, open_test_engine, wait_until
 
 __all__ = [
     "TEST_CONSOLE",
@@ -14,4 +14,5 @@ __all__ = [
     "load_test_config",
     "make_manager",
     "open_test_engine",
+    "wait_until",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
 from types import ModuleType
 
@@ -78,3 +78,14 @@ async def open_test_engine(
                 yield engine
             finally:
                 engine.request_stop()
+
+
+async def wait_until(predicate: Callable[[], object], *, timeout: float = 20.0, poll: float = 0.01) -> None:
+    """Wait until ``predicate()`` is true; fail the test with ``TooSlowError`` after ``timeout`` seconds.
+
+    For conditions that nothing signals (an interaction's state, a counter); prefer an event when one
+    exists. The timeout is generous on purpose: it bounds a hang, it is not a performance assertion.
+    """
+    with trio.fail_after(timeout):
+        while not predicate():
+            await trio.sleep(poll)

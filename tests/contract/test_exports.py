@@ -23,7 +23,7 @@ ABC_EXPORTS = {
 
 TESTING_EXPORTS = {
     "TEST_CONSOLE", "FakeChannel", "FakeCrm", "FakeDevice", "FakeVoiceChannel", "check_plugin_module", "load_test_config",
-    "make_manager", "open_test_engine",
+    "make_manager", "open_test_engine", "wait_until",
 }
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import trio
 
 from engine import InteractionState, hookimpl
-from engine.testing import FakeChannel, FakeVoiceChannel, open_test_engine
+from engine.testing import FakeChannel, FakeVoiceChannel, open_test_engine, wait_until
 
 CONFIG = """
 [[agents]]
@@ -48,11 +48,6 @@ class Channels:
         registry.add("chat", FakeChannel)
 
 
-async def wait_for(predicate: Any, timeout: float = 20) -> None:
-    with trio.fail_after(timeout):
-        while not predicate():
-            await trio.sleep(0.01)
-
 
 async def test_call_rings_the_first_reachable_agent_and_bridges(tmp_path: Path) -> None:
     async with open_test_engine(CONFIG, plugins=[Channels()], data_dir=tmp_path) as engine:
@@ -61,7 +56,7 @@ async def test_call_rings_the_first_reachable_agent_and_bridges(tmp_path: Path) 
             assert isinstance(voice, FakeVoiceChannel)
             voice.register("fake:bob")  # alice is not registered: she gets no voice offers
             call = voice.call("+34911000111", "100")
-            await wait_for(lambda: call.state is InteractionState.ACTIVE)
+            await wait_until(lambda: call.state is InteractionState.ACTIVE)
             assert call.agent == "bob" and voice.bridged == [(call.id, "fake:bob")]
             await voice.caller_hangs_up(call)
             names = []
@@ -83,7 +78,7 @@ async def test_unanswered_offer_moves_to_the_next_agent(tmp_path: Path) -> None:
         voice.register("fake:alice", answering=False)  # rings and rings
         voice.register("fake:bob")
         call = voice.call("+34911000222", "100")
-        await wait_for(lambda: call.state is InteractionState.ACTIVE)
+        await wait_until(lambda: call.state is InteractionState.ACTIVE)
         assert [e for _, e in voice.rang] == ["fake:alice", "fake:bob"]
         assert call.agent == "bob"
 
@@ -93,7 +88,7 @@ async def test_direct_agent_route_and_abandon(tmp_path: Path) -> None:
         voice = engine.channels["fake"]
         voice.register("fake:bob", answering=False)
         call = voice.call("+34911000333", "250")
-        await wait_for(lambda: voice.rang)
+        await wait_until(lambda: voice.rang)
         assert voice.rang[0] == (call.id, "fake:bob")
         await voice.caller_hangs_up(call)
         assert call.state is InteractionState.ENDED and call.attributes.get("abandoned")
@@ -106,7 +101,7 @@ async def test_chat_is_offered_accepted_replied_and_closed_through_the_api(tmp_p
         chat = engine.channels["chat"]
         assert isinstance(chat, FakeChannel)
         conversation = chat.receive("visitor-1", "chat@example.com", "hello?")
-        await wait_for(lambda: conversation.state is InteractionState.OFFERED)
+        await wait_until(lambda: conversation.state is InteractionState.OFFERED)
         offered_to = conversation.attributes["offers"][-1]["agent"]
         assert offered_to == "alice"  # linear: alice first; chat needs no reachable phone
         await engine.interaction_action(conversation.id, "accept", {"agent": "alice"})
@@ -126,7 +121,7 @@ async def test_paused_agent_gets_no_offers(tmp_path: Path) -> None:
         agents = {a["id"]: a for a in engine.list_agents()}
         assert agents["alice"]["state"] == "paused" and agents["alice"]["reason"] == "lunch"
         call = voice.call("+34911000444", "100")
-        await wait_for(lambda: call.state is InteractionState.ACTIVE)
+        await wait_until(lambda: call.state is InteractionState.ACTIVE)
         assert call.agent == "bob"
         detail = engine.queue_detail("support")
         assert detail["answered"] == 1 and detail["waiting"] == 0
@@ -138,12 +133,12 @@ async def test_reload_changes_queues_without_dropping_a_waiting_caller(tmp_path:
     async with open_test_engine(CONFIG, plugins=[Channels()], data_dir=tmp_path) as engine:
         voice = engine.channels["fake"]
         call = voice.call("+34911000555", "100")  # nobody registered: the caller waits
-        await wait_for(lambda: call.state is InteractionState.QUEUED)
+        await wait_until(lambda: call.state is InteractionState.QUEUED)
         bigger = CONFIG.replace('members = ["alice", "bob"]', 'members = ["alice", "bob", "carol"]') + (
             '\n[[agents]]\nid = "carol"\nendpoint = "fake:carol"\n'
         )
         engine.reload(load_test_config(f'[engine]\ndata_dir = "{tmp_path}"\n' + bigger, engine.plugins, tmp_path))
         assert call.state is InteractionState.QUEUED
         voice.register("fake:carol")
-        await wait_for(lambda: call.state is InteractionState.ACTIVE)
+        await wait_until(lambda: call.state is InteractionState.ACTIVE)
         assert call.agent == "carol"

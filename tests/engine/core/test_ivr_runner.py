@@ -8,7 +8,7 @@ from typing import Any
 import trio
 
 from engine import InteractionState, hookimpl
-from engine.testing import FakeVoiceChannel, open_test_engine
+from engine.testing import FakeVoiceChannel, open_test_engine, wait_until
 
 CONFIG = """
 [[agents]]
@@ -59,21 +59,16 @@ class Channels:
         registry.add("fake", FakeVoiceChannel)
 
 
-async def wait_for(predicate: Any, timeout: float = 20) -> None:
-    with trio.fail_after(timeout):
-        while not predicate():
-            await trio.sleep(0.01)
-
 
 async def test_menu_digit_sends_the_caller_to_the_chosen_queue(tmp_path: Path) -> None:
     async with open_test_engine(CONFIG, plugins=[Channels()], data_dir=tmp_path) as engine:
         voice = engine.channels["fake"]
         async with engine.bus.subscribe("t") as events:
             call = voice.call("+34911000111", "100")
-            await wait_for(lambda: call.state is InteractionState.IVR and voice.played)
+            await wait_until(lambda: call.state is InteractionState.IVR and voice.played)
             assert voice.answered == [call.id] and voice.played[0] == (call.id, "welcome")
             voice.press(call, "2")
-            await wait_for(lambda: call.state is InteractionState.QUEUED)
+            await wait_until(lambda: call.state is InteractionState.QUEUED)
             assert call.queue == "support"
             digits = []
             with trio.move_on_after(1):
@@ -83,16 +78,16 @@ async def test_menu_digit_sends_the_caller_to_the_chosen_queue(tmp_path: Path) -
                         break
             assert digits == [("2", "Received")]
         voice.register("fake:alice")
-        await wait_for(lambda: call.state is InteractionState.ACTIVE)
+        await wait_until(lambda: call.state is InteractionState.ACTIVE)
 
 
 async def test_hangup_option_ends_the_call(tmp_path: Path) -> None:
     async with open_test_engine(CONFIG, plugins=[Channels()], data_dir=tmp_path) as engine:
         voice = engine.channels["fake"]
         call = voice.call("+34911000222", "100")
-        await wait_for(lambda: voice.played)
+        await wait_until(lambda: voice.played)
         voice.press(call, "9")
-        await wait_for(lambda: call.state is InteractionState.ENDED)
+        await wait_until(lambda: call.state is InteractionState.ENDED)
         assert voice.hung_up and voice.hung_up[0][0] == call.id
         assert call.attributes["ivr"]["outcome"] == "hangup"
 
@@ -101,9 +96,9 @@ async def test_caller_hanging_up_in_the_flow_is_counted_and_leaks_nothing(tmp_pa
     async with open_test_engine(CONFIG, plugins=[Channels()], data_dir=tmp_path) as engine:
         voice = engine.channels["fake"]
         call = voice.call("+34911000333", "100")
-        await wait_for(lambda: voice.played)
+        await wait_until(lambda: voice.played)
         await voice.caller_hangs_up(call)
-        await wait_for(lambda: engine.ivr.statistics()["active"] == 0)
+        await wait_until(lambda: engine.ivr.statistics()["active"] == 0)
         assert call.state is InteractionState.ENDED
         assert engine.acd.router.statistics()["interactions"] == 0
 
@@ -123,9 +118,9 @@ async def test_voicemail_node_records_stores_and_notifies(tmp_path: Path) -> Non
         voice = engine.channels["fake"]
         async with engine.bus.subscribe("t") as events:
             call = voice.call("+34911000444", "100")
-            await wait_for(lambda: voice.played)
+            await wait_until(lambda: voice.played)
             voice.press(call, "5")
-            await wait_for(lambda: call.state is InteractionState.ENDED)
+            await wait_until(lambda: call.state is InteractionState.ENDED)
             with trio.fail_after(10):
                 async for event in events:
                     if event.event == "MessageWaiting":
@@ -152,21 +147,21 @@ async def test_callback_keeps_the_place_reserves_the_agent_then_dials_once(tmp_p
     async with open_test_engine(CALLBACK_FLOW, plugins=[Channels()], data_dir=tmp_path) as engine:
         voice = engine.channels["fake"]
         first = voice.call("+34911000001", "100")  # waits in support (nobody is registered yet)
-        await wait_for(lambda: voice.played)
+        await wait_until(lambda: voice.played)
         voice.press(first, "2")
-        await wait_for(lambda: first.state is InteractionState.QUEUED)
+        await wait_until(lambda: first.state is InteractionState.QUEUED)
         second = voice.call("+34911000002", "100")  # asks for a callback and hangs up
-        await wait_for(lambda: len(voice.played) >= 2)
+        await wait_until(lambda: len(voice.played) >= 2)
         voice.press(second, "3")
-        await wait_for(lambda: second.state is InteractionState.ENDED)
+        await wait_until(lambda: second.state is InteractionState.ENDED)
         assert engine.queue_detail("support")["waiting"] == 2  # the callback kept its place
         voice.register("fake:alice")
-        await wait_for(lambda: first.state is InteractionState.ACTIVE)  # first come, first served
+        await wait_until(lambda: first.state is InteractionState.ACTIVE)  # first come, first served
         assert voice.dialed == []
         await voice.caller_hangs_up(first)
-        await wait_for(lambda: voice.dialed == ["+34911000002"])
+        await wait_until(lambda: voice.dialed == ["+34911000002"])
         callback = next(i for i in engine.interactions.values() if i.attributes.get("callback_for") == second.id)
-        await wait_for(lambda: callback.state is InteractionState.ACTIVE)
+        await wait_until(lambda: callback.state is InteractionState.ACTIVE)
         assert callback.agent == "alice" and (callback.id, "fake:alice") in voice.bridged
         rows = await engine.store.fetchall("SELECT value FROM kv WHERE component = 'callbacks'")
         assert rows == [{"value": "answered"}]
