@@ -55,6 +55,7 @@ class JitterBuffer:
         self._packets: dict[int, bytes] = {}
         self._next: int | None = None
         self._playing = False
+        self._started = False  # played anything since the last reset: never go back before it
         self._last_arrival: float | None = None
         self._deviation = 0.0  # smoothed |inter-arrival - frame| in seconds
         self.played = self.lost = self.late = self.dropped = self.underruns = self.resets = 0
@@ -72,7 +73,7 @@ class JitterBuffer:
         else:
             ahead = (sequence - nxt) & 0xFFFF
             if ahead >= 0x8000:  # behind the playout point
-                if self._playing or 0x10000 - ahead > self.max_frames:
+                if self._started or 0x10000 - ahead > self.max_frames:
                     self.late += 1
                     return
                 self._next = sequence  # reordered before playout started: start earlier
@@ -81,6 +82,7 @@ class JitterBuffer:
                 self.resets += 1
                 self._packets.clear()
                 self._playing = False
+                self._started = False
                 self._next = sequence
         if len(self._packets) >= 2 * self.max_frames:
             self.dropped += 1
@@ -111,6 +113,7 @@ class JitterBuffer:
             return LOST, None
         self._next = (nxt + 1) & 0xFFFF
         self.played += 1
+        self._started = True
         if len(packets) > self.target_frames + 2:
             # Too deep: skip the next frame to pull the delay back toward the target.
             if packets.pop(self._next, None) is not None:
@@ -122,6 +125,7 @@ class JitterBuffer:
         self._packets.clear()
         self._next = None
         self._playing = False
+        self._started = False
 
     def statistics(self) -> JitterStatistics:
         return JitterStatistics(
