@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._config import AgentConfig, RoutingConfigError, build_queues
+from ._config import AgentConfig, RoutingConfigError, build_agents, build_queues
 from ._events import AgentComplete, Connect, JoinRefused, Offer, Overflow, QueueCallerAbandon
 from ._router import NoSuchOffer, Router, RoutingError
 
@@ -194,15 +194,21 @@ def load_scenario(data: dict[str, Any]) -> Scenario:
         shifts_raw = group.get("shifts", [[0, duration]])
         try:
             shifts = [(float(a), float(b)) for a, b in shifts_raw]
+            if any(not (math.isfinite(a) and math.isfinite(b)) or b < a for a, b in shifts):
+                raise ValueError
         except (TypeError, ValueError):
             raise ScenarioError(f"{where}.shifts: expected a list of [start, end] seconds") from None
         prefix = str(group.get("name", f"g{i}"))
-        skills = group.get("skills", {})
-        channels = group.get("channels", {"voice": 1})
+        template = {key: group[key] for key in ("skills", "channels", "wrapup") if key in group}
+        try:  # the same checks as [[agents]] in the engine config
+            built = build_agents({"agents": [{"id": prefix, **template}]})[0]
+        except RoutingConfigError as err:
+            raise ScenarioError(f"{where}.{err.key.split('.', 1)[1]}: {err.message}"
+                                if "." in err.key else f"{where}: {err.message}") from None
         for k in range(count):
             agent_id = f"{prefix}-{k + 1}"
-            agents.append(AgentConfig(id=agent_id, skills=dict(skills), channels=dict(channels),
-                                      auto_login=False, wrapup=group.get("wrapup")))
+            agents.append(AgentConfig(id=agent_id, skills=dict(built.skills), channels=dict(built.channels),
+                                      auto_login=False, wrapup=built.wrapup))
             sims.append(_AgentSim(agent_id, shifts))
             for queue in queues:
                 members.setdefault(queue, []).append(agent_id)
@@ -218,9 +224,18 @@ def load_scenario(data: dict[str, Any]) -> Scenario:
         handle = make_sampler(raw.get("handle_time", {"dist": "exponential", "mean": 180}), f"{where}.handle_time")
         patience = make_sampler(raw["patience"], f"{where}.patience") if "patience" in raw else None
         shares = raw.get("priority_share", {})
-        priorities = [(float(v), int(k)) for k, v in shares.items()] if isinstance(shares, dict) else []
-        sim_queues.append(_QueueSim(str(raw.get("name")), rate / 3600.0, handle, patience,
-                                    float(raw.get("service_level_seconds", 20)), priorities))
+        try:
+            priorities = [(float(v), int(k)) for k, v in shares.items()]
+            if any(not 0 <= share <= 1 for share, _ in priorities):
+                raise ValueError
+        except (AttributeError, TypeError, ValueError):
+            raise ScenarioError(f"{where}.priority_share: expected a table like {{ 10 = 0.1 }} (priority = "
+                                "share of callers between 0 and 1)") from None
+        threshold = raw.get("service_level_seconds", 20)
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or threshold < 0:
+            raise ScenarioError(f"{where}.service_level_seconds: expected seconds >= 0, got {threshold!r}")
+        sim_queues.append(_QueueSim(str(raw.get("name")), rate / 3600.0, handle, patience, float(threshold),
+                                    priorities))
         engine = {**_DEFAULT_QUEUE, **{k: v for k, v in raw.items() if k not in _SIM_ONLY_QUEUE_KEYS}}
         engine["members"] = members.get(raw.get("name"), [])
         engine_queues.append(engine)

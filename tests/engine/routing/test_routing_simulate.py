@@ -139,6 +139,14 @@ def test_cli_json_has_the_contract_keys(tmp_path, capsys):
         ('duration = 100\n[[queues]]\nname = "q"\narrival_rate = 1\n[[agents]]\ncount = 1\nqueues = ["x"]\n',
          "agents[0].queues"),
         ("duration = [", "invalid TOML"),
+        ('[[queues]]\nname = "q"\narrival_rate = 1\n[[agents]]\nqueues = ["q"]\nchannels = { voice = "1" }\n',
+         "agents[0].channels.voice"),
+        ('[[queues]]\nname = "q"\narrival_rate = 1\n[[agents]]\nqueues = ["q"]\nwrapup = "slow"\n', "agents[0].wrapup"),
+        ('[[queues]]\nname = "q"\narrival_rate = 1\n[[agents]]\nqueues = ["q"]\nshifts = [[100, 10]]\n',
+         "agents[0].shifts"),
+        ('[[queues]]\nname = "q"\narrival_rate = 1\npriority_share = { 10 = "half" }\n', "queues[0].priority_share"),
+        ('[[queues]]\nname = "q"\narrival_rate = 1\nservice_level_seconds = "20"\n',
+         "queues[0].service_level_seconds"),
     ],
 )
 def test_bad_scenarios_exit_2_naming_the_key(tmp_path, capsys, text, words):
