@@ -17,6 +17,7 @@ from typing import Any
 import trio
 
 from .._bus import EventBus
+from .._events import safe_text
 from .._registry import HttpRouteRegistry
 from ..abc import EngineAPI
 from ._api import Api
@@ -111,6 +112,10 @@ class ConsoleApp:
         except Exception:
             log.exception("console: %s %s failed", request.method, request.path[:200])
             response = error_response(500, "internal error (logged)")
+        if response.status in (400, 405, 413):
+            # refused input is logged (escaped, bounded) so an attack leaves a trace
+            log.info("console: refused %s %s from %s: %d %s", request.method, safe_text(request.path, 120),
+                     request.client_host, response.status, safe_text(response.body.decode("utf-8", "replace"), 200))
         if request.page and response.content_type == "application/json" and response.status >= 400:
             response = error_page(response, request.principal)
         self.responses[f"{response.status // 100}xx"] += 1

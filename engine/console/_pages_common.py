@@ -9,6 +9,7 @@ from typing import Any
 from ._auth import Principal
 from ._html import Markup, csrf_field, esc, join, post_button
 
+
 def safe_next(target: str | None) -> str:
     """Only same-site paths: ``//evil.example`` or ``https://...`` would be an open redirect."""
     if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:

@@ -202,3 +202,14 @@ async def test_a_crashing_plugin_route_is_a_500_and_the_server_keeps_serving(tmp
             except httpx.HTTPError:
                 pass  # the plugin broke its own response; the client may see a cut connection
             assert (await client.get("/livez")).status_code == 200
+
+
+async def test_refused_input_is_logged_escaped(console, caplog):
+    import logging
+
+    caplog.set_level(logging.INFO, logger="centralita.console")
+    async with await console.bearer("supervisor") as api:
+        r = await api.post("/api/v1/calls", json={"to": {"$ne": 1}})
+        assert r.status_code == 400
+    refused = [rec.getMessage() for rec in caplog.records if "refused" in rec.getMessage()]
+    assert refused and "/api/v1/calls" in refused[-1] and "'to' must be" in refused[-1] and "got an object" in refused[-1]
