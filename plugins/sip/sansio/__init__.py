@@ -32,7 +32,7 @@ in-dialog requests: :class:`Dialog`. :class:`LoopbackNetwork` runs whole calls i
 from __future__ import annotations
 
 from ._address import NameAddr, Via
-from ._dialog import Dialog, DialogState, dialog_id_for_incoming_request, dialog_id_for_response
+from ._dialog import Dialog, DialogState, dialog_id_for_incoming_request, dialog_id_for_response, new_request
 from ._digest import (
     DigestChallenger,
     DigestOutcome,
@@ -97,6 +97,7 @@ __all__ = [
     "DialogState",
     "dialog_id_for_incoming_request",
     "dialog_id_for_response",
+    "new_request",
     "DIRECTIONS",
     "Codec",
     "Connection",

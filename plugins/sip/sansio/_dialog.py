@@ -18,7 +18,13 @@ from ._message import Request, Response
 from ._timers import new_branch
 from ._uri import SipUri, Uri
 
-__all__ = ["Dialog", "DialogState", "dialog_id_for_incoming_request", "dialog_id_for_response"]
+__all__ = [
+    "Dialog",
+    "DialogState",
+    "dialog_id_for_incoming_request",
+    "dialog_id_for_response",
+    "new_request",
+]
 
 # Requests that refresh the remote target from their Contact (RFC 3261 §12.2, RFC 3515, RFC 3311).
 TARGET_REFRESH = frozenset({"INVITE", "UPDATE", "SUBSCRIBE", "NOTIFY", "REFER"})
@@ -69,6 +75,47 @@ def _contact_uri(message: Request | Response) -> Uri | None:
     except SipParseError:
         return None
     return contacts[0].uri if contacts and not contacts[0].is_wildcard else None
+
+
+def new_request(
+    method: str,
+    uri: Uri | str,
+    *,
+    from_: NameAddr | str,
+    to: NameAddr | str,
+    via: str,
+    call_id: str | None = None,
+    cseq: int = 1,
+    contact: str | None = None,
+    headers: Iterable[tuple[str, str]] = (),
+    body: bytes = b"",
+    content_type: str | None = None,
+) -> Request:
+    """An out-of-dialog request (INVITE, REGISTER, OPTIONS, MESSAGE...) with every mandatory header field.
+
+    ``from_`` gets a fresh tag if it has none; ``via`` is our transport and sent-by (``"UDP 192.0.2.1:5060"``)
+    and gets a fresh branch and ``rport``.
+    """
+    from ._timers import new_call_id, new_tag
+
+    sender = NameAddr.parse(from_) if isinstance(from_, str) else from_
+    if sender.tag is None:
+        sender = sender.with_tag(new_tag())
+    h = Headers()
+    transport, _, sent_by = via.strip().partition(" ")
+    h.add("Via", f"SIP/2.0/{transport.upper()} {sent_by};branch={new_branch()};rport")
+    h.add("Max-Forwards", "70")
+    h.add("From", str(sender))
+    h.add("To", str(to))
+    h.add("Call-ID", call_id or new_call_id(sent_by.rsplit(":", 1)[0] or "centralita"))
+    h.add("CSeq", f"{cseq} {method}")
+    if contact:
+        h.add("Contact", contact)
+    if body and content_type:
+        h.add("Content-Type", content_type)
+    for name, value in headers:
+        h.add(name, value)
+    return Request(method, uri, h, body)
 
 
 class Dialog:
@@ -222,6 +269,23 @@ class Dialog:
         if referred_by:
             headers.append(("Referred-By", referred_by))
         return self.create_request("REFER", via=via, headers=headers)
+
+    def create_refer_notify(self, status: int, reason: str | None = None, *, via: str,
+                            final: bool | None = None) -> Request:
+        """The NOTIFY reporting a REFER's progress (RFC 3515 §2.4.4): a ``message/sipfrag`` status line.
+
+        ``final`` (default: ``status >= 200``) ends the implicit subscription.
+        """
+        from ._message import REASON_PHRASES
+
+        final = status >= 200 if final is None else final
+        phrase = REASON_PHRASES.get(status, "") if reason is None else reason
+        state = "terminated;reason=noresource" if final else "active;expires=60"
+        return self.create_request(
+            "NOTIFY", via=via, body=f"SIP/2.0 {status} {phrase}\r\n".encode(),
+            content_type="message/sipfrag;version=2.0",
+            headers=[("Event", "refer"), ("Subscription-State", state)],
+        )
 
     # -- messages we receive ------------------------------------------------------------------------
     def receive_request(self, request: Request) -> int | None:

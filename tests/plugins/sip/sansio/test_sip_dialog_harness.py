@@ -193,3 +193,26 @@ def test_calls_under_random_loss_always_settle(losses: list[bool], answer) -> No
     assert len(alice.layer) == 0 and len(bob.layer) == 0
     assert alice.layer.next_timer() is None and bob.layer.next_timer() is None
     assert not alice.parse_errors and not bob.parse_errors
+
+
+def test_new_request_has_every_mandatory_field_and_parses() -> None:
+    from plugins.sip.sansio import new_request
+
+    request = new_request("REGISTER", "sip:registrar.example.com", from_="<sip:1001@example.com>",
+                          to="<sip:1001@example.com>", via="udp 192.0.2.5:5070", contact="<sip:1001@192.0.2.5:5070>",
+                          headers=[("Expires", "300")])
+    wire = parse_message(request.to_bytes())
+    assert wire.method == "REGISTER" and wire.cseq == (1, "REGISTER") and wire.expires == 300
+    assert wire.from_.tag and wire.via[0].branch.startswith("z9hG4bK") and wire.via[0].rport is True
+    assert wire.via[0].sent_by == "192.0.2.5:5070" and wire.max_forwards == 70 and wire.call_id
+
+
+def test_refer_progress_notify() -> None:
+    invite = make_request("INVITE", cseq=3)
+    dialog = Dialog.from_uas(invite, "b1", local_contact="<sip:us@192.0.2.99>")
+    trying = parse_message(dialog.create_refer_notify(100, via="UDP 192.0.2.99:5060").to_bytes())
+    assert trying.method == "NOTIFY" and trying.body == b"SIP/2.0 100 Trying\r\n"
+    assert trying.headers.get("Event") == "refer" and trying.headers.get("Subscription-State").startswith("active")
+    done = parse_message(dialog.create_refer_notify(200, via="UDP 192.0.2.99:5060").to_bytes())
+    assert done.headers.get("Subscription-State") == "terminated;reason=noresource"
+    assert done.cseq[0] == trying.cseq[0] + 1 and done.media_type == "message/sipfrag"
