@@ -103,6 +103,9 @@ class DigestChallenger:
     """Issue and check digest challenges for one realm.
 
     ``algorithms`` are offered in order (one challenge header each, RFC 8760 §2.4: the strongest first).
+    Interop note: some deployed phones (baresip 1.0, per the SIP shell's tests) give up when any challenge
+    names an algorithm they lack, and others answer only the first one; pass ``algorithms=("MD5",)`` for
+    such a fleet. ``verify`` accepts exactly the algorithms offered.
     """
 
     def __init__(
