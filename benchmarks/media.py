@@ -248,10 +248,10 @@ def run_one(calls: int, record: bool, warmup: float, seconds: float) -> dict:
             cpu1, t1 = cpu_seconds(engine.pid), time.monotonic()
             load = json.loads(generator.stdout.readline())
             generator.wait(timeout=30)
-            recorded_bytes = sum(p.stat().st_size for p in Path(tmp).glob("*.wav")) if record else 0
             engine.stdin.close()
             stats = json.loads(engine.stdout.readline())["statistics"]
-            engine.wait(timeout=30)
+            engine.wait(timeout=60)
+            recorded_bytes = sum(p.stat().st_size for p in Path(tmp).glob("*.wav")) if record else 0
         finally:
             if engine.poll() is None:
                 engine.kill()
