@@ -4,18 +4,12 @@ Starts Dovecot on loopback (a config of its own, like the tests), APPENDs ``--ma
 the engine with the email channel and times until every message is recorded and has its interaction.
 Also times the pure MIME parser alone.
 
-    .venv/bin/python benchmarks/email.py [--mails 300]
+    .venv/bin/python benchmarks/email_ingest.py [--mails 300]
 
 Prints one JSON object.
 """
 
 from __future__ import annotations
-
-import sys
-from pathlib import Path
-
-# This file is named like the stdlib package it uses: drop its own folder from the import path first.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 import argparse
 import json
@@ -24,9 +18,11 @@ import pwd
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from email.message import EmailMessage
+from pathlib import Path
 
 import trio
 
