@@ -479,7 +479,9 @@ class Router:
         if entry is None:
             raise UnknownInteraction(f"interaction {interaction_id!r} is not in routing")
         q = self._queues[entry.queue]
-        return self._reasons(q, entry, now, set())
+        held = {a for a in q.pool if (agent := self._agents.get(a)) is not None and agent.can_take(entry.kind)
+                and not self._first_in_line(agent, entry, now)}
+        return self._reasons(q, entry, now, set(), held=held, fallback="free and eligible: the next decision may offer it")
 
     def queue_status(self, name: str, *, now: float) -> dict[str, Any]:
         q = self._queues[name]
@@ -853,7 +855,8 @@ class Router:
 
     def _reasons(self, q: _Queue, entry: _Entry, now: float, chosen: set[str],
                  ranked: list[_Agent] | None = None, skills: frozenset[str] = frozenset(),
-                 held: set[str] | frozenset[str] = frozenset()) -> dict[str, str]:
+                 held: set[str] | frozenset[str] = frozenset(),
+                 fallback: str = "free too, but the offer went to the agent who just became free") -> dict[str, str]:
         stage = q.config.target_at(now - entry.arrived)
         _, target, extra = stage
         ranks = {a.id: i for i, a in enumerate(ranked or [])}
@@ -882,7 +885,7 @@ class Router:
                 reasons[agent_id] = f"ranked #{ranks[agent_id] + 1} by {q.config.strategy} " \
                                     f"({describe(q, agent, now, skills)})"
             else:
-                reasons[agent_id] = "kept for a caller ahead in another queue"
+                reasons[agent_id] = fallback
         return reasons
 
     def _best_entry_for(self, agent: _Agent, now: float, kind: str | None) -> _Entry | None:
