@@ -130,3 +130,60 @@ def test_layer_runs_many_timers_in_order() -> None:
     assert times == sorted(times)
     assert sum(isinstance(a, TransactionTimeout) for _, a in timed) == 50
     assert len(uac) == 0 and uac.next_timer() is None
+
+
+# -- random traffic: the layer never breaks and only transactions waiting for the TU outlive their timers ---
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from plugins.sip.sansio import SipLocalError, TransactionState, make_response  # noqa: E402
+
+_BRANCHES = ["z9hG4bKa", "z9hG4bKb", "z9hG4bKc", None]
+
+
+def _pool() -> list:
+    requests = []
+    for i, branch in enumerate(_BRANCHES):
+        for method in ("INVITE", "ACK", "CANCEL", "OPTIONS", "BYE"):
+            request = make_request(method, branch=branch or "", call_id=f"c{i % 2}", cseq=1 + i % 2)
+            if branch is None:
+                request.headers.set("Via", "SIP/2.0/UDP old.example.com")
+            requests.append(request)
+    responses = [make_response(r, status, to_tag="t") for r in requests if r.method != "ACK"
+                 for status in (100, 180, 200, 486)]
+    return requests + responses
+
+
+POOL = _pool()
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, len(POOL) - 1), st.floats(0, 40), st.sampled_from([None, 180, 200, 487])),
+                max_size=30))
+def test_random_traffic_never_breaks_the_layer(steps) -> None:
+    layer = TransactionLayer(T)
+    now = 0.0
+    waiting = []
+    for index, dt, answer in steps:
+        now += dt
+        layer.handle_timer(now)
+        message = POOL[index]
+        if hasattr(message, "method"):
+            actions = layer.receive_request(message, now)
+        else:
+            actions = layer.receive_response(message, now)
+        for action in actions:
+            if isinstance(action, DeliverRequest) and action.transaction is not None:
+                waiting.append(action.transaction)
+        if answer is not None and waiting:
+            txn = waiting[index % len(waiting)]
+            try:
+                layer.respond(txn, answer, now=now, to_tag="u")
+            except SipLocalError:
+                pass  # answering twice is our misuse, reported as such
+    drive(layer, now + 10_000)
+    for txn in list(layer._servers.values()) + list(layer._clients.values()):
+        # Only a request the TU has not answered yet may still be alive: it has no timer of its own.
+        assert txn.state in (TransactionState.PROCEEDING, TransactionState.TRYING)
+        assert txn.next_timer() is None
+        assert txn.last_response is None or txn.last_response.status < 200
