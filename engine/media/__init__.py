@@ -53,7 +53,8 @@ from ._dtmf import (
     rfc4733_packets,
 )
 from ._endpoint import RtpEndpoint
-from ._engine import Bridge, ConferenceRoom, MediaEngine
+from ._bridge import Bridge, ConferenceRoom
+from ._engine import MediaEngine
 from ._errors import (
     MalformedPacket,
     MediaError,

@@ -23,178 +23,26 @@ import math
 import select
 import socket
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-import numpy as np
 import trio
 
 from ..abc import Service
-from ._audio import FRAME_SAMPLES, FRAME_SECONDS, Sink, Source
+from ._audio import FRAME_SECONDS
+from ._bridge import Bridge, ConferenceRoom
 from ._dtmf import DtmfEvent, DtmfMethod
 from ._endpoint import RtpEndpoint
 from ._errors import MediaUsageError
 from ._g711 import transcode_table
-from ._mixer import Conference, Role
 from ._recording import Recording
 
-__all__ = ["MediaEngine", "Bridge", "ConferenceRoom"]
+__all__ = ["MediaEngine"]
 
 log = logging.getLogger("centralita.media")
 
 Address = tuple[str, int]
 _MAX_DATAGRAM = 2048
-_RECORD_BACKLOG_FRAMES = 10  # per leg; beyond this (clock drift, a burst) the oldest audio is dropped
-_PREBUFFER_SAMPLES = 2 * FRAME_SAMPLES
 _HOUSEKEEPING_SECONDS = 0.5
-
-
-class _LegBuffer:
-    """One leg's decoded audio waiting for the recorder: a sample FIFO with a 40 ms pre-buffer.
-
-    Packets arrive with jitter and in any size (20 or 30 ms); the recorder takes exactly one 160-sample
-    frame per tick. Waiting for two frames before playing out (and again after running dry) keeps
-    jitter from punching 20 ms holes of silence into the recording.
-    """
-
-    __slots__ = ("chunks", "samples", "primed")
-
-    def __init__(self) -> None:
-        self.chunks: list[np.ndarray] = []
-        self.samples = 0
-        self.primed = False
-
-    def append(self, pcm: np.ndarray) -> None:
-        self.chunks.append(pcm)
-        self.samples += len(pcm)
-        while self.samples > _RECORD_BACKLOG_FRAMES * FRAME_SAMPLES:  # clock drift or a burst
-            self.samples -= len(self.chunks.pop(0))
-
-    def pop_frame(self, *, draining: bool = False) -> np.ndarray:
-        if not self.primed and (self.samples >= _PREBUFFER_SAMPLES or (draining and self.samples)):
-            self.primed = True
-        if not self.primed or self.samples == 0:
-            self.primed = False
-            return np.zeros(FRAME_SAMPLES, dtype=np.int16)
-        parts, need = [], FRAME_SAMPLES
-        while need and self.chunks:
-            head = self.chunks[0]
-            if len(head) <= need:
-                parts.append(self.chunks.pop(0))
-                need -= len(head)
-            else:
-                parts.append(head[:need])
-                self.chunks[0] = head[need:]
-                need = 0
-        self.samples -= FRAME_SAMPLES - need
-        if need:
-            parts.append(np.zeros(need, dtype=np.int16))
-            self.primed = False
-        return parts[0] if len(parts) == 1 else np.concatenate(parts)
-
-    def clear(self) -> None:
-        self.chunks.clear()
-        self.samples = 0
-        self.primed = False
-
-
-class Bridge:
-    """Two legs connected. Relayed packet by packet when both are G.711 and nothing needs the audio."""
-
-    def __init__(self, engine: MediaEngine, caller: RtpEndpoint, agent: RtpEndpoint) -> None:
-        self.engine = engine
-        self.caller = caller
-        self.agent = agent
-        self.recording: Recording | None = None
-        self._fifo = {"caller": _LegBuffer(), "agent": _LegBuffer()}
-
-    def start_recording(self, path: str | Path, *, stereo: bool = True,
-                        on_alarm: Callable[[Recording, OSError], None] | None = None) -> Recording:
-        """Record both legs (caller left, agent right when stereo); on demand, at any point in the call."""
-        if self.recording is not None and not self.recording.closed:
-            raise MediaUsageError("this bridge is already recording")
-        user_alarm = on_alarm or self.engine.on_recording_alarm
-        engine = self.engine
-
-        def alarm(recording: Recording, error: OSError) -> None:
-            engine.recording_alarms += 1
-            log.error("recording %s stopped: %s (the call goes on)", recording.path, error)
-            if user_alarm is not None:
-                try:
-                    user_alarm(recording, error)
-                except Exception:
-                    engine.callback_errors += 1
-                    log.exception("recording alarm callback failed")
-
-        self.recording = Recording(path, stereo=stereo, on_alarm=alarm)
-        self.caller._record_side = self._fifo["caller"]
-        self.agent._record_side = self._fifo["agent"]
-        self.engine._recording_bridges.add(self)
-        return self.recording
-
-    def stop_recording(self) -> None:
-        """Write what is still queued, close the file (idempotent)."""
-        recording = self.recording
-        self.caller._record_side = self.agent._record_side = None
-        self.engine._recording_bridges.discard(self)
-        if recording is not None and not recording.closed:
-            while self._fifo["caller"].samples or self._fifo["agent"].samples:
-                self._write_frames(recording, draining=True)
-            recording.close()
-        self._fifo["caller"].clear()
-        self._fifo["agent"].clear()
-
-    def _write_tick(self) -> None:
-        recording = self.recording
-        if recording is None:
-            return
-        if recording.closed:  # the disk filled up: the call goes on, unrecorded
-            self.stop_recording()
-            return
-        self._write_frames(recording)
-
-    def _write_frames(self, recording: Recording, *, draining: bool = False) -> None:
-        recording.write(self._fifo["caller"].pop_frame(draining=draining),
-                        self._fifo["agent"].pop_frame(draining=draining))
-
-    def close(self) -> None:
-        self.stop_recording()
-        self.engine.unbridge(self)
-
-
-class ConferenceRoom:
-    """A :class:`Conference` mixed on the media clock. Members are any Source/Sink pair."""
-
-    def __init__(self, engine: MediaEngine) -> None:
-        self.engine = engine
-        self.conference = Conference()
-        self._members: dict[str, tuple[Source, Sink]] = {}
-
-    def join(self, name: str, source: Source, sink: Sink, role: Role | str = Role.PARTY, *,
-             whisper_to: str | None = None) -> None:
-        self.conference.add(name, role, whisper_to=whisper_to)
-        self._members[name] = (source, sink)
-
-    def join_endpoint(self, name: str, endpoint: RtpEndpoint, role: Role | str = Role.PARTY, *,
-                      whisper_to: str | None = None) -> None:
-        self.engine.unbridge(endpoint.bridge)
-        self.join(name, endpoint.source, endpoint.sink, role, whisper_to=whisper_to)
-
-    def set_role(self, name: str, role: Role | str, *, whisper_to: str | None = None) -> None:
-        self.conference.set_role(name, role, whisper_to=whisper_to)
-
-    def leave(self, name: str) -> None:
-        self.conference.remove(name)
-        self._members.pop(name, None)
-
-    def _tick(self) -> None:
-        inputs = {name: source.read_frame() for name, (source, _) in self._members.items()}
-        for name, frame in self.conference.mix(inputs).items():
-            self._members[name][1].write_frame(frame)
-
-    def close(self) -> None:
-        self._members.clear()
-        self.engine._rooms.discard(self)
 
 
 class MediaEngine(Service):
