@@ -22,39 +22,55 @@ def _noop(now: float) -> None:
 
 
 class TimerHandle:
-    __slots__ = ("when", "callback", "cancelled")
+    __slots__ = ("when", "callback", "cancelled", "scheduler")
 
-    def __init__(self, when: float, callback: Callable[[float], None]) -> None:
+    def __init__(self, when: float, callback: Callable[[float], None], scheduler: Scheduler | None = None) -> None:
         self.when = when
         self.callback = callback
         self.cancelled = False
+        self.scheduler = scheduler
 
     def cancel(self) -> None:
         # The heap forgets cancelled entries lazily (when they come due): drop the callback now so a
         # cancelled timer does not keep its transaction or call alive until then.
+        if self.cancelled:
+            return
         self.cancelled = True
         self.callback = _noop
+        if self.scheduler is not None:
+            self.scheduler._cancelled_one()
 
 
 class Scheduler:
     def __init__(self) -> None:
         self._heap: list[tuple[float, int, TimerHandle]] = []
         self._seq = itertools.count()
+        self._cancelled = 0
         #: called whenever a timer earlier than every other one is added (to wake the driving task)
         self.on_earlier: Callable[[], None] = lambda: None
 
     def call_at(self, when: float, callback: Callable[[float], None]) -> TimerHandle:
-        handle = TimerHandle(when, callback)
+        handle = TimerHandle(when, callback, self)
         earlier = not self._heap or when < self._heap[0][0]
         heapq.heappush(self._heap, (when, next(self._seq), handle))
         if earlier:
             self.on_earlier()
         return handle
 
+    def _cancelled_one(self) -> None:
+        # Long timers (transaction lifetimes) are mostly cancelled early; rebuild the heap when they
+        # make up most of it, so memory follows the live timers and not the call rate.
+        self._cancelled += 1
+        if self._cancelled > 1024 and self._cancelled * 2 > len(self._heap):
+            self._heap = [entry for entry in self._heap if not entry[2].cancelled]
+            heapq.heapify(self._heap)
+            self._cancelled = 0
+
     def next_timer(self) -> float | None:
         heap = self._heap
         while heap and heap[0][2].cancelled:
             heapq.heappop(heap)
+            self._cancelled = max(0, self._cancelled - 1)
         return heap[0][0] if heap else None
 
     def handle_timer(self, now: float) -> int:
@@ -64,9 +80,11 @@ class Scheduler:
         while heap and heap[0][0] <= now:
             _, _, handle = heapq.heappop(heap)
             if handle.cancelled:
+                self._cancelled = max(0, self._cancelled - 1)
                 continue
             callback = handle.callback
-            handle.cancel()
+            handle.cancelled = True
+            handle.callback = _noop
             ran += 1
             try:
                 callback(now)
