@@ -62,10 +62,14 @@ class SipParseError(SipPeerError):
 
 
 class SipFramingError(SipPeerError):
-    """A stream (TCP) peer broke the framing: the connection must be closed."""
+    """A stream (TCP) peer broke the framing: the connection must be closed.
+
+    ``messages`` holds complete messages framed before the break, which may still be handled.
+    """
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason, None)
+        self.messages: list[bytes] = []
 
 
 class SipLocalError(SipError):

@@ -34,7 +34,10 @@ class StreamFramer:
         self.keepalives = 0
 
     def feed(self, data: bytes) -> list[bytes]:
-        """Add bytes; return every message now complete, in order."""
+        """Add bytes; return every message now complete, in order.
+
+        On a framing error the exception's ``messages`` holds the messages completed before it.
+        """
         if self._closed:
             raise SipFramingError("stream already broken")
         self._buf += data
@@ -42,9 +45,10 @@ class StreamFramer:
         try:
             while self._next(out):
                 pass
-        except SipFramingError:
+        except SipFramingError as exc:
             self._closed = True
             self._buf.clear()
+            exc.messages = out  # complete messages that came before the break: handle, then close
             raise
         return out
 

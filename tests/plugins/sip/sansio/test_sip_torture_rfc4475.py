@@ -197,3 +197,44 @@ def test_esc02_unknown_header_is_not_contact() -> None:
     assert m.method == "RE%47IST%45R"
     assert [str(c.uri) for c in m.contact] == ["sip:alias1@host1.example.com", "sip:alias3@host3.example.com"]
     assert m.headers.get("C%6Fntact") == "<sip:alias2@host2.example.com>"
+
+
+# Over a stream the framer decides first: FRAMED (then the datagram outcome applies), WAIT (incomplete: the
+# shell's idle timeout ends it) or CLOSE (no way to find the next message).
+FRAMED, WAIT, CLOSE = "framed", "wait", "close"
+STREAM_EXPECTED = {name: FRAMED for name in RFC4475_EXPECTED}
+STREAM_EXPECTED.update({
+    "baddn": WAIT,  # no empty line after the header fields (yet)
+    "clerr": WAIT,  # Content-Length 9999: the rest of the body may still come
+    "inv2543": CLOSE,  # no Content-Length on a stream
+    "ncl": CLOSE,  # negative Content-Length
+    "mcl01": CLOSE,  # two different Content-Lengths
+    # The REGISTER (Content-Length 0) and the INVITE after it are framed; the INVITE's declared length
+    # ends one octet early, leaving "C" + CRLF CRLF: a header section without Content-Length.
+    "dblreq": CLOSE,
+})
+
+
+@pytest.mark.parametrize("name", sorted(STREAM_EXPECTED))
+def test_rfc4475_message_over_a_stream(name: str) -> None:
+    from plugins.sip.sansio import SipFramingError, StreamFramer
+
+    data = (RFC4475_DIR / f"{name}.dat").read_bytes()
+    framer = StreamFramer()
+    expected = STREAM_EXPECTED[name]
+    if expected == CLOSE:
+        with pytest.raises(SipFramingError) as info:
+            framer.feed(data)
+        framed = info.value.messages
+        if name == "dblreq":
+            assert framed[0] == data[: data.index(b"\r\n\r\n") + 4] and len(framed) == 2
+            assert parse_message(framed[0]).method == "REGISTER" and framed[1].startswith(b"INVITE ")
+        else:
+            assert framed == []
+        return
+    framed = framer.feed(data)
+    if expected == WAIT:
+        assert framed == [] and framer.buffered() == len(data)
+        return
+    assert framed == [data] and framer.buffered() == 0
+    _check(framed[0], RFC4475_EXPECTED[name])
