@@ -35,7 +35,10 @@ class RingLogHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            message = record.getMessage()
+            if getattr(record, "secret_args", False):
+                message = str(record.msg).replace("%s", "[redacted]")
+            else:
+                message = record.getMessage()
             if record.exc_info and record.exc_info[0] is not None:
                 message += f" ({record.exc_info[0].__name__}: {record.exc_info[1]})"
         except Exception:  # a broken format string must not break logging

@@ -155,3 +155,11 @@ async def test_wallboard_reports_and_logs_pages(console):
         assert (await agent.get("/logs")).status_code == 403
         assert (await agent.get("/api/v1/logs")).status_code == 403
         assert (await agent.get("/wallboard")).status_code == 403
+
+
+async def test_logs_page_does_not_show_the_one_time_password(make_console, tmp_path):
+    async with make_console(tmp_path) as console:
+        assert console.admin_password
+        records = console.server.logs.query(text="one-time password")
+        assert records and all(console.admin_password not in r.message for r in records)
+        assert "[redacted]" in records[0].message
