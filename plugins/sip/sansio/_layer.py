@@ -39,13 +39,15 @@ __all__ = ["TransactionLayer"]
 ServerKey = tuple[Any, ...]
 
 
-def server_key(request: Request) -> ServerKey | None:
-    """The §17.2.3 matching key of a request (ACK and CANCEL map as described there)."""
+def server_key(request: Request, method: str | None = None) -> ServerKey | None:
+    """The §17.2.3 matching key of a request (an ACK matches its INVITE; ``method`` overrides, so a CANCEL
+    can look up the INVITE it cancels)."""
     try:
         top = request.top_via
         if top is None:
             return None
-        method = "INVITE" if request.method == "ACK" else request.method
+        if method is None:
+            method = "INVITE" if request.method == "ACK" else request.method
         branch = top.branch
         if branch and branch.startswith(MAGIC_COOKIE) and branch != MAGIC_COOKIE:
             return ("3261", branch, top.sent_by, method)
@@ -130,8 +132,8 @@ class TransactionLayer:
         self._servers[key] = txn
         self._server_keys[id(txn)] = key
         if request.method == "CANCEL":
-            invite_key = key[:-1] + ("INVITE",)
-            invite = self._servers.get(invite_key)
+            invite_key = server_key(request, "INVITE")
+            invite = self._servers.get(invite_key) if invite_key is not None else None
             if invite is None or invite.state is not TransactionState.PROCEEDING:
                 # RFC 3261 §9.2: nothing (left) to cancel.
                 return txn.send_response(make_response(request, 481), now)

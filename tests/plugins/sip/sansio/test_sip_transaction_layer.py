@@ -187,3 +187,14 @@ def test_random_traffic_never_breaks_the_layer(steps) -> None:
         assert txn.state in (TransactionState.PROCEEDING, TransactionState.TRYING)
         assert txn.next_timer() is None
         assert txn.last_response is None or txn.last_response.status < 200
+
+
+def test_cancel_matches_an_rfc2543_invite() -> None:
+    uas = TransactionLayer(T)
+    headers = Headers([("Via", "SIP/2.0/UDP old.example.com"), ("From", "<sip:a@example.com>;tag=x"),
+                       ("To", "<sip:b@example.com>"), ("Call-ID", "old-2"), ("CSeq", "9 INVITE")])
+    (got,) = delivered(uas.receive_request(Request("INVITE", "sip:b@example.com", headers), 0.0))
+    cancel_headers = Headers(headers)
+    cancel_headers.set("CSeq", "9 CANCEL")
+    (cancel,) = delivered(uas.receive_request(Request("CANCEL", "sip:b@example.com", cancel_headers), 0.1))
+    assert cancel.cancels is got.transaction
