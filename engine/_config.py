@@ -348,6 +348,8 @@ def load_config(
             extra = f"; did you mean {hint[0]!r}?" if hint else " (no installed plugin declares it)"
             problems.append(Problem(key, f"unknown section{extra}"))
     for name, (schema, many) in schemas.items():
+        if name not in raw and name not in CORE_SECTIONS:
+            continue  # a plugin whose section is absent is not configured: it gets None
         value = raw.get(name, [] if many else {})
         if many:
             if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):

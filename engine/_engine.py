@@ -230,7 +230,9 @@ class Engine(EngineAPI):
         for name, factory in channels.items():
             owner = channels.owner(name)
             service = self._build(owner, name, lambda f=factory, o=owner, n=name: f(self._context(o, n)))
-            if service is not None:
+            if service is None:
+                log.info("channel %s is not configured; not started", name)
+            else:
                 self.channels[name] = service
                 await self.supervisor.start(nursery, service, name=f"channel:{name}", plugin=owner)
         drivers = self.hooks.register("centralita_register_devices", DeviceDriverRegistry(), required=required)
@@ -262,6 +264,7 @@ class Engine(EngineAPI):
                 await self.supervisor.start(nursery, service, name=f"service:{name}", plugin=owner)
 
     def _build(self, plugin: str, name: str, make: Any) -> Any:
+        """Call a plugin's factory; None means "not configured, nothing to run" (not an error)."""
         try:
             return make()
         except Exception as exc:

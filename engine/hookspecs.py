@@ -96,7 +96,8 @@ def centralita_register_channels(registry: ChannelRegistry) -> None:
 
     Kind: registration. Called once at start-up. ``registry.add(name, factory)``; the engine calls
     ``factory(context)`` with a :class:`engine.PluginContext` and runs the returned
-    :class:`engine.abc.Channel` with ``nursery.start(channel.run)`` after the store is open.
+    :class:`engine.abc.Channel` with ``nursery.start(channel.run)`` after the store is open. A factory
+    returns ``None`` when the channel is not configured (its section is absent): nothing is started.
 
     Example::
 

@@ -143,3 +143,12 @@ def test_check_config_cli_exit_codes(tmp_path: Path) -> None:
     assert fail.returncode == 2
     assert "did you mean 'timeout'" in fail.stderr
     assert fail.stderr.strip().splitlines()[0].startswith(f"{bad}:")
+
+
+def test_absent_plugin_section_is_not_validated_and_reads_as_none(tmp_path: Path) -> None:
+    @dataclass(frozen=True)
+    class Mail:
+        imap: str  # required, but only when [mail] is written at all
+
+    config = load_config(write(tmp_path, GOOD), plugin_sections={"mail": Mail})
+    assert config.section("mail") is None
