@@ -22,6 +22,8 @@ from plugins.sip.sansio import (
     parse_message,
 )
 
+from plugins.sip.sansio._parser import INTERNAL_ERRORS  # noqa: E402
+
 RFC4475_DIR = Path(__file__).resolve().parents[4] / ".." / "shared" / "testdata" / "rfc4475"
 INVITE = make_request("INVITE", body=SDP_OFFER).to_bytes()
 CORPUS = [INVITE] + [p.read_bytes() for p in sorted(RFC4475_DIR.glob("*.dat"))]
@@ -32,6 +34,7 @@ def parse_or_peer_error(data: bytes) -> Request | Response | SipParseError:
         return parse_message(data)
     except SipParseError as exc:
         assert exc.status in (None, 400, 414, 416, 420, 505, 513)
+        assert not INTERNAL_ERRORS, f"our own bug turned into a 400: {INTERNAL_ERRORS}"
         return exc
 
 
@@ -108,6 +111,9 @@ def test_bad_cseq(value: bytes) -> None:
 
 def test_nul_and_invalid_utf8() -> None:
     assert parse_or_peer_error(INVITE.replace(b"Alice", b"Al\x00ce")).status == 400
+    assert parse_or_peer_error(INVITE.replace(b"call-1@test", b"call\\\x00@test")).status == 400  # not quoted
+    quoted = parse_message(INVITE.replace(b'"Alice"', b'"Al\\\x00ce"'))  # a quoted-pair NUL is legal
+    assert quoted.from_.display_name == "Al\x00ce"
     assert parse_or_peer_error(INVITE.replace(b"Alice", b"Al\xc3ce")).status == 400
     # In the body they are just bytes.
     body_nul = make_request("MESSAGE", body=b"\x00\xff\xfe").to_bytes()
