@@ -132,6 +132,16 @@ class Router:
         for entry in list(self._entries.values()):
             if entry.state == "waiting":
                 self._schedule_entry_timers(entry, now)
+            elif len(entry.offers) > 1 and self._queues[entry.queue].config.strategy != "ring-all":
+                # the queue stopped ringing everyone: keep the first offer, withdraw the rest
+                for agent_id in list(entry.offers)[1:]:
+                    agent = self._agents[agent_id]
+                    del entry.offers[agent_id]
+                    del agent.offers[entry.id]
+                    agent.add_load(entry.kind, -1)
+                    self._touched.add(agent_id)
+                    self._agent_maybe_idle(agent, now)
+                    self._out.append(CancelOffer(entry.id, agent_id, "reconfigured"))
         self._dispatch_all(now)
         return self._flush()
 

@@ -30,6 +30,15 @@ RAW = {
     ],
 }
 AGENT_IDS = ["a", "b", "c", "d"]
+# a reload that changes strategies, members, targets and timers (capacities stay: live work keeps its slots)
+RESHUFFLED = {
+    "queues": [
+        {**RAW["queues"][0], "strategy": "round-robin", "members": ["c", "d", "a"], "timeout": 4},
+        {**RAW["queues"][1], "strategy": "fewest-calls", "target": "es >= 20", "relax": []},
+        {**RAW["queues"][2], "strategy": "random", "members": ["b", "c"], "wrapup": 2},
+    ],
+    "agents": RAW["agents"],
+}
 
 
 class RouterMachine(RuleBasedStateMachine):
@@ -124,6 +133,18 @@ class RouterMachine(RuleBasedStateMachine):
         self.now += dt
         while (t := self.router.next_timer()) is not None and t <= self.now:
             self.feed(self.router.handle_timer(t))
+
+    @rule(data=st.data(), destination=st.sampled_from(["all", "skill", "idle"]))
+    def transfer(self, data, destination):
+        waiting = [c["interaction"] for q in ("all", "skill", "idle")
+                   for c in self.router.queue_status(q, now=self.now)["callers"] if c["state"] in ("waiting", "offered")]
+        if waiting:
+            self.feed(self.router.transfer(data.draw(st.sampled_from(waiting)), destination, now=self.now))
+
+    @rule(variant=st.sampled_from(["original", "reshuffled"]))
+    def reload(self, variant):
+        raw = RAW if variant == "original" else RESHUFFLED
+        self.feed(self.router.configure(build_queues(raw), build_agents(raw), now=self.now))
 
     @precondition(lambda self: self.counter > 0)
     @rule()
