@@ -242,3 +242,25 @@ async def test_rfc2833_digit_from_a_caller_reaches_the_engine(sip_engine) -> Non
                     if event.event == "DTMFEnd":
                         break
         assert event.fields["Digit"] == "7"
+
+
+async def test_originate_rings_a_registered_phone_and_api_hangup_ends_it(sip_engine) -> None:
+    agent_port = free_udp_port()
+    async with sip_engine(CONTACT_CENTER, sip=USERS) as (engine, channel):
+        await register_agent(channel, agent_port)
+        target = f"127.0.0.1:{channel.bound[0].port}"
+        async with trio.open_nursery() as nursery:
+            phone: list = []
+
+            async def answering_phone() -> None:
+                phone.append(await run_sipp([target, "-sn", "uas", "-i", "127.0.0.1", "-p", str(agent_port), "-m", "1"]))
+
+            nursery.start_soon(answering_phone)
+            created = await engine.originate({"to": "1001", "from": "callback"})
+            interaction = engine.interactions[created["id"]]
+            with trio.fail_after(20):
+                while interaction.state.value != "active":
+                    await trio.sleep(0.02)
+            await engine.interaction_action(interaction.id, "hangup", {})
+        assert phone[0].returncode == 0, describe(phone[0])
+        assert interaction.state.value == "ended"
