@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import datetime as _dt
 import io
 import re
 from collections.abc import Iterable, Mapping
@@ -32,9 +33,26 @@ def neutralise(value: Any) -> str:
     return text
 
 
+#: columns the engine stores as Unix times and Master.csv writes as ``YYYY-MM-DD HH:MM:SS``
+TIME_COLUMNS = frozenset({"start", "answer", "end"})
+
+
+def format_time(value: Any) -> str:
+    """A Unix time as Asterisk writes it in Master.csv (here in UTC); empty for none or 0 (not answered)."""
+    if isinstance(value, bool) or value is None:
+        return ""
+    if isinstance(value, int | float):
+        if value <= 0:
+            return ""
+        return _dt.datetime.fromtimestamp(value, _dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+    return str(value)
+
+
 def cdr_csv(rows: Iterable[Mapping[str, Any]]) -> str:
     out = io.StringIO()
     writer = csv.writer(out, quoting=csv.QUOTE_ALL, lineterminator="\n")
     for row in rows:
-        writer.writerow([neutralise(row.get(column)) for column in MASTER_CSV_COLUMNS])
+        writer.writerow(
+            [neutralise(format_time(row.get(c)) if c in TIME_COLUMNS else row.get(c)) for c in MASTER_CSV_COLUMNS]
+        )
     return out.getvalue()

@@ -6,6 +6,7 @@ live updates from ``WS /api/v1/events``.
 from __future__ import annotations
 
 import logging
+import time
 import urllib.parse
 from importlib import resources
 from typing import Any
@@ -14,6 +15,7 @@ from .._model import AgentState
 from ..abc import EngineAPI
 from ._auth import ROLES, Authenticator, AuthError, Principal, add_user, list_users
 from ._html import Markup, csrf_field, esc, join, page, table, tag
+from ._charts import calls_per_hour
 from ._http import HttpError, Request, Response, Router, redirect
 from ._logs import RingLogHandler
 from ._pages_common import INTERACTION_HEADERS, interaction_row, member_summary, safe_next, seconds, state_buttons
@@ -183,6 +185,7 @@ class Pages(DeskPages, OperationsPages):
         body = join(
             [
                 tag("section", tag("h2", "Queues"), self._queues_table()),
+                tag("section", tag("h2", "Calls"), calls_per_hour(await self.engine.cdr(time.time() - 24 * 3600), now=time.time())),
                 tag("section", tag("h2", "Interactions"),
                     table(INTERACTION_HEADERS, map(interaction_row, self.engine.list_interactions()), id="interactions")),
                 tag("section", tag("h2", "Agents"), self._agents_table(principal, controls=False)),

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
 import urllib.parse
 
 from ..abc import EngineAPI
 from ._api import parse_since, query_logs
-from ._cdr import MASTER_CSV_COLUMNS
+from ._cdr import MASTER_CSV_COLUMNS, TIME_COLUMNS, format_time
+from ._charts import calls_per_hour
 from ._html import Markup, esc, join, page, table, tag
 from ._http import Request, Response
 from ._logs import LEVELS, RingLogHandler
@@ -40,6 +42,8 @@ class OperationsPages:
         rows = await self.engine.cdr(since)
         shown = rows[-200:]
         columns = ["start", "src", "dst", "clid", "duration", "billsec", "disposition", "uniqueid"]
+        now = time.time()
+        recent = rows if since is not None and since <= now - 24 * 3600 else await self.engine.cdr(now - 24 * 3600)
         by_disposition: dict[str, int] = {}
         for row in rows:
             key = str(row.get("disposition", ""))
@@ -52,9 +56,11 @@ class OperationsPages:
                        '<button type="submit">Show</button></form>'),
                 tag("p", tag("a", "Download Master.csv", href=csv_link, download="Master.csv"),
                     f" ({len(rows)} records; columns in Asterisk Master.csv order: {', '.join(MASTER_CSV_COLUMNS)})"),
+                calls_per_hour(recent, now=now),
                 table(["disposition", "calls"], sorted(by_disposition.items()), id="dispositions"),
                 tag("h2", f"Latest {len(shown)} records"),
-                table(columns, ([r.get(c, "") for c in columns] for r in reversed(shown)), id="cdr"),
+                table(columns, ([format_time(r.get(c)) if c in TIME_COLUMNS else r.get(c, "") for c in columns]
+                                for r in reversed(shown)), id="cdr"),
             ]
         )  # fmt: skip
         return page("Reports", body, principal=request.principal, page_id="reports")

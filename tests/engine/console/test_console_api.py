@@ -105,7 +105,7 @@ async def test_oversized_body_is_refused_413(console):
 
 async def test_cdr_csv_in_master_csv_order_with_formulas_neutralised(console):
     row = {c: "" for c in MASTER_CSV_COLUMNS}
-    row.update(src="+34911222333", dst="100", clid='=HYPERLINK("http://evil","x")', start="2026-01-01 10:00:00",
+    row.update(src="+34911222333", dst="100", clid='=HYPERLINK("http://evil","x")', start=1767261600.0, answer=0.0,
                duration=30, billsec=20, disposition="ANSWERED", uniqueid="i9", userfield="@SUM(A1)", _t=100.0)
     console.engine.cdr_rows = [row]
     async with await console.bearer("supervisor") as api:
@@ -117,6 +117,7 @@ async def test_cdr_csv_in_master_csv_order_with_formulas_neutralised(console):
         assert by_name["src"] == "+34911222333"
         assert by_name["uniqueid"] == "i9" and by_name["disposition"] == "ANSWERED" and by_name["billsec"] == "20"
         assert by_name["userfield"] == "'@SUM(A1)"
+        assert by_name["start"] == "2026-01-01 10:00:00" and by_name["answer"] == ""  # Master.csv time format (UTC)
         assert by_name["clid"] == '\'=HYPERLINK("http://evil","x")'
         assert MASTER_CSV_COLUMNS[:3] == ("accountcode", "src", "dst") and MASTER_CSV_COLUMNS[-1] == "userfield"
         assert (await api.get("/api/v1/cdr", params={"since": "200"})).json() == []

@@ -91,7 +91,7 @@ async def test_attacker_controlled_text_is_escaped_in_every_page(console):
         pages.append(await agent.get("/desk"))
         for page in pages:
             assert page.status_code == 200, page.url
-            assert "<script>alert" not in page.text and "<img src=x" not in page.text and "<svg" not in page.text, page.url
+            assert "<script>alert" not in page.text and "<img src=x" not in page.text and "<svg onload" not in page.text, page.url
         assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in pages[0].text
         assert "&lt;img src=x onerror=alert(1)&gt;" in pages[-1].text
 
@@ -131,8 +131,13 @@ async def test_admin_adds_user_from_users_page(console):
 async def test_wallboard_reports_and_logs_pages(console):
     import logging
 
-    console.engine.cdr_rows = [{"start": "2026-11-25 10:00:00", "src": "+34911", "dst": "100", "clid": XSS,
-                                "disposition": "ANSWERED", "uniqueid": "i7", "_t": 5.0}]
+    import time
+
+    now = time.time()
+    console.engine.cdr_rows = [{"start": now - 60, "src": "+34911", "dst": "100", "clid": XSS,
+                                "disposition": "ANSWERED", "uniqueid": "i7", "_t": now - 60},
+                               {"start": now - 7200, "src": "+34922", "dst": "100", "clid": "",
+                                "disposition": "NO ANSWER", "uniqueid": "i8", "_t": now - 7200}]
     logging.getLogger("centralita.sip").warning("REGISTER from %s refused", XSS)
     admin, _ = await console.logged_in("tech", "admin")
     async with contextlib.aclosing(admin):
@@ -140,6 +145,9 @@ async def test_wallboard_reports_and_logs_pages(console):
         assert wall.status_code == 200 and 'data-queue="support"' in wall.text
         reports = await admin.get("/reports")
         assert reports.status_code == 200 and "i7" in reports.text and "<img" not in reports.text
+        # the chart has one answered and one unanswered call, in different hours
+        assert reports.text.count('<rect x=') - reports.text.count('width="10" height="10"') == 2
+        assert "answered: 1</title>" in reports.text and "not answered: 1</title>" in reports.text
         csv_link = re.search(r'href="(/api/v1/cdr\?format=csv[^"]*)"', reports.text).group(1)
         r = await admin.get(csv_link)
         assert r.headers["content-type"].startswith("text/csv") and '"+34911"' in r.text
