@@ -5,6 +5,7 @@ while the console runs in the test's trio loop). Screenshots of the main pages g
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -113,6 +114,13 @@ def _browser_session(console: Any, agent_password: str) -> dict[str, Any]:
 async def test_console_in_a_real_browser(make_console, tmp_path):
     async with make_console(tmp_path) as console:
         agent_password = await add_user(console.store, "alice", "agent")
+        now = time.time()
+        console.engine.cdr_rows = [  # some history so the charts in the screenshots have something to show
+            {"start": now - 3600 * (n % 20) - 60, "src": f"+3491100{n:04d}", "dst": "100", "clid": f"Caller {n}",
+             "duration": 60 + n, "billsec": 50 + n, "disposition": "ANSWERED" if n % 4 else "NO ANSWER",
+             "uniqueid": f"h{n}", "_t": now - 3600 * (n % 20) - 60}
+            for n in range(60)
+        ]
         with trio.fail_after(240):
             outcome = await trio.to_thread.run_sync(_browser_session, console, agent_password)
     assert outcome["xss_ran"] is False and outcome["desk_xss_ran"] is False and outcome["dialogs"] == []
