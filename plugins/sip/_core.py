@@ -225,8 +225,6 @@ class SipCore:
         self._server[key] = txn
         # Every transaction ends eventually, whatever the handler does (or forgets to do).
         txn.timer = self.scheduler.call_at(now + 64 * self.t1 + (180.0 if txn.invite else 0.0), lambda t, x=txn: self._forget(x))
-        if txn.invite:
-            self.respond(txn, 100)
         handler = self.handlers.get(method)
         if handler is None:
             self.respond(txn, 405 if method in ("PRACK", "SUBSCRIBE", "PUBLISH", "MESSAGE") else 501, headers=[("Allow", ALLOW)])
@@ -240,6 +238,10 @@ class SipCore:
             log.exception("sip: %s handler failed on a request from %s", method, peer)
             if txn.final_status == 0:
                 self.respond(txn, 500)
+        if txn.invite and txn.last is None:
+            # RFC 3261 §17.2.1: 100 Trying unless the TU answered something at once (it usually has:
+            # a 180, or a challenge), which saves a message per call.
+            self.respond(txn, 100)
 
     def _stamp_via(self, request: Request, via: Via, peer: Peer) -> None:
         params: dict[str, str | None] = {}
