@@ -37,8 +37,10 @@ class EmailChannel(MessagingChannel):
 
     def __init__(self, context: PluginContext) -> None:
         settings: EmailSettings | None = context.settings
+        # Without an [email] section the plugin stays installed but dormant (nothing to connect to).
+        self.configured = settings is not None
         if settings is None:
-            raise ValueError("the email channel needs an [email] section (imap, smtp, address)")
+            settings = EmailSettings(imap="imap://127.0.0.1/INBOX", smtp="smtp://127.0.0.1", address="")
         self.settings = settings
         self.context = context
         self.engine = context.engine
@@ -67,6 +69,10 @@ class EmailChannel(MessagingChannel):
     # ------------------------------------------------------------------------------------ lifecycle
 
     async def run(self, *, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
+        if not self.configured:
+            log.info("email: no [email] section; the channel is idle")
+            task_status.started()
+            await trio.sleep_forever()
         async with trio.open_nursery() as nursery:
             await nursery.start(self.outbox.run)
             task_status.started()
@@ -89,6 +95,7 @@ class EmailChannel(MessagingChannel):
 
     def statistics(self) -> dict[str, Any]:
         return {
+            "configured": self.configured,
             "connected": self.connected,
             "received": self.received,
             "duplicates": self.duplicates,
@@ -249,6 +256,8 @@ class EmailChannel(MessagingChannel):
     # ------------------------------------------------------------------------------------- outbound
 
     async def send_message(self, interaction: Interaction, text: str) -> str:
+        if not self.configured:
+            raise ValueError("the email channel is not configured ([email] imap, smtp, address)")
         conversation = self.binder.conversation_of(interaction)
         message = await self.messages.queue_outbound(conversation, text, meta={"interaction": interaction.id})
         self.outbox.wake_nowait()

@@ -151,3 +151,11 @@ async def test_smtp_outage_delays_reply_never_drops_it(dovecot, smtp_sink, tmp_p
             return row == {"status": "sent"}
 
         await wait_for(recorded_sent)
+
+
+async def test_without_an_email_section_the_channel_idles_and_the_engine_is_ready(tmp_path: Path) -> None:
+    async with open_test_engine("", plugins=[email_plugin], data_dir=tmp_path) as engine:
+        with trio.fail_after(30):
+            while not engine.ready()[0]:
+                await trio.sleep(0.02)
+        assert engine.channels["email"].statistics()["configured"] is False
