@@ -110,6 +110,32 @@ def ours(iterations: int, repeats: int) -> dict[str, float]:
     }
 
 
+def whole_calls(calls: int, repeats: int) -> dict[str, float]:
+    """CPU per complete call through every sans-IO layer, both ends in one process (in-memory network):
+    INVITE+SDP offer, 180, 200+SDP answer, ACK, BYE, 200; parse, transactions, dialogs, offer/answer."""
+    from plugins.sip.sansio import LoopbackNetwork
+
+    best = float("inf")
+    for _ in range(repeats):
+        net = LoopbackNetwork()
+        alice = net.agent("127.0.0.1:5061", "alice")
+        bob = net.agent("127.0.0.1:5062", "bob")
+        start = time.process_time()
+        for _ in range(calls):
+            call = alice.call(bob)
+            net.run(until=net.now + 1.0)
+            alice.hangup(call)
+            net.run(until=net.now + 1.0)
+        best = min(best, (time.process_time() - start) / calls)
+        assert len(bob.calls) == calls and all(c.ended_by == "them" for c in bob.calls.values())
+    messages = 6  # INVITE, 180, 200, ACK, BYE, 200
+    return {
+        "call_us_both_ends": round(best * 1e6, 1),
+        "per_message_us_both_ends": round(best * 1e6 / messages, 1),
+        "calls_per_cpu_second_both_ends": round(1 / best),
+    }
+
+
 def theirs(iterations: int, repeats: int) -> dict[str, object]:
     try:
         from sipmessage import Message
@@ -196,6 +222,7 @@ def main() -> None:
         "python": platform.python_version(),
         "ours": mine,
         "ours_invites_per_s_one_core": round(1e6 / mine["parse_serialize_us"]),
+        "sansio_whole_call": whole_calls(max(200, args.iterations // 10), args.repeats),
         "sipmessage": theirs(args.iterations, args.repeats),
         "rfc4475": rfc4475_agreement(),
     }
