@@ -80,9 +80,14 @@ class SmsChannel(MessagingChannel):
             self._attach_modem()
             if self.link is not None:
                 await nursery.start(self.link.run)
+            await trio.sleep_forever()  # the link may end (unbound at shutdown); the rest keeps serving
 
     def engine_started_nowait(self) -> None:
         self.engine_started.set()
+
+    def engine_stopping_nowait(self) -> None:
+        if self.link is not None:
+            self.link.stop_nowait()
 
     def statistics(self) -> dict[str, Any]:
         return {

@@ -61,6 +61,7 @@ class SmppLink:
         self.violations = 0
         self.last_error = ""
         self.on_bound: Callable[[], None] | None = None
+        self._stopping = trio.Event()
 
     @property
     def is_bound(self) -> bool:
@@ -69,7 +70,7 @@ class SmppLink:
     async def run(self, *, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
         backoff = self.reconnect_backoff
-        while True:
+        while not self._stopping.is_set():
             connects_before = self.connects
             try:
                 await self._connect_and_serve()
@@ -79,8 +80,11 @@ class SmppLink:
                 self._link_down()
             if self.connects != connects_before:
                 backoff = self.reconnect_backoff  # it was bound: start the backoff over
+            if self._stopping.is_set():
+                break
             log.warning("SMPP %s:%d down (%s); reconnecting in %.1fs", self.url.host, self.url.port, self.last_error, backoff)
-            await trio.sleep(backoff)
+            with trio.move_on_after(backoff):
+                await self._stopping.wait()
             backoff = min(self.reconnect_backoff_max, backoff * 2)
 
     def _link_down(self) -> None:
@@ -105,6 +109,7 @@ class SmppLink:
         await self._flush()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._timers, session)
+            nursery.start_soon(self._unbind_when_stopping, session)
             await self._read(session)
             nursery.cancel_scope.cancel()
 
@@ -193,7 +198,13 @@ class SmppLink:
             raise DeliveryError(f"SMSC refused submit_sm with status 0x{result[0].status:08x}", permanent=permanent)
         return result[0].message_id
 
-    async def unbind(self) -> None:
-        if self.session is not None and self.session.state is State.BOUND:
-            self.session.unbind(self.clock())
+    def stop_nowait(self) -> None:
+        """The engine is stopping: unbind politely (SMPP 3.4 §4.2) and do not reconnect."""
+        self._stopping.set()
+
+    async def _unbind_when_stopping(self, session: EsmeSession) -> None:
+        await self._stopping.wait()
+        if session.state is State.BOUND:
+            session.unbind(self.clock())
             await self._flush()
+            self._kick.set()

@@ -40,3 +40,10 @@ def centralita_engine_started(engine: Any) -> None:
     for channel in list(_channels):
         if channel.engine is engine:
             channel.engine_started_nowait()
+
+
+@hookimpl
+def centralita_engine_stopping(engine: Any) -> None:
+    for channel in list(_channels):
+        if channel.engine is engine:
+            channel.engine_stopping_nowait()

@@ -73,6 +73,8 @@ async def test_sms_in_becomes_interaction_and_reply_goes_out_with_receipt(nurser
         # A follow-up joins the same conversation and interaction.
         assert await smsc.deliver("+34600111222", "900100", "Sí, ya lo hice") == [Status.ROK]
         assert len([i for i in engine.interactions.values() if i.kind.value == "sms"]) == 1
+    # Stopping the engine unbinds politely instead of dropping the TCP connection.
+    assert smsc.unbinds == 1
 
 
 async def test_stop_opts_out_and_nothing_more_is_sent(nursery, tmp_path: Path) -> None:
