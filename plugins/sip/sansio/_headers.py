@@ -8,6 +8,7 @@ are cached here and dropped whenever the collection changes.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Callable, TypeVar
 
@@ -102,10 +103,13 @@ def split_values(key: str, value: str) -> list[str]:
     return [p for p in parts if p]
 
 
+_INJECTION = re.compile("[\r\n\x00]")
+
+
 def _checked(display: str, value: object) -> str:
     """Header values we write must not smuggle extra lines (header injection)."""
-    text = str(value)
-    if "\r" in text or "\n" in text or "\x00" in text:
+    text = value if type(value) is str else str(value)
+    if _INJECTION.search(text) is not None:
         from ._errors import SipLocalError
 
         raise SipLocalError(f"header {display} value contains CR, LF or NUL")
@@ -194,10 +198,14 @@ class Headers:
     def add(self, name: str, value: str) -> None:
         """Append a value (a comma-separated list value is stored as its elements)."""
         key, display = canonical_name(name)
-        value = _checked(display, value)
-        self._cache.clear()
+        value = _checked(display, value).strip(" \t")
+        if self._cache:
+            self._cache.clear()
         self._index = None
-        for v in split_values(key, value.strip(" \t")):
+        if "," not in value:
+            self._items.append((key, display, value))
+            return
+        for v in split_values(key, value):
             self._items.append((key, display, v))
 
     def set(self, name: str, value: str) -> None:
