@@ -13,7 +13,18 @@ from typing import Any
 
 from .._model import AgentState, InteractionState
 from ..abc import EngineAPI
-from ._auth import Authenticator, AuthError, Principal, add_token, add_user, list_users
+from ._auth import (
+    Authenticator,
+    AuthError,
+    Principal,
+    add_token,
+    add_user,
+    delete_user,
+    list_tokens,
+    list_users,
+    revoke_token,
+    set_role,
+)
 from ._cdr import cdr_csv
 from ._logs import LEVELS, RingLogHandler
 from ._http import HttpError, Request, Response, Router, json_response, text_response
@@ -96,6 +107,10 @@ class Api:
         add("GET", "/api/v1/users", self.users, role="admin")
         add("POST", "/api/v1/users", self.create_user, role="admin")
         add("POST", "/api/v1/tokens", self.create_token, role="admin")
+        add("GET", "/api/v1/tokens", self.tokens, role="admin")
+        add("DELETE", "/api/v1/tokens/{token}", self.delete_token, role="admin")
+        add("DELETE", "/api/v1/users/{name}", self.delete_user, role="admin")
+        add("POST", "/api/v1/users/{name}/role", self.change_role, role="admin")
         add("GET", "/api/v1/logs", self.recent_logs, role="admin")
 
     # ------------------------------------------------------------------------------------ session
@@ -239,6 +254,33 @@ class Api:
         except ValueError as exc:
             raise HttpError(400, str(exc)) from None
         return json_response({"name": name, "role": role, "token": token}, 201)
+
+    async def tokens(self, request: Request) -> Response:
+        return json_response(await list_tokens(self.auth.store))
+
+    async def delete_token(self, request: Request) -> Response:
+        await revoke_token(self.auth.store, request.path_params["token"])
+        return json_response({"ok": True})
+
+    async def delete_user(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        if name == request.principal.name:
+            raise HttpError(409, "you cannot delete yourself; ask another admin")
+        await delete_user(self.auth.store, name)
+        return json_response({"ok": True})
+
+    async def change_role(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        body = _flat(await request.json())
+        role = _string(body, "role", required=True, limit=32)
+        assert role is not None
+        if name == request.principal.name and role != "admin":
+            raise HttpError(409, "you cannot take away your own admin role; ask another admin")
+        try:
+            await set_role(self.auth.store, name, role)
+        except ValueError as exc:
+            raise HttpError(400, str(exc)) from None
+        return json_response({"name": name, "role": role})
 
     # ------------------------------------------------------------------------------------ logs
 

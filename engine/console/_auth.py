@@ -168,6 +168,36 @@ async def list_users(store: Any) -> list[dict[str, Any]]:
     return [{"name": r["name"], "role": r["role"], "must_change_password": bool(r["must_change"])} for r in rows]
 
 
+async def delete_user(store: Any, name: str) -> None:
+    """Remove a user; their sessions end with them (foreign key cascade). KeyError if unknown."""
+    if not await store.fetchone("SELECT name FROM console_users WHERE name = ?", (name,)):
+        raise KeyError(name)
+    await store.write_many([("DELETE FROM console_sessions WHERE user = ?", (name,)),
+                            ("DELETE FROM console_users WHERE name = ?", (name,))])  # fmt: skip
+
+
+async def set_role(store: Any, name: str, role: str) -> None:
+    _check_role(role)
+    if not await store.fetchone("SELECT name FROM console_users WHERE name = ?", (name,)):
+        raise KeyError(name)
+    await store.write("UPDATE console_users SET role = ? WHERE name = ?", (role, name))
+
+
+async def list_tokens(store: Any) -> list[dict[str, Any]]:
+    """Tokens by name and role; ``id`` (the first 12 hex digits of the hash) names one for revoking."""
+    rows = await store.fetchall("SELECT token_hash, name, role, created FROM console_tokens ORDER BY created")
+    return [{"id": r["token_hash"][:12], "name": r["name"], "role": r["role"], "created": r["created"]} for r in rows]
+
+
+async def revoke_token(store: Any, token_id: str) -> None:
+    if not re.fullmatch(r"[0-9a-f]{12}", token_id):
+        raise KeyError(token_id)
+    rows = await store.fetchall("SELECT token_hash FROM console_tokens WHERE substr(token_hash, 1, 12) = ?", (token_id,))
+    if len(rows) != 1:
+        raise KeyError(token_id)
+    await store.write("DELETE FROM console_tokens WHERE token_hash = ?", (rows[0]["token_hash"],))
+
+
 async def ensure_first_admin(store: Any) -> str | None:
     """On a first start (no console user at all) create ``admin`` and announce its one-time password."""
     if await store.fetchone("SELECT name FROM console_users LIMIT 1"):

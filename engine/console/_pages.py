@@ -13,12 +13,23 @@ from typing import Any
 
 from .._model import AgentState
 from ..abc import EngineAPI
-from ._auth import ROLES, Authenticator, AuthError, Principal, add_user, list_users
-from ._html import Markup, csrf_field, esc, join, page, table, tag
+from ._auth import (
+    ROLES,
+    Authenticator,
+    AuthError,
+    Principal,
+    add_user,
+    delete_user,
+    list_tokens,
+    list_users,
+    revoke_token,
+    set_role,
+)
+from ._html import Markup, csrf_field, esc, join, page, post_button, table, tag
 from ._charts import calls_per_hour
 from ._http import HttpError, Request, Response, Router, redirect
 from ._logs import RingLogHandler
-from ._pages_common import INTERACTION_HEADERS, interaction_row, member_summary, safe_next, seconds, state_buttons
+from ._pages_common import INTERACTION_HEADERS, clock, interaction_row, member_summary, safe_next, seconds, state_buttons
 from ._pages_desk import DeskPages
 from ._pages_ops import OperationsPages
 
@@ -59,6 +70,8 @@ class Pages(DeskPages, OperationsPages):
         add("GET", "/plugins", self.plugins, role="admin", page=True)
         add("GET", "/users", self.users, role="admin", page=True)
         add("POST", "/users", self.create_user, role="admin", page=True)
+        add("POST", "/users/{name}/{action}", self.user_action, role="admin", page=True)
+        add("POST", "/tokens/{token}/revoke", self.revoke, role="admin", page=True)
         add("GET", "/desk", self.desk, role="agent", page=True)
         add("GET", "/wallboard", self.wallboard, role="supervisor", page=True)
         add("GET", "/reports", self.reports, role="supervisor", page=True)
@@ -238,21 +251,64 @@ class Pages(DeskPages, OperationsPages):
 
     async def users(self, request: Request, created: tuple[str, str] | None = None, message: str = "") -> Response:
         principal: Principal = request.principal
-        rows = [[u["name"], u["role"], "yes" if u["must_change_password"] else "no"] for u in await list_users(self.auth.store)]
         options = "".join(f'<option value="{esc(r)}">{esc(r)}</option>' for r in ROLES)
+        rows = []
+        for user in await list_users(self.auth.store):
+            name = user["name"]
+            path = "/users/" + urllib.parse.quote(name, safe="")
+            controls: Any = "(you)"
+            if name != principal.name:
+                choices = "".join(
+                    f'<option value="{esc(r)}"{" selected" if r == user["role"] else ""}>{esc(r)}</option>' for r in ROLES
+                )
+                controls = join([
+                    Markup(f'<form method="post" action="{esc(path)}/role" class="inline">{csrf_field(principal.csrf)}'
+                           f'<select name="role">{choices}</select><button type="submit">Set role</button></form>'),
+                    post_button(f"{path}/delete", "Delete", principal.csrf),
+                ])  # fmt: skip
+            rows.append([name, user["role"], "yes" if user["must_change_password"] else "no", controls])
+        token_rows = [
+            [t["id"], t["name"], t["role"], clock(t["created"]), post_button(f"/tokens/{t['id']}/revoke", "Revoke", principal.csrf)]
+            for t in await list_tokens(self.auth.store)
+        ]
         body = join(
             [
                 tag("p", f"One-time password for {created[0]}: ", tag("code", created[1]), class_="notice") if created else "",
                 tag("p", message, class_="error", role="alert") if message else "",
-                table(["user", "role", "must change password"], rows, id="users"),
+                table(["user", "role", "must change password", ""], rows, id="users"),
                 Markup(
                     f'<form method="post" action="/users" class="card">{csrf_field(principal.csrf)}'
                     '<label>New user <input name="name" required maxlength="64" pattern="[A-Za-z0-9_.@-]+"></label>'
                     f'<label>Role <select name="role">{options}</select></label><button type="submit">Add user</button></form>'
                 ),
+                tag("h2", "API tokens"),
+                tag("p", "Make one with ", tag("code", "centralita token add NAME --role ROLE"), ".", class_="muted"),
+                table(["id", "name", "role", "created (UTC)", ""], token_rows, id="tokens"),
             ]
         )
         return page("Users", body, principal=principal, page_id="users", status=400 if message else 200)
+
+    async def user_action(self, request: Request) -> Response:
+        principal: Principal = request.principal
+        name, action = request.path_params["name"], request.path_params["action"]
+        if name == principal.name:
+            return await self.users(request, message="Ask another admin to change or delete your own account.")
+        try:
+            if action == "delete":
+                await delete_user(self.auth.store, name)
+            elif action == "role":
+                await set_role(self.auth.store, name, (await request.form()).get("role", ""))
+            else:
+                raise HttpError(404, "unknown action")
+        except ValueError as exc:
+            return await self.users(request, message=str(exc))
+        log.info("console user %s: %s by %s", name, action, principal.name)
+        return redirect("/users")
+
+    async def revoke(self, request: Request) -> Response:
+        await revoke_token(self.auth.store, request.path_params["token"])
+        log.info("console token %s revoked by %s", request.path_params["token"], request.principal.name)
+        return redirect("/users")
 
     async def create_user(self, request: Request) -> Response:
         form = await request.form()

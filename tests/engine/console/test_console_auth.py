@@ -150,3 +150,32 @@ async def test_admin_creates_user_and_token_through_api(console):
     async with console.client(headers={"authorization": f"Bearer {token}"}) as client:
         assert (await client.get("/api/v1/cdr")).status_code == 200
         assert (await client.get("/api/v1/users")).status_code == 403
+
+
+async def test_admin_revokes_tokens_deletes_users_and_changes_roles_with_immediate_effect(console):
+    victim_token = await console.token("supervisor", "grafana")
+    sup_client, _ = await console.logged_in("sue", "supervisor")
+    admin_client, admin_csrf = await console.logged_in("root", "admin")
+    h = {"x-csrf-token": admin_csrf}
+    async with contextlib.aclosing(sup_client), contextlib.aclosing(admin_client):
+        assert (await sup_client.get("/api/v1/status")).status_code == 200
+        # role change: sue becomes an agent and loses the supervisor routes on her next request
+        r = await admin_client.post("/api/v1/users/sue/role", json={"role": "agent"}, headers=h)
+        assert r.status_code == 200
+        assert (await sup_client.get("/api/v1/status")).status_code == 403
+        assert (await admin_client.post("/api/v1/users/sue/role", json={"role": "god"}, headers=h)).status_code == 400
+        # deleting sue ends her session at once
+        assert (await admin_client.delete("/api/v1/users/sue", headers=h)).status_code == 200
+        assert (await sup_client.get("/api/v1/agents")).status_code == 401
+        assert (await admin_client.delete("/api/v1/users/sue", headers=h)).status_code == 404
+        assert (await admin_client.delete("/api/v1/users/root", headers=h)).status_code == 409
+        assert (await admin_client.delete("/api/v1/users/admin")).status_code == 403  # no CSRF token
+        # tokens: listed without secrets, revoked by id
+        tokens = (await admin_client.get("/api/v1/tokens")).json()
+        assert all(set(t) == {"id", "name", "role", "created"} for t in tokens)
+        grafana = next(t for t in tokens if t["name"] == "grafana")
+        async with console.client(headers={"authorization": f"Bearer {victim_token}"}) as bearer:
+            assert (await bearer.get("/api/v1/status")).status_code == 200
+            assert (await admin_client.delete(f"/api/v1/tokens/{grafana['id']}", headers=h)).status_code == 200
+            assert (await bearer.get("/api/v1/status")).status_code == 401
+        assert (await admin_client.delete("/api/v1/tokens/zzzz", headers=h)).status_code == 404

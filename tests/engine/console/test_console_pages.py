@@ -171,3 +171,20 @@ async def test_logs_page_does_not_show_the_one_time_password(make_console, tmp_p
         records = console.server.logs.query(text="one-time password")
         assert records and all(console.admin_password not in r.message for r in records)
         assert "[redacted]" in records[0].message
+
+
+async def test_users_page_revokes_a_token_and_deletes_a_user(console):
+    token = await console.token("agent", "kiosk")
+    await _new_user(console, "temp", "agent")
+    admin, _ = await console.logged_in("boss", "admin")
+    async with contextlib.aclosing(admin):
+        page = await admin.get("/users")
+        csrf = _csrf(page.text)
+        revoke = re.search(r'action="(/tokens/[0-9a-f]{12}/revoke)"', page.text).group(1)
+        assert (await admin.post(revoke, data={"csrf_token": csrf})).status_code == 303
+        assert (await admin.post("/users/temp/delete", data={"csrf_token": csrf})).status_code == 303
+        assert (await admin.post("/users/boss/delete", data={"csrf_token": csrf})).status_code == 400
+        page = await admin.get("/users")
+        assert ">temp<" not in page.text and "kiosk" not in page.text
+    async with console.client(headers={"authorization": f"Bearer {token}"}) as gone:
+        assert (await gone.get("/api/v1/agents")).status_code == 401
