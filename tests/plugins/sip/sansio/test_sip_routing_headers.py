@@ -134,3 +134,15 @@ def test_public_api_is_pinned() -> None:
     assert PINNED_API <= set(sansio.__all__)
     assert all(hasattr(sansio, name) for name in sansio.__all__)
     assert len(sansio.__all__) == len(set(sansio.__all__))
+
+
+def test_importing_the_core_pulls_in_no_io() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[4]
+    code = ("import sys, plugins.sip.sansio; "
+            "print(sorted(m for m in ('trio', 'socket', 'asyncio', 'selectors', 'engine') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
