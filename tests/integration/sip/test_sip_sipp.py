@@ -264,3 +264,27 @@ async def test_originate_rings_a_registered_phone_and_api_hangup_ends_it(sip_eng
             await engine.interaction_action(interaction.id, "hangup", {})
         assert phone[0].returncode == 0, describe(phone[0])
         assert interaction.state.value == "ended"
+
+
+async def test_agent_blind_transfer_with_refer(sip_engine) -> None:
+    caller_port, alice_port, bob_port = free_udp_port(), free_udp_port(), free_udp_port()
+    users = USERS + '\n[[sip.users]]\nname = "1002"\npassword = "b0b"\n'
+    async with sip_engine(CONTACT_CENTER, sip=users + caller_trunk(caller_port)) as (engine, channel):
+        target = f"127.0.0.1:{channel.bound[0].port}"
+        await register_agent(channel, alice_port)
+        registered = await run_sipp(
+            [target, "-sf", str(SCENARIOS / "register_digest.xml"), "-s", "1002", "-au", "1002", "-ap", "b0b",
+             "-i", "127.0.0.1", "-p", str(bob_port), "-m", "1"]
+        )
+        assert registered.returncode == 0, describe(registered)
+        results: dict = {}
+        async with trio.open_nursery() as nursery:
+
+            async def run(name: str, args: list[str]) -> None:
+                results[name] = await run_sipp(args)
+
+            nursery.start_soon(run, "alice", [target, "-sf", str(SCENARIOS / "agent_refer.xml"), "-i", "127.0.0.1", "-p", str(alice_port), "-m", "1"])
+            nursery.start_soon(run, "bob", [target, "-sn", "uas", "-i", "127.0.0.1", "-p", str(bob_port), "-m", "1"])
+            await run("caller", [target, "-sf", str(SCENARIOS / "caller_transferred.xml"), "-s", "200", "-i", "127.0.0.1", "-p", str(caller_port), "-m", "1"])
+        for name in ("caller", "alice", "bob"):
+            assert results[name].returncode == 0, f"{name}: " + describe(results[name])
