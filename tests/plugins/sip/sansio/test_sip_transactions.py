@@ -149,6 +149,8 @@ def test_server_invite_failure_timer_g_until_ack_then_timer_i() -> None:
     ack = make_request("ACK", branch=request.via[0].branch)
     assert txn.receive_request(ack, 5.1) == []
     assert txn.state is S.CONFIRMED
+    # Timer I absorbs ACK and INVITE retransmissions: nothing is sent, nothing reaches the TU.
+    assert txn.receive_request(ack, 6.0) == [] and txn.receive_request(request, 6.1) == []
     assert [(t, type(a).__name__) for t, a in drive(txn, 100.0)] == [(5.1 + T.t4, "TransactionTerminated")]
 
 
