@@ -288,3 +288,20 @@ async def test_agent_blind_transfer_with_refer(sip_engine) -> None:
             await run("caller", [target, "-sf", str(SCENARIOS / "caller_transferred.xml"), "-s", "200", "-i", "127.0.0.1", "-p", str(caller_port), "-m", "1"])
         for name in ("caller", "alice", "bob"):
             assert results[name].returncode == 0, f"{name}: " + describe(results[name])
+
+
+async def test_early_media_from_the_agent_reaches_the_caller(sip_engine) -> None:
+    caller_port, agent_port = free_udp_port(), free_udp_port()
+    async with sip_engine(CONTACT_CENTER, sip=USERS + caller_trunk(caller_port)) as (engine, channel):
+        await register_agent(channel, agent_port)
+        target = f"127.0.0.1:{channel.bound[0].port}"
+        results: dict = {}
+        async with trio.open_nursery() as nursery:
+
+            async def agent() -> None:
+                results["agent"] = await run_sipp([target, "-sf", str(SCENARIOS / "agent_early_media.xml"), "-i", "127.0.0.1", "-p", str(agent_port), "-m", "1"])
+
+            nursery.start_soon(agent)
+            results["caller"] = await run_sipp([target, "-sf", str(SCENARIOS / "caller_early_media.xml"), "-s", "200", "-i", "127.0.0.1", "-p", str(caller_port), "-m", "1"])
+        for name in ("caller", "agent"):
+            assert results[name].returncode == 0, f"{name}: " + describe(results[name])
