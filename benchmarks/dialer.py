@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import resource
 import statistics
 import sys
 import time
@@ -51,7 +52,7 @@ def _progressive(job):
 
 def _fixed(job):
     agents, rate, duration, seeds = job
-    ratio, runs = best_fixed_ratio(scenario(agents, rate, duration), seeds=seeds, steps=7)
+    ratio, runs = best_fixed_ratio(scenario(agents, rate, duration), seeds=seeds, high=8.0, steps=7)
     return job, ratio, statistics.mean(r.utilization for r in runs), max(r.abandon_rate for r in runs)
 
 
@@ -63,7 +64,7 @@ def _fixed_on(job):
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--duration", type=float, default=14400.0, help="simulated seconds per run")
+    parser.add_argument("--duration", type=float, default=10800.0, help="simulated seconds per run")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args(argv)
@@ -76,12 +77,12 @@ def main(argv=None) -> int:
         prog = pool.map_async(_progressive, [(a, r, args.duration, s) for a, r in grid for s in seeds])
         fixed = pool.map_async(_fixed, [(a, r, args.duration, tuple(seeds)) for a, r in grid]
                                + [(20, drift, args.duration, tuple(seeds)),
-                                  (20, 0.275, args.duration, tuple(seeds)),
-                                  (20, 0.15, args.duration, tuple(seeds))])
+                                  (20, 0.275, args.duration, tuple(seeds))])
         drift_pred = pool.map_async(_predictive, [(20, drift, args.duration, s) for s in seeds])
         pred, prog, fixed, drift_pred = pred.get(), prog.get(), fixed.get(), drift_pred.get()
-        ratios = {(job[0], job[1] if not isinstance(job[1], list) else "drift"): ratio for job, ratio, _, _ in fixed}
-        tuned = {"steady_average_27.5%": ratios[(20, 0.275)], "steady_end_15%": ratios[(20, 0.15)]}
+        grid_fixed, (drift_fixed_best, average_fixed) = fixed[:len(grid)], fixed[len(grid):]
+        end_fixed = grid_fixed[grid.index((20, 0.15))]
+        tuned = {"steady_average_27.5%": average_fixed[1], "steady_end_15%": end_fixed[1]}
         drift_fixed = pool.map(_fixed_on, [(20, drift, args.duration, s, ratio)
                                            for ratio in tuned.values() for s in seeds])
     out: dict = {"method": "engine.dialing.simulate on a virtual clock; talk exp(180 s), answer after U(4,20) s, "
@@ -91,7 +92,7 @@ def main(argv=None) -> int:
     for agents, rate in grid:
         p = [(u, a) for job, u, a in pred if job[:2] == (agents, rate)]
         q = [(u, a) for job, u, a in prog if job[:2] == (agents, rate)]
-        (_, ratio, fixed_util, fixed_abandon), = [f for f in fixed if f[0][:2] == (agents, rate)]
+        _, ratio, fixed_util, fixed_abandon = grid_fixed[grid.index((agents, rate))]
         out["grid"][f"{agents}_agents_{int(rate * 100)}pct"] = {
             "predictive_utilization_mean": round(statistics.mean(u for u, _ in p), 4),
             "predictive_utilization_min": round(min(u for u, _ in p), 4),
@@ -102,7 +103,7 @@ def main(argv=None) -> int:
             "best_fixed_utilization": round(fixed_util, 4),
             "best_fixed_abandon_max": round(fixed_abandon, 4),
         }
-    (_, drift_ratio, drift_fixed_util, drift_fixed_abandon), = [f for f in fixed if isinstance(f[0][1], list)]
+    _, drift_ratio, drift_fixed_util, drift_fixed_abandon = drift_fixed_best
     out["drift_40_to_15pct_20_agents"] = {
         "predictive_utilization_mean": round(statistics.mean(u for _, u, _ in drift_pred), 4),
         "predictive_abandon_max": round(max(a for _, _, a in drift_pred), 4),
@@ -116,6 +117,8 @@ def main(argv=None) -> int:
             for name, ratio in tuned.items()},
     }
     out["wall_seconds"] = round(time.perf_counter() - started, 1)
+    out["cpu_seconds_all_processes"] = round(
+        time.process_time() + resource.getrusage(resource.RUSAGE_CHILDREN).ru_utime, 1)
     print(json.dumps(out))
     return 0
 
