@@ -76,14 +76,14 @@ def free_udp_port() -> int:
         return s.getsockname()[1]
 
 
-def answer(request: str, *, sdp: str = "") -> bytes:
+def answer(request: str, contact: tuple[str, int], *, sdp: str = "") -> bytes:
     """A 200 OK mirroring the request's dialog headers."""
     lines = request.split("\r\n")
     keep = [l for l in lines[1:] if re.match(r"(?i)(via|from|call-id|cseq):", l)]
     to = next(l for l in lines if re.match(r"(?i)to:", l))
     if ";tag=" not in to:
         to += ";tag=media-test"
-    head = ["SIP/2.0 200 OK", *keep, to, "Contact: <sip:media@127.0.0.1>"]
+    head = ["SIP/2.0 200 OK", *keep, to, f"Contact: <sip:media@{contact[0]}:{contact[1]}>"]
     if sdp:
         head.append("Content-Type: application/sdp")
     head.append(f"Content-Length: {len(sdp)}")
@@ -130,9 +130,9 @@ async def test_sipp_plays_digits_and_g711a_into_a_recorded_bridge(nursery, tmp_p
                 sdp = (f"v=0\r\no=media 1 1 IN IP4 {host}\r\ns=-\r\nc=IN IP4 {host}\r\nt=0 0\r\n"
                        f"m=audio {port} RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\n"
                        f"a=rtpmap:101 telephone-event/8000\r\n")
-                await sip.sendto(answer(text, sdp=sdp), peer)
+                await sip.sendto(answer(text, sip.getsockname(), sdp=sdp), peer)
             elif text.startswith("BYE"):
-                await sip.sendto(answer(text), peer)
+                await sip.sendto(answer(text, sip.getsockname()), peer)
                 done.set()
 
     bye = trio.Event()
