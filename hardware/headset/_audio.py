@@ -6,9 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
-__all__ = ["AudioBackend", "audio_backend", "resample"]
+__all__ = ["AudioBackend", "audio_backend"]
 
 INSTALL_HINT = "apt-get install libportaudio2"
 
@@ -64,15 +62,3 @@ def audio_backend() -> AudioBackend:
         else:
             _BACKEND = AudioBackend(sounddevice)
     return _BACKEND
-
-
-def resample(samples: np.ndarray, rate_in: int, rate_out: int, count_out: int) -> np.ndarray:
-    """One 20 ms block from ``rate_in`` to ``rate_out`` (``count_out`` samples). Integer down-ratios
-    average each group (a box filter: cheap anti-aliasing); anything else interpolates linearly."""
-    if rate_in == rate_out:
-        return samples.astype(np.int16, copy=False)
-    if rate_in > rate_out and rate_in % rate_out == 0 and len(samples) == count_out * (rate_in // rate_out):
-        grouped = samples.astype(np.int32).reshape(count_out, rate_in // rate_out)
-        return grouped.mean(axis=1).astype(np.int16)
-    positions = np.linspace(0, len(samples) - 1, count_out)
-    return np.interp(positions, np.arange(len(samples)), samples.astype(np.float64)).astype(np.int16)

@@ -22,7 +22,9 @@ import trio
 
 from engine.abc import Capability, Device, DeviceHealth, DeviceSpec
 
-from ._audio import audio_backend, resample
+from engine.media import Resampler
+
+from ._audio import audio_backend
 
 __all__ = ["Headset"]
 
@@ -51,11 +53,16 @@ class Headset(Device):
         self._frames_send, self._frames = trio.open_memory_channel[np.ndarray](self.buffer_frames)
         self._playout: collections.deque[bytes] = collections.deque()
         self._captured = np.zeros(0, dtype=np.int16)
+        # Streaming windowed-sinc resamplers (engine.media): no clicks at block edges, DTMF intact.
+        self._down = Resampler(self.rate, 8000)
+        self._up = Resampler(8000, self.rate)
         self.counters = {"captured_frames": 0, "captured_dropped": 0, "played_blocks": 0, "underruns": 0,
                          "playout_dropped": 0, "callback_errors": 0, "status_flags": 0, "opens": 0, "unplugs": 0}
         self._closed = False
         self._stream: Any = None
-        self._tick = trio.Event()  # set once per PortAudio callback (from the trio thread)
+        self._tick = trio.Event()  # set once per batch of PortAudio callbacks (from the trio thread)
+        self._capture: collections.deque[bytes] = collections.deque()
+        self._wakeup_pending = False
 
     # ------------------------------------------------------------------ Device
     def health(self) -> DeviceHealth:
@@ -92,8 +99,20 @@ class Headset(Device):
         if len(self._playout) >= self.buffer_frames:
             self.counters["playout_dropped"] += 1
             return
-        block = resample(np.asarray(pcm, dtype=np.int16), 8000, self.rate, self.block)
-        self._playout.append(block.astype("<i2").tobytes())
+        block = self._up.process(np.asarray(pcm, dtype=np.int16))
+        if len(block):
+            self._playout.append(block.astype("<i2").tobytes())
+
+    # ---- engine.media Source/Sink: room.join("agent", headset, headset)
+    def read_frame(self) -> np.ndarray | None:
+        """What the agent said in the last 20 ms, or silence when nothing is buffered."""
+        try:
+            return self._frames.receive_nowait()
+        except trio.WouldBlock:
+            return np.zeros(FRAME, dtype=np.int16)
+
+    def write_frame(self, frame: np.ndarray) -> None:
+        self.send_frame_nowait(frame)
 
     # ------------------------------------------------------------------ PortAudio side
     def _callback(self, indata: Any, outdata: Any, frames: int, time: Any, status: Any) -> None:
@@ -101,23 +120,35 @@ class Headset(Device):
         try:
             if status:
                 self.counters["status_flags"] += 1
-            try:
-                self._token.run_sync_soon(self._deliver, bytes(indata))
-            except trio.RunFinishedError:
-                pass
+            # Captured audio goes into a bounded deque; trio is woken at most once per batch, so a
+            # device faster than real time (ALSA's null PCM) cannot flood trio's run_sync_soon queue.
+            if len(self._capture) >= self.buffer_frames:
+                self.counters["captured_dropped"] += 1
+            else:
+                self._capture.append(bytes(indata))
+            if not self._wakeup_pending:
+                self._wakeup_pending = True
+                try:
+                    self._token.run_sync_soon(self._deliver)
+                except trio.RunFinishedError:
+                    pass
             wanted = len(outdata)
-            try:
-                block = self._playout.popleft()
-            except IndexError:
-                block = b""
-                self.counters["underruns"] += 1
+            block = b""
+            while len(block) < wanted:
+                try:
+                    block += self._playout.popleft()
+                except IndexError:
+                    break
+            if len(block) > wanted:
+                self._playout.appendleft(block[wanted:])  # this thread is the only consumer
+                block = block[:wanted]
+            if len(block) < wanted:
+                if not block:
+                    self.counters["underruns"] += 1
+                block += b"\x00" * (wanted - len(block))
             else:
                 self.counters["played_blocks"] += 1
-            if len(block) >= wanted:
-                outdata[:] = block[:wanted]
-            else:
-                outdata[: len(block)] = block
-                outdata[len(block) :] = b"\x00" * (wanted - len(block))
+            outdata[:] = block
         except Exception:
             self.counters["callback_errors"] += 1
 
@@ -126,16 +157,25 @@ class Headset(Device):
         while self._playout:
             await self._tick.wait()
 
-    def _deliver(self, raw: bytes) -> None:
+    def _deliver(self) -> None:
         # Runs in the trio thread via run_sync_soon: must never raise (TrioInternalError otherwise).
+        self._wakeup_pending = False  # cleared before draining: a block appended meanwhile re-arms it
+        self._tick.set()
+        self._tick = trio.Event()
+        # Only what is there now: a device faster than real time must not keep trio in here forever.
+        for _ in range(len(self._capture)):
+            try:
+                raw = self._capture.popleft()
+            except IndexError:
+                return
+            self._convert(raw)
+
+    def _convert(self, raw: bytes) -> None:
         try:
-            self._tick.set()
-            self._tick = trio.Event()
-            samples = np.frombuffer(raw, dtype="<i2")
+            samples = self._down.process(np.frombuffer(raw, dtype="<i2"))
             self._captured = np.concatenate((self._captured, samples)) if len(self._captured) else samples
-            while len(self._captured) >= self.block:
-                chunk, self._captured = self._captured[: self.block], self._captured[self.block :]
-                frame = resample(chunk, self.rate, 8000, FRAME)
+            while len(self._captured) >= FRAME:
+                frame, self._captured = self._captured[:FRAME].copy(), self._captured[FRAME:]
                 try:
                     self._frames_send.send_nowait(frame)
                     self.counters["captured_frames"] += 1

@@ -101,7 +101,8 @@ class VoiceCall:
         #: Set once the driver has put the line back on hook: the line can take the next call.
         self.released = trio.Event()
         self.end_reason = ""
-        self.stats = {"frames_received": 0, "frames_dropped": 0, "frames_sent": 0, "digits": 0, "line_events": 0}
+        self.stats = {"frames_received": 0, "frames_dropped": 0, "frames_sent": 0, "digits": 0, "line_events": 0,
+                      "receive_underruns": 0, "transmit_dropped": 0}
         self.line_events: list[str] = []
 
     # called from the reader task (synchronously); must never raise
@@ -133,6 +134,29 @@ class VoiceCall:
         self.ended.set()
         self._frames_send.close()
         self._digits_send.close()
+
+    # ---- engine.media Source/Sink: join a conference with room.join("caller", call, call)
+    def read_frame(self) -> np.ndarray | None:
+        """Pulled every 20 ms by the media clock: the next frame from the line, silence if none has
+        arrived yet (counted), None once the call has ended."""
+        try:
+            return self._frames.receive_nowait()
+        except trio.WouldBlock:
+            self.stats["receive_underruns"] += 1
+            return np.zeros(FRAME_SAMPLES, dtype=np.int16)
+        except (trio.EndOfChannel, trio.ClosedResourceError):
+            return None
+
+    def write_frame(self, frame: np.ndarray) -> None:
+        """Pushed every 20 ms by the media clock: queue ``frame`` for the line. Never blocks; a full
+        queue (the modem stopped taking audio) drops the frame and counts it."""
+        if self.ended.is_set():
+            return
+        wire = shield(_g711.encode(frame, self.format.fmt))
+        try:
+            self.modem._transmit_send.send_nowait((self, wire))
+        except trio.WouldBlock:
+            self.stats["transmit_dropped"] += 1
 
     async def receive_frame(self) -> np.ndarray:
         """The next 20 ms frame; raises :class:`trio.EndOfChannel` once the call has ended."""
@@ -191,6 +215,8 @@ class VoiceModem(SerialDevice):
         self._stream_ended = trio.Event()
         self._write_lock = trio.Lock()
         self._hangup_send, self._hangup_requests = trio.open_memory_channel[VoiceCall](8)
+        # Frames from the media clock (write_frame) on their way to the serial port: ~0.5 s at most.
+        self._transmit_send, self._transmit_queue = trio.open_memory_channel[tuple[VoiceCall, bytes]](25)
         self.counters.update({"calls_in": 0, "calls_out": 0, "resyncs": 0, "resets": 0, "rings": 0,
                               "unknown_dle_codes": 0, "caller_id_errors": 0})
 
@@ -252,6 +278,7 @@ class VoiceModem(SerialDevice):
             self._set_health(DeviceHealth.OK)
             nursery.start_soon(self._serve_urcs, port)
             nursery.start_soon(self._serve_remote_hangups)
+            nursery.start_soon(self._serve_transmit)
             await self._keepalive(port)
             nursery.cancel_scope.cancel()
 
@@ -401,6 +428,12 @@ class VoiceModem(SerialDevice):
     async def _serve_remote_hangups(self) -> None:
         async for call in self._hangup_requests:
             await self._hangup(call, call.end_reason)
+
+    async def _serve_transmit(self) -> None:
+        async for call, wire in self._transmit_queue:
+            if call is self.call and not call.ended.is_set():
+                await self._send_audio(wire)
+                call.stats["frames_sent"] += 1
 
     async def _send_audio(self, wire: bytes) -> None:
         port = self._require_port()

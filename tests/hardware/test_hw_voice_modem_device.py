@@ -179,3 +179,28 @@ async def test_second_open_of_the_same_port_fails_clearly(nursery, voice_emulato
         await second.wait_health(DeviceHealth.UNHEALTHY)
     assert "already open" in second.health_reason
     assert first.health() is DeviceHealth.OK
+
+
+async def test_the_call_is_a_media_source_and_sink_that_never_blocks(nursery, voice_emulator, start_voice_modem) -> None:
+    from engine.media import Sink, Source
+
+    modem = await start_voice_modem(voice_emulator)
+    nursery.start_soon(voice_emulator.ring, "5551234", "")
+    await next_event(modem, IncomingCall)
+    call = await modem.answer()
+    assert isinstance(call, Source) and isinstance(call, Sink)
+    for start in range(0, len(TONE), 160):  # what the media clock does every 20 ms
+        call.write_frame(TONE[start : start + 160])
+    await voice_emulator.wait_until(lambda e: len(e.received_audio()) >= len(TONE))
+    assert np.abs(voice_emulator.received_audio()[: len(TONE)].astype(np.int32) - TONE).max() < 400
+    for _ in range(100):  # far more than the queue holds, without awaiting: dropped and counted
+        call.write_frame(TONE[:160])
+    assert call.stats["transmit_dropped"] > 0
+    first = call.read_frame()
+    assert first is not None and len(first) == 160
+    await voice_emulator.remote_hangup("b")
+    with trio.fail_after(10):
+        await call.ended.wait()
+    while (frame := call.read_frame()) is not None:
+        assert len(frame) == 160
+    assert call.end_reason == "remote-busy"
