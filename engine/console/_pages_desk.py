@@ -12,6 +12,8 @@ from ._http import HttpError, Request, Response, redirect
 from ._pages_common import interaction_row, state_buttons
 
 MAX_REPLY = 16 * 1024
+#: offered in the disposition box; any other code may be typed
+DISPOSITION_SUGGESTIONS = ("resolved", "not-resolved", "callback", "sale", "no-sale", "wrong-number", "spam")
 
 
 class DeskPages:
@@ -63,15 +65,37 @@ class DeskPages:
             tag("p", f"{item.get('state')} · queue {item.get('queue')} · {item.get('id')}", class_="muted"),
             tag("ol", class_="transcript", aria_live="polite"),
             reply,
+            self._wrapup_forms(principal, item),
             self._desk_button(principal, item, "hangup", "End"),
             class_="conversation",
             data_interaction=str(item.get("id")),
         )
 
+    def _wrapup_forms(self, principal: Principal, item: dict[str, Any]) -> Markup:
+        """Disposition (with a note) and transfer to another queue."""
+        ident = esc(urllib.parse.quote(str(item.get("id")), safe=""))
+        codes = "".join(f'<option value="{esc(c)}">' for c in DISPOSITION_SUGGESTIONS)
+        queues = "".join(
+            f'<option value="{esc(q.get("name"))}">{esc(q.get("name"))}</option>'
+            for q in self.engine.list_queues() if q.get("name") != item.get("queue")
+        )  # fmt: skip
+        forms = [
+            f'<form method="post" action="/desk/{ident}/disposition" class="inline">{csrf_field(principal.csrf)}'
+            f'<input name="disposition" list="disposition-codes-{ident}" placeholder="disposition" required maxlength="64">'
+            f'<datalist id="disposition-codes-{ident}">{codes}</datalist>'
+            '<input name="notes" placeholder="note" maxlength="2000"><button type="submit">Set disposition</button></form>'
+        ]
+        if queues:
+            forms.append(
+                f'<form method="post" action="/desk/{ident}/transfer" class="inline">{csrf_field(principal.csrf)}'
+                f'<select name="queue">{queues}</select><button type="submit">Transfer</button></form>'
+            )
+        return Markup("<div class=\"wrapup\">" + "".join(forms) + "</div>")
+
     async def desk_action(self, request: Request) -> Response:
         principal: Principal = request.principal
         action = request.path_params["action"]
-        if action not in ("accept", "reject", "reply", "hangup"):
+        if action not in ("accept", "reject", "reply", "hangup", "disposition", "transfer"):
             raise HttpError(404, "unknown action")
         interaction = request.path_params["interaction"]
         current = next((i for i in self.engine.list_interactions() if i.get("id") == interaction), None)
@@ -88,6 +112,15 @@ class DeskPages:
             if not text.strip() or len(text) > MAX_REPLY:
                 raise HttpError(400, f"a reply needs 1 to {MAX_REPLY} characters")
             body["text"] = text
+        elif action == "disposition":
+            code = form.get("disposition", "").strip()
+            if not code or len(code) > 64:
+                raise HttpError(400, "a disposition needs 1 to 64 characters")
+            body["disposition"] = code
+            if form.get("notes", "").strip():
+                body["notes"] = form["notes"][:2000]
+        elif action == "transfer":
+            body["queue"] = form.get("queue", "")[:64]
         await self.engine.interaction_action(interaction, action, body)
         return redirect("/desk")
 

@@ -188,3 +188,21 @@ async def test_users_page_revokes_a_token_and_deletes_a_user(console):
         assert ">temp<" not in page.text and "kiosk" not in page.text
     async with console.client(headers={"authorization": f"Bearer {token}"}) as gone:
         assert (await gone.get("/api/v1/agents")).status_code == 401
+
+
+async def test_desk_sets_disposition_with_note_and_transfers(console):
+    console.engine.queues["sales"] = {"name": "sales", "waiting": 0, "members": {}}
+    console.engine.interactions["i1"]["state"] = "active"
+    client, _ = await console.logged_in("alice", "agent")
+    async with contextlib.aclosing(client):
+        desk = await client.get("/desk")
+        csrf = _csrf(desk.text)
+        assert 'action="/desk/i1/disposition"' in desk.text and '<option value="sales">' in desk.text
+        r = await client.post("/desk/i1/disposition", data={"csrf_token": csrf, "disposition": "resolved", "notes": "<b>ok</b>"})
+        assert r.status_code == 303
+        r = await client.post("/desk/i1/disposition", data={"csrf_token": csrf, "disposition": " "})
+        assert r.status_code == 400
+        r = await client.post("/desk/i1/transfer", data={"csrf_token": csrf, "queue": "sales"})
+        assert r.status_code == 303
+    assert console.engine.actions == [("i1", "disposition", {"disposition": "resolved", "notes": "<b>ok</b>"}),
+                                      ("i1", "transfer", {"queue": "sales"})]
