@@ -181,6 +181,9 @@ class ConsoleApp:
     # ---------------------------------------------------------------------------------- plugins
 
     def _plugin_route(self, path: str) -> Any:
+        # the engine's own routes always win: a plugin cannot shadow the API, the login page or assets
+        if path == "/api/v1/events" or any(route.pattern.match(path) for route in self.router.routes):
+            return None
         best = None
         for prefix, route in self.plugin_routes.items():
             if path == prefix.rstrip("/") or path.startswith(prefix if prefix.endswith("/") else prefix + "/"):

@@ -214,3 +214,13 @@ async def test_refused_input_is_logged_escaped(console, caplog):
         assert r.status_code == 400
     refused = [rec.getMessage() for rec in caplog.records if "refused" in rec.getMessage()]
     assert refused and "/api/v1/calls" in refused[-1] and "'to' must be" in refused[-1] and "got an object" in refused[-1]
+
+
+async def test_a_plugin_cannot_shadow_the_engine_routes(tmp_path, make_console):
+    routes = HttpRouteRegistry()
+    routes.add("/api/v1/", _plugin_app, public=True)
+    async with make_console(tmp_path, routes=routes) as console:
+        async with console.client() as anonymous:
+            assert (await anonymous.get("/api/v1/agents")).status_code == 401  # still the engine's, still guarded
+            r = await anonymous.get("/api/v1/plugin-thing")
+            assert r.status_code == 200 and r.text.startswith("/api/v1/plugin-thing")
