@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import errno
 import os
+import random
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -48,6 +49,9 @@ class Recording:
         self.channels = 2 if stereo else 1
         self.on_alarm = on_alarm
         self._flush_bytes = max(1, int(flush_seconds * SAMPLE_RATE)) * 2 * self.channels
+        # The first flush comes after a random 50-100% of the interval, so hundreds of recordings
+        # started together do not all hit the disk on the same media tick every second after.
+        self._next_flush = max(2 * self.channels, int(self._flush_bytes * random.uniform(0.5, 1.0)))
         self._pending: list[bytes] = []
         self._pending_bytes = 0
         self.data_bytes = 0  # bytes of samples safely in the file
@@ -85,7 +89,8 @@ class Recording:
             chunk = np.clip(mixed, -32768, 32767).astype("<i2").tobytes()
         self._pending.append(chunk)
         self._pending_bytes += len(chunk)
-        if self._pending_bytes >= self._flush_bytes:
+        if self._pending_bytes >= self._next_flush:
+            self._next_flush = self._flush_bytes
             self.flush()
 
     def write_frame(self, frame: np.ndarray) -> None:
