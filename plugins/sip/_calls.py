@@ -38,7 +38,7 @@ from engine import Direction, Disposition, Interaction, InteractionKind, Interac
 from engine._events import safe_text
 
 from ._core import ClientTransaction, ServerTransaction, new_tag
-from ._media import MediaLeg
+from ._media import MediaLeg, session_id
 from ._registrar import endpoint_user
 from ._timers import TimerHandle
 from ._transport import Peer
@@ -228,7 +228,7 @@ class CallManager:
             if anchored is not None:
                 call.anchor, sdp = anchored
         if sdp is None:
-            media = MediaSession(self.core.local.get("udp", next(iter(self.core.local.values()))).host, self.channel.sink_port)
+            media = MediaSession(self.core.local.get("udp", next(iter(self.core.local.values()))).host, self.channel.sink_port, session_id=session_id())
             call.media = media
             try:
                 answer, _ = media.answer(leg.remote_sdp) if leg.remote_sdp else (media.make_offer(), None)
@@ -530,7 +530,7 @@ class CallManager:
 
             self._send_in_dialog(other, "INVITE", body=request.body, content_type="application/sdp", on_response=relayed)
             return
-        media = leg.call.media or MediaSession(self.core.local.get("udp", next(iter(self.core.local.values()))).host, self.channel.sink_port)
+        media = leg.call.media or MediaSession(self.core.local.get("udp", next(iter(self.core.local.values()))).host, self.channel.sink_port, session_id=session_id())
         leg.call.media = media
         try:
             answer, _ = media.answer(request.body) if request.body else (media.make_offer(), None)
@@ -714,7 +714,7 @@ class CallManager:
         call = Call(interaction)
         self.calls[interaction.id] = call
         peer, target = peer_target[0]
-        media = MediaSession(self.core.local.get(peer.transport, next(iter(self.core.local.values()))).host, self.channel.sink_port)
+        media = MediaSession(self.core.local.get(peer.transport, next(iter(self.core.local.values()))).host, self.channel.sink_port, session_id=session_id())
         call.media = media
         leg = Leg(call, "agent", peer, agent=body.get("agent"))
         call.agents.append(leg)

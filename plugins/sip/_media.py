@@ -10,6 +10,8 @@ legs; every function here returns None then and the caller falls back to that.
 from __future__ import annotations
 
 import logging
+import random
+import secrets
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -22,6 +24,12 @@ if TYPE_CHECKING:
 __all__ = ["MediaLeg", "media_engine"]
 
 log = logging.getLogger("centralita.sip.media")
+_random = random.Random(secrets.randbits(64))
+
+
+def session_id() -> str:
+    """An SDP o= session id: unique, not secret (a getrandom() call per call is costly on a busy box)."""
+    return str(_random.getrandbits(31))
 
 
 def media_engine(channel: SipChannel) -> Any:
@@ -46,18 +54,22 @@ class MediaLeg:
         media = media_engine(channel)
         if media is None:
             return None
-        probe = MediaSession("127.0.0.1", 9)
-        _, negotiated = probe.answer(offer)
         endpoint = media.allocate(
-            codec=negotiated.codec.name,
-            payload_type=negotiated.codec.payload_type,
-            telephone_event=negotiated.telephone_event_pt,
             name=name,
             on_dtmf=lambda ep, event: on_digit(event.digit, event.duration_ms),
         )
-        host, port = endpoint.local_address[:2]
-        session = MediaSession(host, port)
-        answer, negotiated = session.answer(offer)
+        try:
+            host, port = endpoint.local_address[:2]
+            session = MediaSession(host, port, session_id=session_id())
+            answer, negotiated = session.answer(offer)
+            endpoint.negotiate(
+                codec=negotiated.codec.name,
+                payload_type=negotiated.codec.payload_type,
+                telephone_event=negotiated.telephone_event_pt,
+            )
+        except BaseException:
+            media.release(endpoint)
+            raise
         if negotiated.remote_port and negotiated.remote_address not in ("0.0.0.0", "::"):
             endpoint.set_remote((negotiated.remote_address, negotiated.remote_port))
         return cls(media, endpoint, session), answer.serialize()
@@ -70,7 +82,7 @@ class MediaLeg:
             return None
         endpoint = media.allocate(codec=codec, name=name)
         host, port = endpoint.local_address[:2]
-        session = MediaSession(host, port, codecs=(codec, *(c for c in ("PCMU", "PCMA") if c != codec)))
+        session = MediaSession(host, port, codecs=(codec, *(c for c in ("PCMU", "PCMA") if c != codec)), session_id=session_id())
         return cls(media, endpoint, session), session.make_offer().serialize()
 
     def accept_answer(self, answer: bytes) -> bool:
