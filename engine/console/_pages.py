@@ -76,6 +76,7 @@ class Pages(DeskPages, OperationsPages):
         add("GET", "/wallboard", self.wallboard, role="supervisor", page=True)
         add("GET", "/reports", self.reports, role="supervisor", page=True)
         add("GET", "/logs", self.log_page, role="admin", page=True)
+        add("GET", "/devices", self.devices, role="admin", page=True)
         add("POST", "/desk/{interaction}/{action}", self.desk_action, role="agent", page=True)
 
     # ----------------------------------------------------------------------------------- assets

@@ -85,4 +85,34 @@ class OperationsPages:
         )  # fmt: skip
         return page("Logs", body, principal=request.principal, page_id="logs")
 
+    async def devices(self, request: Request) -> Response:
+        status = self.engine.status()
+        channels = status.get("channels") or {}
+        devices = status.get("devices") or {}
+        channel_rows = [[name, _flatten(stats)] for name, stats in sorted(channels.items())]
+        device_rows = [
+            [name, info.get("health", "") if isinstance(info, dict) else "",
+             _flatten({k: v for k, v in info.items() if k != "health"} if isinstance(info, dict) else info)]
+            for name, info in sorted(devices.items())
+        ]  # fmt: skip
+        body = join(
+            [
+                tag("section", tag("h2", "Channels and lines"),
+                    table(["channel", "state and counters"], channel_rows, id="channels") if channel_rows
+                    else tag("p", "No channel plugin is running.", class_="muted")),
+                tag("section", tag("h2", "Devices"),
+                    table(["device", "health", "details"], device_rows, id="devices") if device_rows
+                    else tag("p", "No [[devices]] configured.", class_="muted")),
+            ]
+        )  # fmt: skip
+        return page("Devices and lines", body, principal=request.principal, page_id="devices")
 
+
+def _flatten(value: object, prefix: str = "") -> str:
+    """Nested statistics as ``key=value`` pairs (escaped later by the table)."""
+    if isinstance(value, dict):
+        parts = [_flatten(v, f"{prefix}{k}.") for k, v in value.items()]
+        return " · ".join(p for p in parts if p)
+    if isinstance(value, list | tuple):
+        return f"{prefix.rstrip('.')}=[{', '.join(map(str, value[:20]))}{', ...' if len(value) > 20 else ''}]"
+    return f"{prefix.rstrip('.')}={value}" if prefix else str(value)

@@ -48,6 +48,8 @@ class FakeEngine(EngineAPI):
             "services": [{"name": "sip", "ready": self.is_ready, "restarts": 1}],
             "interactions": {"offered": 1, "active": 1},
             "bus": {"published": 7, "dropped": 0},
+            "channels": {"sip": {"registrations": 2, "trunks": {"itsp": "registered"}}},
+            "devices": {"line1": {"health": "ok", "model": "<b>USR5637</b>", "signal": 17}},
         }
 
     def ready(self) -> tuple[bool, list[str]]:

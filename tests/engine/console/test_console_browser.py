@@ -70,7 +70,7 @@ def _browser_session(console: Any, agent_password: str) -> dict[str, Any]:
             expect(page.locator("#events")).to_contain_text(XSS)  # shown as text...
             outcome["xss_ran"] = page.evaluate("() => window.__xss === 1")  # ...never run
             page.screenshot(path=str(SCREENSHOTS / "dashboard.png"), full_page=True)
-            for name in ("wallboard", "agents", "queues", "reports", "plugins", "logs", "users"):
+            for name in ("wallboard", "agents", "queues", "reports", "devices", "plugins", "logs", "users"):
                 page.goto(f"/{name}")
                 page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
             outcome["dialogs"] = dialogs

@@ -206,3 +206,12 @@ async def test_desk_sets_disposition_with_note_and_transfers(console):
         assert r.status_code == 303
     assert console.engine.actions == [("i1", "disposition", {"disposition": "resolved", "notes": "<b>ok</b>"}),
                                       ("i1", "transfer", {"queue": "sales"})]
+
+
+async def test_devices_page_shows_channels_and_devices_escaped(console):
+    admin, _ = await console.logged_in("tech2", "admin")
+    async with contextlib.aclosing(admin):
+        r = await admin.get("/devices")
+        assert r.status_code == 200
+        assert "trunks.itsp=registered" in r.text and "registrations=2" in r.text
+        assert "model=&lt;b&gt;USR5637&lt;/b&gt;" in r.text and "signal=17" in r.text
