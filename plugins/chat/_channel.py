@@ -37,6 +37,8 @@ class VisitorConnection:
     outgoing: trio.MemorySendChannel[str]
     closed: trio.Event = field(default_factory=trio.Event)
     close_reason: str = ""
+    #: Called once when the connection is given up (detach it from its session, count why).
+    on_close: Any = None
 
     def push(self, text: str) -> None:
         """Queue a frame; a visitor whose queue is full is not reading: close them."""
@@ -51,6 +53,8 @@ class VisitorConnection:
         if not self.closed.is_set():
             self.close_reason = reason
             self.closed.set()
+            if self.on_close is not None:
+                self.on_close(self)
 
 
 @dataclass(eq=False)

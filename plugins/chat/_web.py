@@ -78,8 +78,18 @@ class ChatWeb:
         channel = self.channel
         settings = channel.settings
         outgoing, frames = trio.open_memory_channel[str](64)
-        connection = VisitorConnection(outgoing)
         session: VisitorSession | None = None
+
+        def given_up(conn: VisitorConnection) -> None:
+            # Detach at once: a socket whose send is stuck in the server's (shielded) write must not
+            # keep receiving broadcasts while the kernel still holds the TCP connection.
+            if session is not None:
+                session.connections.discard(conn)
+            if conn.close_reason.startswith("not reading"):
+                channel.counters["closed_not_reading"] += 1
+                log.info("chat: visitor socket given up: %s", conn.close_reason)
+
+        connection = VisitorConnection(outgoing, on_close=given_up)
         violations = 0
         channel.counters["connections"] += 1
         channel.counters["open"] += 1
@@ -160,7 +170,6 @@ class ChatWeb:
                     connection.close("visitor connection broken")
                     return
             if scope.cancelled_caught:
-                self.channel.counters["closed_not_reading"] += 1
                 connection.close("not reading (send timed out)")
                 return
 

@@ -82,3 +82,34 @@ async def test_invalid_json_floods_and_oversize_are_refused_then_the_socket_clos
         await other.send_json({"type": "message", "text": "hola"})
         assert (await other.receive("message"))["text"] == "hola"
         await other.aclose()
+
+
+async def test_a_visitor_who_never_reads_is_disconnected_and_nothing_is_lost(tmp_path: Path, chat_config: str, ws_client) -> None:
+    async with open_test_engine(chat_config, plugins=[chat_plugin], data_dir=tmp_path) as engine:
+        channel = engine.channels["chat"]
+        visitor, welcome = await _hello(ws_client, engine.console.url)
+        await visitor.send_json({"type": "message", "text": "send me everything"})
+        with trio.fail_after(20):
+            while not engine.interactions:
+                await trio.sleep(0.02)
+        (interaction,) = engine.interactions.values()
+        # The visitor stops reading; the agent keeps writing long answers until the socket fills up.
+        big = "x" * 60_000
+        with trio.fail_after(60):
+            sent = 0
+            while channel.counters["closed_not_reading"] == 0:
+                await channel.send_message(interaction, f"{sent} {big}")
+                sent += 1
+                await trio.sleep(0)  # let the outbox and the socket pump run
+        assert channel.counters["closed_not_reading"] == 1
+        session = next(iter(channel.sessions.values()))
+        assert session.connections == set()  # no more frames are queued for the stuck socket
+        await visitor.aclose()
+        # Everything the agent wrote is stored; a reconnect gets it as history.
+        with trio.fail_after(30):
+            while await channel.messages.pending_count():
+                await trio.sleep(0.02)
+        again, welcome2 = await _hello(ws_client, engine.console.url, welcome["token"])
+        outbound = [m for m in welcome2["history"] if m["direction"] == "outbound"]
+        assert len(outbound) == sent
+        await again.aclose()
