@@ -15,7 +15,7 @@ from typing import Any
 
 import trio
 
-from . import _sdnotify
+from . import _sdnotify, reporting
 from ._bus import EventBus
 from ._config import Config
 from ._acd import AGENT_QUEUE_PREFIX, Acd
@@ -101,6 +101,7 @@ class Engine(EngineAPI):
         self.demo = demo
         self.demo_rate = 6.0  # simulated arrivals per minute
         self.store: Store | None = None
+        self.queue_log: reporting.QueueLog
         self.console: Any = None
         self.accepting = False
         self.started_at: float | None = None
@@ -135,11 +136,14 @@ class Engine(EngineAPI):
         self.hooks.register("centralita_register_migrations", migrations, required=self.config.plugins.required)
         from . import console
 
-        for migration in [*console.MIGRATIONS, *DIALER_MIGRATIONS, *VOICEMAIL_MIGRATIONS]:
+        for migration in [*console.MIGRATIONS, *DIALER_MIGRATIONS, *VOICEMAIL_MIGRATIONS, *reporting.MIGRATIONS]:
             migrations.add(migration)
         async with open_store(self.config.data_dir / "centralita.db", migrations.migrations) as store:
             self.store = store
+            self.queue_log = reporting.QueueLog(store)
+            self.bus.add_listener(self.queue_log.listener)
             async with trio.open_nursery() as nursery:
+                await self.supervisor.start(nursery, self.queue_log, name="queue-log", plugin="engine")
                 await self.supervisor.start(nursery, self.media, name="media", plugin="engine")
                 nursery.start_soon(self._housekeeping)
                 await self._start_plugins(nursery)
@@ -666,6 +670,25 @@ class Engine(EngineAPI):
                 interaction = await originate(dict(body))
                 return interaction.to_json()  # type: ignore[no-any-return]
         raise ValueError("no voice channel that can originate calls is enabled")
+
+    async def report(self, since: float, until: float | None = None, *, interval: float = 1800.0,
+                     short_abandon: float = 5.0) -> dict[str, Any]:
+        """Service level, ASA, AHT and abandonment per queue, agent and interval from the queue log."""
+        rows = await self.queue_log.rows(since, until)
+        result = reporting.compute(
+            rows,
+            threshold={q.name: q.service_level_seconds for q in self.config.queues},
+            short_abandon=short_abandon,
+            wrapup={q.name: q.wrapup for q in self.config.queues},
+            interval=interval,
+        )
+        return {"since": since, "until": until, "queues": result.queues, "agents": result.agents,
+                "intervals": result.intervals}
+
+    async def staffing(self, *, days: int = 28, target: float = 0.8, threshold: float = 20.0) -> list[dict[str, Any]]:
+        """Erlang C agents needed per queue and half hour, from the last ``days`` of history."""
+        rows = await self.queue_log.rows(reporting._staffing.history_start(days))
+        return reporting.forecast(rows, days=days, target=target, threshold=threshold)
 
     async def cdr(self, since: float | None = None) -> list[dict[str, Any]]:
         assert self.store is not None
