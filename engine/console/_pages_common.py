@@ -14,6 +14,8 @@ def safe_next(target: str | None) -> str:
     """Only same-site paths: ``//evil.example`` or ``https://...`` would be an open redirect."""
     if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
         return "/"
+    if len(target) > 512 or any(ord(c) < 0x21 or ord(c) > 0x7E for c in target):
+        return "/"  # control characters would split the Location header; keep it plain ASCII
     return target
 
 

@@ -215,3 +215,11 @@ async def test_devices_page_shows_channels_and_devices_escaped(console):
         assert r.status_code == 200
         assert "trunks.itsp=registered" in r.text and "registrations=2" in r.text
         assert "model=&lt;b&gt;USR5637&lt;/b&gt;" in r.text and "signal=17" in r.text
+
+
+async def test_login_next_cannot_inject_headers(console):
+    password = await _new_user(console, "nina", "supervisor")
+    async with console.client() as client:
+        r = await _form_login(client, "nina", password, "/agents\r\nSet-Cookie: evil=1")
+        assert r.status_code == 303 and r.headers["location"] in ("/", "/password")
+        assert "evil" not in r.headers.get("set-cookie", "")
