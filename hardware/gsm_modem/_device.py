@@ -155,14 +155,17 @@ class GsmModem(SerialDevice):
         self.identity = ""
         self._consecutive_failures = 0
         self._reassembler = Reassembler(float(options.get("concat_timeout", 24 * 3600)))
-        self._fetch_send, self._fetch_recv = trio.open_memory_channel[int](256)
+        # SIM indexes to read (+CMTI) or routed PDUs (+CMT), processed by one fetcher task so the URC
+        # loop never waits on the message handler.
+        self._fetch_send, self._fetch_recv = trio.open_memory_channel[int | str](256)
         self._delivered: OrderedDict[str, None] = OrderedDict()
         self._in_flight: set[str] = set()
         self._send_lock = trio.Lock()
         self._next_concat_ref = 0
         self._handler_set = trio.Event()
         self.counters.update({"sms_received": 0, "sms_sent": 0, "sms_send_failures": 0, "invalid_pdus": 0,
-                              "delivery_reports": 0, "cme_retries": 0, "handler_failures": 0, "duplicates": 0})
+                              "delivery_reports": 0, "cme_retries": 0, "handler_failures": 0, "duplicates": 0,
+                              "routed_dropped": 0})
 
     # ------------------------------------------------------------------ public (the SMS capability)
     def set_message_handler(self, handler: MessageHandler) -> None:
@@ -361,7 +364,10 @@ class GsmModem(SerialDevice):
                     except trio.WouldBlock:
                         pass  # the next sweep lists it
             elif upper.startswith("+CMT:"):
-                await self._inbound_pdus([(urc.data, None)])
+                try:
+                    self._fetch_send.send_nowait(urc.data)
+                except trio.WouldBlock:
+                    self.counters["routed_dropped"] += 1  # the network re-sends unacknowledged SMS
             elif upper.startswith("+CDS:"):
                 self._status_report(urc.data)
             elif upper.startswith("+CLIP:"):
@@ -386,6 +392,9 @@ class GsmModem(SerialDevice):
 
     async def _fetcher(self, port: AtPort) -> None:
         async for index in self._fetch_recv:
+            if isinstance(index, str):  # a routed +CMT PDU: not stored on the SIM, nothing to delete
+                await self._inbound_pdus([(index, None)])
+                continue
             try:
                 result = await self._command(port, f"AT+CMGR={index}")
             except (AtCommandError, AtCommandTimeout) as exc:

@@ -39,6 +39,7 @@ from ._dle import (
     EndOfStream,
     shield,
 )
+from ._ringing import RingState, RingTracker
 from ._profiles import PROFILES, LineCapabilities, ModemProfile, VoiceFormat, check_dial_string, choose_voice_format, parse_vsm_list
 
 __all__ = ["CallEnded", "DtmfReceived", "IncomingCall", "RingingStopped", "VoiceCall", "VoiceModem", "VoiceModemTimings"]
@@ -64,6 +65,8 @@ class IncomingCall:
     device: str
     caller_id: CallerId
     rings: int
+    #: Seconds between RINGs, once two have come.
+    cadence: float | None = None
 
 
 @dataclass(frozen=True)
@@ -205,11 +208,7 @@ class VoiceModem(SerialDevice):
         self.voice_format: VoiceFormat | None = None
         self.identity = ""
         self.call: VoiceCall | None = None
-        self._caller_id = CallerIdCollector()
-        self._rings = 0
-        self._last_ring = 0.0
-        self._offered = False
-        self._pending_cid: CallerId | None = None
+        self.ringing = RingTracker(answer_after=self.timings.answer_after_rings, ring_gone=self.timings.ring_gone)
         self._decoder: DleDecoder | None = None
         self._debounce = DtmfDebouncer()
         self._stream_ended = trio.Event()
@@ -241,11 +240,10 @@ class VoiceModem(SerialDevice):
         port = self._require_port()
         if self.call is not None:
             raise DeviceError(f"{self.name}: already in a call")
-        caller = self._pending_cid or CallerId()
         await port.command(self.profile.off_hook, timeout=self.timings.command_timeout)
+        caller = self.ringing.answered()
         call = await self._start_voice(caller, "in")
         self.counters["calls_in"] += 1
-        self._rings, self._offered, self._pending_cid = 0, False, None
         return call
 
     async def dial(self, number: str) -> VoiceCall:
@@ -314,7 +312,7 @@ class VoiceModem(SerialDevice):
         resynchronise, then reset, then give up on this connection (the port is reopened)."""
         while True:
             await trio.sleep(self.timings.keepalive)
-            if self.call is not None or self._rings:
+            if self.call is not None or self.ringing.state is not RingState.IDLE:
                 continue
             try:
                 await port.command("AT", timeout=self.timings.command_timeout)
@@ -337,34 +335,28 @@ class VoiceModem(SerialDevice):
 
     async def _serve_urcs(self, port: AtPort) -> None:
         while True:
-            with trio.move_on_after(self.timings.ring_gone if self._rings else float("inf")):
+            deadline = self.ringing.next_timer()
+            with trio.move_on_at(deadline if deadline is not None else float("inf")):
                 urc = await port.urcs.receive()
                 self._urc(urc.line)
                 continue
-            # Ringing stopped before anyone answered.
-            if self.call is None and self._rings:
-                caller = self._pending_cid or self._caller_id.take() or CallerId()
-                self._emit(RingingStopped(self.name, caller, self._rings))
-                self._rings, self._offered, self._pending_cid = 0, False, None
+            gone = self.ringing.handle_timer(trio.current_time())
+            if gone is not None and self.call is None:
+                self._emit(RingingStopped(self.name, gone.caller_id, gone.rings))
 
     def _urc(self, line: str) -> None:
         if line.upper().startswith("RING"):
             if self.call is not None:
                 return
-            self._rings += 1
             self.counters["rings"] += 1
-            self._last_ring = trio.current_time()
-            cid = self._caller_id.take()
-            if cid is not None:
-                self._pending_cid = cid
-            if not self._offered and self._rings >= self.timings.answer_after_rings:
-                self._offered = True
-                self._emit(IncomingCall(self.name, self._pending_cid or CallerId(), self._rings))
+            offer = self.ringing.ring(trio.current_time())
+            if offer is not None:
+                self._emit(IncomingCall(self.name, offer.caller_id, offer.rings, offer.cadence))
             return
         if CallerIdCollector.is_caller_id_line(line):
-            # Between the first and second ring; picked up by the next RING.
-            self._caller_id.feed(line)
-            self.counters["caller_id_errors"] = self._caller_id.errors
+            # Between the first and second ring; attached at the next RING.
+            self.ringing.caller_id_line(line)
+            self.counters["caller_id_errors"] = self.ringing.caller_id_errors
 
     # ------------------------------------------------------------------ voice mode
     async def _start_voice(self, caller: CallerId, direction: str) -> VoiceCall:
@@ -480,7 +472,7 @@ class VoiceModem(SerialDevice):
     async def _after_session(self) -> None:
         self.port = None
         call, self.call = self.call, None
-        self._rings, self._offered, self._pending_cid = 0, False, None
+        self.ringing.reset()
         if call is not None:
             if not call.ended.is_set():
                 call._end("device-disconnected")

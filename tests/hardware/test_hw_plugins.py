@@ -65,3 +65,22 @@ options = {{ command_timeout = 1.0 }}
         assert received == ["hola desde el engine"]
         ref = await sms_device.send_sms("+34600123123", "respuesta")
         assert gsm_emulator.sent[-1].text == "respuesta" and ref
+
+
+async def test_demo_devices_run_under_the_real_engine(nursery, tmp_path) -> None:
+    from hardware.emulators.demo import DemoDevices
+
+    demo = DemoDevices(call_every=3600, sms_every=3600, seed=1, link_dir=str(tmp_path))
+    await nursery.start(demo.run)
+    config = ""
+    for spec in demo.device_specs():
+        options = spec.get("options", {})
+        config += (f'[[devices]]\nname = "{spec["name"]}"\ndriver = "{spec["driver"]}"\nport = "{spec["port"]}"\n'
+                   f'profile = "{spec["profile"]}"\n'
+                   + (f'options = {{ line = "{options["line"]}" }}\n' if options else "") + "\n")
+    (tmp_path / "data").mkdir()
+    async with open_test_engine(config, plugins=PLUGINS, data_dir=tmp_path / "data") as engine:
+        with trio.fail_after(15):
+            for name in ("demo-line", "demo-gsm", "demo-board"):
+                await engine.devices.get(name).wait_health(DeviceHealth.OK)
+    demo.close()
