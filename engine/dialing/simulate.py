@@ -327,7 +327,7 @@ def simulate(scenario: Scenario, *, mode: str | None = None, lines_per_agent: fl
 
 
 def best_fixed_ratio(scenario: Scenario, *, seeds: Sequence[int] | None = None, low: float = 1.0,
-                     high: float = 4.0, steps: int = 8) -> tuple[float, list[SimulationResult]]:
+                     high: float = 8.0, steps: int = 8) -> tuple[float, list[SimulationResult]]:
     """The highest fixed lines-per-ready-agent ratio that kept every given seed under the cap.
 
     Found by bisection *after the fact* on the very same random draws: a baseline no real dialer can

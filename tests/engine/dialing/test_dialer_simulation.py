@@ -35,7 +35,7 @@ def test_predictive_stays_under_the_cap_and_beats_progressive(seed):
 
 def test_when_the_answer_rate_falls_through_the_day_predictive_stays_under_and_a_fixed_ratio_does_not():
     steady_low = scenario(duration=5400, seed=5, called_party={"answer_rate": 0.15})
-    ratio, _ = best_fixed_ratio(steady_low, steps=6)  # the best fixed ratio for a 15% list, in hindsight
+    ratio, _ = best_fixed_ratio(steady_low, high=8.0, steps=6)  # the best fixed ratio for a 15% list, in hindsight
     drifting = scenario(duration=5400, seed=5, called_party={"answer_rate": [0.40, 0.15]})
     fixed = simulate(drifting, mode="progressive", lines_per_agent=ratio)
     predictive = simulate(drifting)
