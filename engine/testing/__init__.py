@@ -1,6 +1,6 @@
 """A test kit for plugin authors (like ``trio.testing``): run the real engine with your plugin."""
 
-from ._conformance import check_plugin_module
+from ._conformance import check_channel, check_plugin_module, check_service_lifecycle
 from ._fakes import FakeChannel, FakeCrm, FakeDevice, FakeVoiceChannel
 from ._harness import TEST_CONSOLE, load_test_config, make_manager, open_test_engine, wait_until
 
@@ -10,7 +10,9 @@ __all__ = [
     "FakeCrm",
     "FakeDevice",
     "FakeVoiceChannel",
+    "check_channel",
     "check_plugin_module",
+    "check_service_lifecycle",
     "load_test_config",
     "make_manager",
     "open_test_engine",
