@@ -2,6 +2,7 @@
 
 ``capture-play OUT.json``: run the Headset driver on ALSA's default PCM, collect 1 s of captured frames
 and play 1 s of 1 kHz tone; write what was heard and the driver's counters.
+``missing``: a headset name no device has: the driver reports it disconnected (and keeps looking).
 ``no-portaudio``: with a sounddevice that cannot load PortAudio, run the real engine with the
 headset plugin and report the headset's health and the engine's readiness.
 """
@@ -58,6 +59,19 @@ async def no_portaudio(out: str) -> None:
         json.dump(result, handle)
 
 
+async def missing_device(out: str) -> None:
+    from hardware.headset import Headset
+
+    headset = Headset(DeviceSpec("desk", "headset", "Jabra Evolve 20", options={"rescan_interval": 0.1}))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(headset.run)
+        with trio.fail_after(20):
+            await headset.wait_health(DeviceHealth.DISCONNECTED, DeviceHealth.UNAVAILABLE)
+        nursery.cancel_scope.cancel()
+    with open(out, "w") as handle:
+        json.dump({"health": headset.health().value, "reason": headset.describe()["reason"]}, handle)
+
+
 if __name__ == "__main__":
     mode, target = sys.argv[1], sys.argv[2]
-    trio.run(capture_play if mode == "capture-play" else no_portaudio, target)
+    trio.run({"capture-play": capture_play, "no-portaudio": no_portaudio, "missing": missing_device}[mode], target)

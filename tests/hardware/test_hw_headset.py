@@ -72,3 +72,12 @@ async def test_engine_starts_without_portaudio_and_says_what_to_install(tmp_path
     assert result["health"] == "unavailable"
     assert "apt-get install libportaudio2" in result["reason"]
     assert result["status"]["health"] == "unavailable"
+
+
+async def test_a_headset_that_is_not_plugged_in_is_reported_disconnected(tmp_path: Path) -> None:
+    asoundrc(tmp_path)
+    env = {**os.environ, "HOME": str(tmp_path), "PYTHONPATH": str(REPO)}
+    env.pop("ALSA_CONFIG_PATH", None)
+    result = await run_probe("missing", tmp_path, env)
+    assert result["health"] == "disconnected"
+    assert "no audio device named 'Jabra Evolve 20'" in result["reason"]
