@@ -285,13 +285,11 @@ class RtpEndpoint:
             peer = self._relay_to
             if peer is not None:
                 peer._forward(data, header, end, seq, ts, ssrc, False)
-                if self._record_side is not None or self._inband is not None:
-                    pcm = self._decode(data[header:end])
-                    if self._record_side is not None:
-                        self._record_side.append(pcm)
-                    if self._inband is not None:
-                        for event in self._inband.feed(pcm):
-                            self._emit(event)
+                if self._record_side is not None:
+                    self._record_side.append(data[header:end])
+                if self._inband is not None:
+                    for event in self._inband.feed(self._decode(data[header:end])):
+                        self._emit(event)
             else:
                 self.jitter.put(seq, data[header:end], now)
         elif pt == self.telephone_event and pt is not None:
