@@ -97,6 +97,18 @@ class MessageStore:
         )
         return [r for r in map(_decode, rows) if r is not None]
 
+    async def start_conversation(self, customer: str, address: str, subject: str = "",
+                                 meta: Mapping[str, Any] | None = None) -> str:
+        """A conversation we begin (an outbound message, a transcript), with no inbound message yet."""
+        now = time.time()
+        conversation = new_id()
+        await self.store.write(
+            "INSERT INTO msg_conversations(id, channel, customer, address, subject, state, created, updated, meta) "
+            "VALUES (?,?,?,?,?,'open',?,?,?)",
+            (conversation, self.channel, customer, address, subject, now, now, json.dumps(dict(meta or {}))),
+        )
+        return conversation
+
     async def close(self, conversation: str) -> None:
         await self.store.write(
             "UPDATE msg_conversations SET state='closed', updated=? WHERE id=? AND channel=?",

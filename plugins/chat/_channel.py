@@ -66,6 +66,7 @@ class VisitorSession:
     conversation: str | None = None
     connections: set[VisitorConnection] = field(default_factory=set)
     last_queue_frame: str = ""
+    last_transcript: float = float("-inf")
 
     def broadcast(self, text: str) -> None:
         for connection in list(self.connections):
@@ -169,6 +170,25 @@ class ChatChannel(MessagingChannel):
         await self.binder.inbound(result.conversation, customer=session.customer, address=self.settings.address,
                                   caller_name=session.name, message=text[:500])
         self._queue_update(session)
+
+    async def send_transcript(self, session: VisitorSession, email: str) -> None:
+        """Mail the conversation to the visitor through the email channel (found via the engine, never
+        imported). Raises ValueError with a reason the visitor may see."""
+        mailer = getattr(self.engine.channels.get("email"), "send_transcript", None)
+        if mailer is None:
+            raise ValueError("transcripts by email are not available here")
+        if session.conversation is None:
+            raise ValueError("nothing to send yet")
+        now = trio.current_time()
+        if now - session.last_transcript < self.settings.transcript_interval:
+            raise ValueError("a transcript was sent a moment ago")
+        session.last_transcript = now
+        lines = []
+        for row in await self.messages.history(session.conversation):
+            who = (session.name or "You") if row["direction"] == "inbound" else "Agent"
+            stamp = time.strftime("%Y-%m-%d %H:%M", time.gmtime(row["created"]))
+            lines.append(f"[{stamp} UTC] {who}: {row['body']}")
+        await mailer(email, "Your chat transcript", "\n".join(lines) + "\n")
 
     def visitor_typing(self, session: VisitorSession, on: bool) -> None:
         interaction = self.binder.interaction_for(session.conversation) if session.conversation else None

@@ -1,9 +1,10 @@
 """The visitor WebSocket protocol (pure): frames in, validated commands out; a token-bucket limiter.
 
 Client frames (JSON objects): ``{"type": "hello", "token": str | null, "name": str}``,
-``{"type": "message", "text": str}``, ``{"type": "typing", "on": bool}``, ``{"type": "ping"}``.
+``{"type": "message", "text": str}``, ``{"type": "typing", "on": bool}``, ``{"type": "ping"}``,
+``{"type": "transcript", "email": str}`` (the conversation so far, mailed through the email channel).
 Server frames: ``welcome`` (token, history), ``message`` (direction, text, id, created), ``queue``
-(position, wait), ``typing`` (on), ``error`` (reason), ``pong``.
+(position, wait), ``typing`` (on), ``error`` (reason), ``pong``, ``transcript`` (queued: bool).
 """
 
 from __future__ import annotations
@@ -42,7 +43,12 @@ class Ping:
     pass
 
 
-Command = Hello | Say | Typing | Ping
+@dataclass(frozen=True)
+class Transcript:
+    email: str
+
+
+Command = Hello | Say | Typing | Ping | Transcript
 
 
 def _clean_text(text: str, limit: int) -> str:
@@ -81,6 +87,11 @@ def parse_frame(frame: str | bytes, *, max_chars: int) -> Command:
         return Typing(bool(data.get("on")))
     if kind == "ping":
         return Ping()
+    if kind == "transcript":
+        email = data.get("email")
+        if not isinstance(email, str) or not 3 <= len(email) <= 254 or any(c in email for c in "\r\n\0<>,; "):
+            raise VisitorError("transcript needs a plain email address")
+        return Transcript(email)
     raise VisitorError(f"unknown frame type {str(kind)[:20]!r}")
 
 

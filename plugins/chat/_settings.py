@@ -17,5 +17,6 @@ class ChatSettings:
     assumed_handle_time: float = 180.0  # seconds per chat, for the wait estimate until real data exists
     history_limit: int = 200  # messages sent back on reconnect
     max_connections_per_session: int = 5  # tabs of one visitor
+    transcript_interval: float = 60.0  # at most one transcript mail per session per this many seconds
     retry_first: float = 1.0
     retry_max: float = 30.0

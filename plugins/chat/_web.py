@@ -11,7 +11,7 @@ from typing import Any
 import trio
 
 from ._channel import ChatChannel, VisitorConnection, VisitorSession
-from ._protocol import Hello, Ping, Say, Typing, VisitorError, frame, parse_frame
+from ._protocol import Hello, Ping, Say, Transcript, Typing, VisitorError, frame, parse_frame
 
 log = logging.getLogger("centralita.chat.web")
 
@@ -139,6 +139,12 @@ class ChatWeb:
                             channel.visitor_typing(session, command.on)
                         elif isinstance(command, Ping):
                             connection.push(frame("pong"))
+                        elif isinstance(command, Transcript):
+                            try:
+                                await channel.send_transcript(session, command.email)
+                            except ValueError as exc:
+                                raise VisitorError(str(exc)) from None
+                            connection.push(frame("transcript", queued=True))
                     except VisitorError as exc:
                         violations += 1
                         channel.counters["rejected_frames"] += 1

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import re
 import logging
 import ssl
 from pathlib import Path
@@ -29,6 +30,9 @@ from ._settings import EmailSettings
 from ._smtp import SmtpSender
 
 log = logging.getLogger("centralita.email")
+
+#: Deliberately plain: one @, no spaces, quotes, angle brackets or line breaks (header injection).
+_ADDRESS = re.compile(r"[a-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[a-z0-9-]{1,63}(\.[a-z0-9-]{1,63})+")
 
 
 class EmailChannel(MessagingChannel):
@@ -263,6 +267,20 @@ class EmailChannel(MessagingChannel):
         self.outbox.wake_nowait()
         return message
 
+    async def send_transcript(self, to: str, subject: str, body: str) -> str:
+        """Mail ``body`` to ``to`` through the outbox (other channels call this via ``engine.channels``,
+        e.g. a chat transcript the visitor asked for). Returns the message id."""
+        if not self.configured:
+            raise ValueError("the email channel is not configured")
+        address = to.strip().lower()
+        if not _ADDRESS.fullmatch(address):
+            raise ValueError(f"not an email address: {to[:80]!r}")
+        conversation = await self.messages.start_conversation(address, self.address, subject, meta={"kind": "transcript"})
+        await self.messages.close(conversation)  # nothing to answer: it is a copy for the customer
+        message = await self.messages.queue_outbound(conversation, body, meta={"fresh": True, "auto": True})
+        self.outbox.wake_nowait()
+        return message
+
     async def hangup(self, interaction: Interaction, cause: str = "normal") -> None:
         """The agent closed the interaction: the conversation is done until the customer writes again."""
         conversation = interaction.attributes.get("conversation")
@@ -279,7 +297,10 @@ class EmailChannel(MessagingChannel):
         references = [*last.get("references", []), in_reply_to] if in_reply_to else []
         # Deterministic: a retry after a crash mid-send carries the same Message-ID, so receivers dedupe.
         message_id = make_message_id(self.domain, f"{message.id}.{message.conversation}")
-        subject = reply_subject(str(last.get("subject") or message.subject), message.conversation)
+        if message.meta.get("fresh"):
+            subject = message.subject
+        else:
+            subject = reply_subject(str(last.get("subject") or message.subject), message.conversation)
         mail = build_message(
             sender=self.address, sender_name=self.settings.name, recipient=message.customer, subject=subject,
             body=message.body, message_id=message_id, in_reply_to=in_reply_to, references=references,
