@@ -275,7 +275,7 @@ class SipCore:
         if response.status >= 200:
             if txn.done:
                 # A retransmitted 2xx to our INVITE: the caller re-sends its ACK.
-                txn.on_response(response, txn)
+                self._tell(txn, response)
                 return
             txn.done = True
             if txn.timeout is not None:
@@ -284,7 +284,17 @@ class SipCore:
                 self._send(self._ack_for_failure(txn, response).to_bytes(), txn.peer)
             linger = 64 * self.t1 if txn.method == "INVITE" and not txn.peer.reliable else (self.t4 if not txn.peer.reliable else 0)
             self.scheduler.call_at(self.clock() + linger, lambda t, k=(txn.branch, txn.method): self._client.pop(k, None))
-        txn.on_response(response, txn)
+        self._tell(txn, response)
+
+    def _tell(self, txn: ClientTransaction, response: Response | None) -> None:
+        # A peer's response is input like any other: whatever the caller's code makes of a malformed
+        # one (a 2xx without a To tag...), it must not take the message loop down with it.
+        try:
+            txn.on_response(response, txn)
+        except SipPeerError as exc:
+            log.info("sip: ignoring a bad %s response from %s: %s", txn.method, txn.peer, safe_text(exc))
+        except Exception:
+            log.exception("sip: handling a response to %s failed", txn.method)
 
     # ------------------------------------------------------------------------------------- responding
 
@@ -449,7 +459,7 @@ class SipCore:
             txn.retransmit.cancel()
         self._client.pop((txn.branch, txn.method), None)
         self.stats["client_timeouts"] += 1
-        txn.on_response(None, txn)
+        self._tell(txn, None)
 
     def cancel(self, txn: ClientTransaction) -> None:
         """CANCEL a pending INVITE (RFC 3261 §9.1): same branch, Request-URI, Call-ID, From, To, CSeq number."""
