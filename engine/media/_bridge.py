@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -113,8 +114,11 @@ class Bridge:
                     engine.callback_errors += 1
                     log.exception("recording alarm callback failed")
 
-        self.recording = Recording(path, stereo=stereo, on_alarm=alarm, flush_seconds=_BATCH_TICKS * 0.02)
+        self.recording = Recording(path, stereo=stereo, on_alarm=alarm, flush_seconds=0.5)
         self._fifo = {"caller": _LegBuffer(self.caller.codec), "agent": _LegBuffer(self.agent.codec)}
+        # first batch after a random part of the interval: bridges recorded together spread their
+        # decoding and disk writes over the ticks instead of all landing on one
+        self._batch_size = random.randint(1, _BATCH_TICKS)
         self.caller._record_side = self._fifo["caller"]
         self.agent._record_side = self._fifo["agent"]
         self.engine._recording_bridges.add(self)
@@ -142,7 +146,8 @@ class Bridge:
             self.stop_recording()
             return
         self._take_frames()
-        if len(self._batch["caller"]) >= _BATCH_TICKS:
+        if len(self._batch["caller"]) >= self._batch_size:
+            self._batch_size = _BATCH_TICKS
             self._write_batch(recording)
 
     def _take_frames(self, *, draining: bool = False) -> None:
