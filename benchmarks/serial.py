@@ -24,12 +24,12 @@ from pathlib import Path
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import serial  # noqa: E402
-import trio  # noqa: E402
+import serial
+import trio
 
-from hardware._at import AtMachine  # noqa: E402
-from hardware._serial import open_serial_stream  # noqa: E402
-from hardware.voice_modem._dle import DleDecoder, shield  # noqa: E402
+from hardware._at import AtMachine
+from hardware._serial import open_serial_stream
+from hardware.voice_modem._dle import DleDecoder, shield
 
 
 def echo_peer() -> tuple[str, threading.Event]:
@@ -47,7 +47,7 @@ def echo_peer() -> tuple[str, threading.Event]:
                 return
             view = memoryview(data)
             while view:
-                view = view[os.write(master, view):]
+                view = view[os.write(master, view) :]
 
     threading.Thread(target=run, daemon=True).start()
     return path, stop
@@ -82,6 +82,7 @@ async def fd_stream(round_trips: int, bulk: int) -> dict[str, float]:
     received = 0
     start = time.perf_counter()
     async with trio.open_nursery() as nursery:
+
         async def writer() -> None:
             for _ in range(bulk // len(chunk)):
                 await stream.send_all(chunk)
@@ -119,6 +120,7 @@ async def pyserial_thread(round_trips: int, bulk: int) -> dict[str, float]:
     received = 0
     start = time.perf_counter()
     async with trio.open_nursery() as nursery:
+
         async def writer() -> None:
             for _ in range(bulk // len(chunk)):
                 await trio.to_thread.run_sync(port.write, chunk)
@@ -171,8 +173,12 @@ def main() -> None:
     args = parser.parse_args()
     bulk = args.bulk_kib * 1024
     result = {
-        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0], "trio": trio.__version__,
-                    "pyserial": serial.__version__},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": sys.version.split()[0],
+            "trio": trio.__version__,
+            "pyserial": serial.__version__,
+        },
         "fd_stream": trio.run(fd_stream, args.round_trips, bulk),
         "pyserial_thread": trio.run(pyserial_thread, args.round_trips, bulk),
         "sans_io": codecs(),

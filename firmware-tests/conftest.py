@@ -28,8 +28,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--port", default=None, help="run the --family suite against this serial port")
     group.addoption("--profile", default="generic", help="the device's profile (per-model quirks)")
     group.addoption("--family", default=None, choices=FAMILIES, help="the device family on --port")
-    group.addoption("--interactive", action="store_true", default=False,
-                    help="with --port: also run checks that need a call, an SMS or key presses")
+    group.addoption(
+        "--interactive",
+        action="store_true",
+        default=False,
+        help="with --port: also run checks that need a call, an SMS or key presses",
+    )
 
 
 @dataclass
@@ -50,8 +54,12 @@ class Bench:
 @pytest.fixture
 def bench(request: pytest.FixtureRequest) -> Bench:
     config = request.config
-    return Bench(config.getoption("--port"), config.getoption("--profile"), config.getoption("--family"),
-                 config.getoption("--interactive"))
+    return Bench(
+        config.getoption("--port"),
+        config.getoption("--profile"),
+        config.getoption("--family"),
+        config.getoption("--interactive"),
+    )
 
 
 @pytest.fixture
@@ -66,19 +74,30 @@ def run_suite(bench: Bench) -> Callable[..., Awaitable[list[CheckResult]]]:
     """``await run_suite(family, emulator_port, stimulus)``: the family's checks on the bench device
     when ``--port`` names one of this family, else on the given emulator port."""
 
-    async def run(family: str, emulator_port: str, stimulus: Callable[[str], Awaitable[None]], **kwargs: Any) -> list[CheckResult]:
+    async def run(
+        family: str, emulator_port: str, stimulus: Callable[[str], Awaitable[None]], **kwargs: Any
+    ) -> list[CheckResult]:
         if bench.port is not None and not bench.real(family):
             pytest.skip(f"this bench run checks a {bench.family}, not a {family}")
         if bench.real(family):
+
             async def ask(what: str) -> None:
                 print(f"\n>>> {what}", flush=True)
                 await trio.lowlevel.checkpoint()
 
-            return await run_family(family, bench.port, profile=bench.profile, interactive=bench.interactive,
-                                    stimulus=ask)
+            return await run_family(
+                family, bench.port, profile=bench.profile, interactive=bench.interactive, stimulus=ask
+            )
         # The emulators answer at once: short waits, so a check that should fail fails fast.
-        return await run_family(family, emulator_port, profile=kwargs.pop("profile", "generic"), interactive=True,
-                                stimulus=stimulus, timeout=kwargs.pop("timeout", 2.0),
-                                interactive_wait=kwargs.pop("interactive_wait", 10.0), **kwargs)
+        return await run_family(
+            family,
+            emulator_port,
+            profile=kwargs.pop("profile", "generic"),
+            interactive=True,
+            stimulus=stimulus,
+            timeout=kwargs.pop("timeout", 2.0),
+            interactive_wait=kwargs.pop("interactive_wait", 10.0),
+            **kwargs,
+        )
 
     return run

@@ -31,6 +31,11 @@ async def test_a_noisy_board_and_missing_keys_fail(nursery, tmp_path, run_suite,
 
     async with trio.open_nursery() as noise:
         noise.start_soon(emulator.send_noise, 50)
-        results = {r.name: r for r in await run_suite("dtmf-board", emulator.link, press_some, timeout=0.3, interactive_wait=0.5)}
+        results = {
+            r.name: r
+            for r in await run_suite(
+                "dtmf-board", emulator.link, press_some, timeout=0.3, interactive_wait=0.5
+            )
+        }
     assert not results["quiet-line"].passed and "noise" in results["quiet-line"].detail
     assert not results["all-keys"].passed and "'123'" in results["all-keys"].detail

@@ -26,7 +26,9 @@ async def test_gsm_modem_conformance(nursery, tmp_path, run_suite, bench) -> Non
     assert "bench test" in by_name["receive-sms"].detail
 
 
-async def test_a_locked_unregistered_modem_fails_the_right_checks(nursery, tmp_path, run_suite, emulator_only) -> None:
+async def test_a_locked_unregistered_modem_fails_the_right_checks(
+    nursery, tmp_path, run_suite, emulator_only
+) -> None:
     emulator = GsmModemEmulator(link_dir=str(tmp_path), pin="1234", registration=3, signal=99)
     await nursery.start(emulator.run)
     emulator.store_raw_pdu("00FF")
@@ -34,7 +36,10 @@ async def test_a_locked_unregistered_modem_fails_the_right_checks(nursery, tmp_p
     async def nothing(_what: str) -> None:
         await trio.lowlevel.checkpoint()
 
-    results = {r.name: r for r in await run_suite("gsm-modem", emulator.link, nothing, timeout=0.5, interactive_wait=0.5)}
+    results = {
+        r.name: r
+        for r in await run_suite("gsm-modem", emulator.link, nothing, timeout=0.5, interactive_wait=0.5)
+    }
     assert not results["sim"].passed and "SIM PIN" in results["sim"].detail
     assert not results["registration"].passed and "registration denied" in results["registration"].detail
     assert results["signal"].passed and "unknown" in results["signal"].detail

@@ -178,7 +178,9 @@ class AtMachine:
         mode); the bytes after it stay unparsed for :meth:`take_raw`.
         """
         if self._state is not _State.IDLE:
-            raise LocalProtocolError(f"cannot send {command!r}: {self._pending and self._pending.command!r} is in flight")
+            raise LocalProtocolError(
+                f"cannot send {command!r}: {self._pending and self._pending.command!r} is in flight"
+            )
         if not command.upper().startswith("AT") or any(c in command for c in "\r\n\x1a\x1b"):
             raise LocalProtocolError(f"not a single AT command: {command!r}")
         match = _INFO_PREFIX.match(command)

@@ -133,7 +133,11 @@ class AtPort:
             now = trio.current_time()
             self._divert_next = divert
             wire = self.machine.send_command(
-                command, now, timeout=timeout, want_prompt=prompt_data is not None, raw_after=divert is not None
+                command,
+                now,
+                timeout=timeout,
+                want_prompt=prompt_data is not None,
+                raw_after=divert is not None,
             )
             self._record(">", command)
             await self.stream.send_all(wire)

@@ -38,7 +38,9 @@ class Check:
     interactive: bool = False
 
 
-def check(name: str, description: str, *, interactive: bool = False) -> Callable[[Callable[[CheckContext], Awaitable[str]]], Check]:
+def check(
+    name: str, description: str, *, interactive: bool = False
+) -> Callable[[Callable[[CheckContext], Awaitable[str]]], Check]:
     def wrap(func: Callable[[CheckContext], Awaitable[str]]) -> Check:
         return Check(name, description, func, interactive)
 
@@ -66,7 +68,9 @@ class CheckContext:
     interactive_wait: float = 60.0
     state: dict[str, Any] = field(default_factory=dict)
 
-    async def command(self, command: str, *, timeout: float | None = None, check_ok: bool = True, **kwargs: Any) -> Any:
+    async def command(
+        self, command: str, *, timeout: float | None = None, check_ok: bool = True, **kwargs: Any
+    ) -> Any:
         """Send an AT command and return its result; a failing one fails the check with its answer."""
         assert self.at is not None
         from ._at import AtCommandError
@@ -103,7 +107,9 @@ async def run_checks(
     stream = await open_serial_stream(port, SerialSettings(baudrate))
     results: list[CheckResult] = []
     async with stream, trio.open_nursery() as nursery:
-        ctx = CheckContext(stream, profile, timeout, stimulus or no_stimulus, interactive_wait=interactive_wait)
+        ctx = CheckContext(
+            stream, profile, timeout, stimulus or no_stimulus, interactive_wait=interactive_wait
+        )
         if use_at:
             ctx.at = AtPort(stream, AtMachine(urc_prefixes=at_urc_prefixes, two_line_urcs=two_line_urcs))
             nursery.start_soon(ctx.at.run_reader)
@@ -112,7 +118,9 @@ async def run_checks(
                 progress(number, len(checks), item)
             mark = len(ctx.at.transcript) if ctx.at else 0
             if item.interactive and not interactive:
-                result = CheckResult(item.name, item.description, True, "skipped (needs --interactive)", skipped=True)
+                result = CheckResult(
+                    item.name, item.description, True, "skipped (needs --interactive)", skipped=True
+                )
             else:
                 try:
                     with trio.fail_after(timeout * 10 + (interactive_wait if item.interactive else 0)):
@@ -121,7 +129,9 @@ async def run_checks(
                 except CheckFailed as exc:
                     result = CheckResult(item.name, item.description, False, str(exc))
                 except trio.TooSlowError:
-                    result = CheckResult(item.name, item.description, False, "the device did not finish in time")
+                    result = CheckResult(
+                        item.name, item.description, False, "the device did not finish in time"
+                    )
                 except DeviceError as exc:
                     result = CheckResult(item.name, item.description, False, f"device error: {exc}")
             if ctx.at is not None:
@@ -140,5 +150,7 @@ def format_report(results: Sequence[CheckResult]) -> str:
         verdict = "skipped" if result.skipped else ("PASS" if result.passed else "FAIL")
         lines.append(f"{verdict:7} {result.name}: {result.detail}")
         if not result.passed:
-            lines += [f"          {'host  >' if d == '>' else 'device<'} {t}" for d, t in result.transcript[-8:]]
+            lines += [
+                f"          {'host  >' if d == '>' else 'device<'} {t}" for d, t in result.transcript[-8:]
+            ]
     return "\n".join(lines)

@@ -133,8 +133,12 @@ class SerialDevice(Device):
         return {"health": self._health.value, **self.counters}
 
     def describe(self) -> Mapping[str, Any]:
-        return {"driver": self.spec.driver, "port": self.spec.port, "path": self.port_path,
-                "reason": self._health_reason}
+        return {
+            "driver": self.spec.driver,
+            "port": self.spec.port,
+            "path": self.port_path,
+            "reason": self._health_reason,
+        }
 
     # ------------------------------------------------------------------ lifecycle
     async def run(self, *, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:

@@ -90,8 +90,16 @@ def _configure(fd: int, settings: SerialSettings) -> None:
     iflag, oflag, cflag, lflag, _ispeed, _ospeed, cc = attrs
     # Raw mode (cfmakeraw): no echo, no line editing, no CR/LF translation, no software flow control.
     iflag &= ~(
-        termios.IGNBRK | termios.BRKINT | termios.PARMRK | termios.ISTRIP | termios.INLCR | termios.IGNCR
-        | termios.ICRNL | termios.IXON | termios.IXOFF | termios.IXANY
+        termios.IGNBRK
+        | termios.BRKINT
+        | termios.PARMRK
+        | termios.ISTRIP
+        | termios.INLCR
+        | termios.IGNCR
+        | termios.ICRNL
+        | termios.IXON
+        | termios.IXOFF
+        | termios.IXANY
     )
     oflag &= ~termios.OPOST
     lflag &= ~(termios.ECHO | termios.ECHONL | termios.ICANON | termios.ISIG | termios.IEXTEN)
@@ -225,7 +233,9 @@ def _open_exclusive(path: str, settings: SerialSettings) -> int:
         raise SerialDisconnected(f"serial port {path} does not exist (unplugged?)") from None
     except OSError as exc:
         if exc.errno == errno.EBUSY:
-            raise DeviceBusyError(f"serial port {path} is already open by another process{_owner_of(path)}") from None
+            raise DeviceBusyError(
+                f"serial port {path} is already open by another process{_owner_of(path)}"
+            ) from None
         raise DeviceError(f"cannot open serial port {path}: {exc.strerror}") from None
     try:
         if not os.isatty(fd):

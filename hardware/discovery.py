@@ -65,7 +65,9 @@ def list_serial_ports() -> list[SerialPortInfo]:
     links = _by_id_links()
     ports = []
     for port in list_ports.comports():
-        driver, profile = KNOWN_USB_IDS.get((port.vid, port.pid), ("", "")) if port.vid is not None else ("", "")
+        driver, profile = (
+            KNOWN_USB_IDS.get((port.vid, port.pid), ("", "")) if port.vid is not None else ("", "")
+        )
         ports.append(
             SerialPortInfo(
                 device=port.device,
@@ -121,11 +123,15 @@ def run_devices_cli(argv: list[str] | None = None) -> int:
     ports = list_serial_ports()
     audio, audio_error = _audio_devices()
     if args.json:
-        print(json.dumps({
-            "serial": [{**asdict(p), "usb_id": p.usb_id} for p in ports],
-            "audio": audio,
-            "audio_error": audio_error,
-        }))
+        print(
+            json.dumps(
+                {
+                    "serial": [{**asdict(p), "usb_id": p.usb_id} for p in ports],
+                    "audio": audio,
+                    "audio_error": audio_error,
+                }
+            )
+        )
         return 0
     print("Serial ports:")
     if not ports:
@@ -140,5 +146,7 @@ def run_devices_cli(argv: list[str] | None = None) -> int:
     elif not audio:
         print("  (none)")
     for dev in audio:
-        print(f"  {dev['name']!s}  in={dev['inputs']} out={dev['outputs']} rate={dev['rate']:.0f}  -> driver headset")
+        print(
+            f"  {dev['name']!s}  in={dev['inputs']} out={dev['outputs']} rate={dev['rate']:.0f}  -> driver headset"
+        )
     return 0

@@ -55,8 +55,17 @@ async def run_family(
     checks, options = _family(family)
     if baudrate is not None:
         options["baudrate"] = baudrate
-    return await run_checks(checks, port, profile=profile, timeout=timeout, interactive=interactive,
-                            stimulus=stimulus, progress=progress, interactive_wait=interactive_wait, **options)
+    return await run_checks(
+        checks,
+        port,
+        profile=profile,
+        timeout=timeout,
+        interactive=interactive,
+        stimulus=stimulus,
+        progress=progress,
+        interactive_wait=interactive_wait,
+        **options,
+    )
 
 
 def _printer(out: TextIO) -> Callable[[int, int, Any], None]:
@@ -68,8 +77,10 @@ def _printer(out: TextIO) -> Callable[[int, int, Any], None]:
             verdict = "skipped" if item.skipped else ("PASS" if item.passed else "FAIL")
             out.write(f"{verdict}\n      {item.detail}\n")
             if not item.passed:
-                for direction, text in item.transcript[-8:]:
-                    out.write(f"      {'host  >' if direction == '>' else 'device<'} {text}\n")
+                out.writelines(
+                    f"      {'host  >' if direction == '>' else 'device<'} {text}\n"
+                    for direction, text in item.transcript[-8:]
+                )
             out.flush()
 
     return progress
@@ -83,10 +94,17 @@ def run_cli(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--profile", default="generic", help="per-model profile (default: generic)")
     parser.add_argument("--timeout", type=float, default=3.0, help="seconds per command (default 3)")
     parser.add_argument("--baudrate", type=int, default=None)
-    parser.add_argument("--interactive", action="store_true",
-                        help="also run checks that need you to call the line, send an SMS or press keys")
-    parser.add_argument("--wait", type=float, default=60.0,
-                        help="seconds an interactive check waits for the call, SMS or keys (default 60)")
+    parser.add_argument(
+        "--interactive",
+        action="store_true",
+        help="also run checks that need you to call the line, send an SMS or press keys",
+    )
+    parser.add_argument(
+        "--wait",
+        type=float,
+        default=60.0,
+        help="seconds an interactive check waits for the call, SMS or keys (default 60)",
+    )
     parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
     args = parser.parse_args(argv)
     out = sys.stderr if args.json else sys.stdout
@@ -97,21 +115,49 @@ def run_cli(argv: Sequence[str] | None = None) -> int:
         await trio.lowlevel.checkpoint()
 
     try:
-        results = trio.run(lambda: run_family(
-            args.family, args.port, profile=args.profile, timeout=args.timeout, interactive=args.interactive,
-            baudrate=args.baudrate, stimulus=ask, progress=_printer(out), interactive_wait=args.wait))
+        results = trio.run(
+            lambda: run_family(
+                args.family,
+                args.port,
+                profile=args.profile,
+                timeout=args.timeout,
+                interactive=args.interactive,
+                baudrate=args.baudrate,
+                stimulus=ask,
+                progress=_printer(out),
+                interactive_wait=args.wait,
+            )
+        )
     except DeviceError as exc:
         print(f"centralita firmware-test: {exc}", file=sys.stderr)
         return 2
     failed = [r for r in results if not r.passed]
     if args.json:
-        print(json.dumps({"family": args.family, "port": args.port, "profile": args.profile,
-                          "passed": not failed,
-                          "checks": [{"name": r.name, "passed": r.passed, "skipped": r.skipped, "detail": r.detail,
-                                      "transcript": r.transcript} for r in results]}))
+        print(
+            json.dumps(
+                {
+                    "family": args.family,
+                    "port": args.port,
+                    "profile": args.profile,
+                    "passed": not failed,
+                    "checks": [
+                        {
+                            "name": r.name,
+                            "passed": r.passed,
+                            "skipped": r.skipped,
+                            "detail": r.detail,
+                            "transcript": r.transcript,
+                        }
+                        for r in results
+                    ],
+                }
+            )
+        )
     else:
         passed = sum(1 for r in results if r.passed and not r.skipped)
         skipped = sum(1 for r in results if r.skipped)
-        print(f"\n{args.family} on {args.port} (profile {args.profile}): "
-              f"{passed} passed, {len(failed)} failed, {skipped} skipped -> {'PASS' if not failed else 'FAIL'}")
+        print(
+            f"\n{args.family} on {args.port} (profile {args.profile}): "
+            f"{passed} passed, {len(failed)} failed, {skipped} skipped -> {'PASS' if not failed else 'FAIL'}"
+        )
     return 1 if failed else 0

@@ -32,7 +32,16 @@ def _configure_firmware_test(parser: argparse.ArgumentParser) -> None:
 def _run_firmware_test(args: argparse.Namespace) -> int:
     from .firmware_test import run_cli
 
-    argv = ["--family", args.family, "--port", args.port, "--profile", args.profile, "--timeout", str(args.timeout)]
+    argv = [
+        "--family",
+        args.family,
+        "--port",
+        args.port,
+        "--profile",
+        args.profile,
+        "--timeout",
+        str(args.timeout),
+    ]
     if args.baudrate:
         argv += ["--baudrate", str(args.baudrate)]
     if args.interactive:
@@ -44,7 +53,15 @@ def _run_firmware_test(args: argparse.Namespace) -> int:
 
 @hookimpl
 def centralita_register_cli_commands(registry: CliRegistry) -> None:
-    registry.add("devices", "list serial ports and audio devices with the driver that would claim them",
-                 _configure_devices, _run_devices)
-    registry.add("firmware-test", "run a device family's conformance checks against a real port",
-                 _configure_firmware_test, _run_firmware_test)
+    registry.add(
+        "devices",
+        "list serial ports and audio devices with the driver that would claim them",
+        _configure_devices,
+        _run_devices,
+    )
+    registry.add(
+        "firmware-test",
+        "run a device family's conformance checks against a real port",
+        _configure_firmware_test,
+        _run_firmware_test,
+    )

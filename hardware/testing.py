@@ -17,9 +17,18 @@ E = TypeVar("E")
 
 FAST_RECONNECT = ReconnectPolicy(initial=0.05, maximum=0.2)
 #: Generous enough for a loaded machine, short enough that fault tests finish quickly.
-FAST_VOICE_TIMINGS = VoiceModemTimings(command_timeout=1.0, keepalive=3600, ring_gone=0.6, answer_after_rings=2)
-FAST_GSM_TIMINGS = GsmTimings(command_timeout=1.0, send_timeout=5.0, sim_wait=0.05, retries=2, retry_backoff=0.01,
-                              unhealthy_after=4, poll_interval=3600)
+FAST_VOICE_TIMINGS = VoiceModemTimings(
+    command_timeout=1.0, keepalive=3600, ring_gone=0.6, answer_after_rings=2
+)
+FAST_GSM_TIMINGS = GsmTimings(
+    command_timeout=1.0,
+    send_timeout=5.0,
+    sim_wait=0.05,
+    retries=2,
+    retry_backoff=0.01,
+    unhealthy_after=4,
+    poll_interval=3600,
+)
 
 
 async def next_event(device: Any, kind: type[E], *, timeout: float = 10.0) -> E:

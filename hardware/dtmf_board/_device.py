@@ -21,7 +21,7 @@ from .._device import ReconnectPolicy, SerialDevice
 from .._serial import SerialSettings
 from ._frames import FRAMINGS, FrameParser
 
-__all__ = ["BoardDtmf", "DtmfBoard", "PROFILES"]
+__all__ = ["PROFILES", "BoardDtmf", "DtmfBoard"]
 
 #: profile -> (framing, baud rate)
 PROFILES: dict[str, tuple[str, int]] = {
@@ -43,15 +43,23 @@ class BoardDtmf:
 class DtmfBoard(SerialDevice):
     capabilities = Capability.DTMF_IN
 
-    def __init__(self, spec: DeviceSpec, context: Any = None, *, reconnect: ReconnectPolicy | None = None) -> None:
+    def __init__(
+        self, spec: DeviceSpec, context: Any = None, *, reconnect: ReconnectPolicy | None = None
+    ) -> None:
         options = dict(spec.options)
         if spec.profile not in PROFILES:
-            raise DeviceError(f"device {spec.name}: unknown dtmf-board profile {spec.profile!r} (known: {', '.join(PROFILES)})")
+            raise DeviceError(
+                f"device {spec.name}: unknown dtmf-board profile {spec.profile!r} (known: {', '.join(PROFILES)})"
+            )
         framing, baud = PROFILES[spec.profile]
         self.framing = str(options.get("framing", framing))
         if self.framing not in FRAMINGS:
-            raise DeviceError(f"device {spec.name}: unknown framing {self.framing!r} (known: {', '.join(FRAMINGS)})")
-        super().__init__(spec, context, serial=SerialSettings(int(options.get("baudrate", baud))), reconnect=reconnect)
+            raise DeviceError(
+                f"device {spec.name}: unknown framing {self.framing!r} (known: {', '.join(FRAMINGS)})"
+            )
+        super().__init__(
+            spec, context, serial=SerialSettings(int(options.get("baudrate", baud))), reconnect=reconnect
+        )
         lines = options.get("lines") or {}
         self.lines: dict[int, str] = {int(k): str(v) for k, v in dict(lines).items()}
         self.default_line = str(options.get("line", spec.name))

@@ -18,10 +18,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["FRAMINGS", "BoardDigit", "FrameParser", "MT8870_CODES", "encode_frames"]
+__all__ = ["FRAMINGS", "MT8870_CODES", "BoardDigit", "FrameParser", "encode_frames"]
 
-MT8870_CODES = {1: "1", 2: "2", 3: "3", 4: "4", 5: "5", 6: "6", 7: "7", 8: "8", 9: "9", 10: "0", 11: "*",
-                12: "#", 13: "A", 14: "B", 15: "C", 0: "D"}
+MT8870_CODES = {
+    1: "1",
+    2: "2",
+    3: "3",
+    4: "4",
+    5: "5",
+    6: "6",
+    7: "7",
+    8: "8",
+    9: "9",
+    10: "0",
+    11: "*",
+    12: "#",
+    13: "A",
+    14: "B",
+    15: "C",
+    0: "D",
+}
 _CODE_OF = {digit: code for code, digit in MT8870_CODES.items()}
 _DIGITS = frozenset("0123456789*#ABCD")
 FRAMINGS = ("ascii", "ascii-lines", "mt8870-nibble")
@@ -74,7 +90,13 @@ class FrameParser:
             self._line.clear()
             channel, sep, digit = text.partition(":")
             digit = digit.strip().upper()
-            if sep and channel.strip().isdigit() and len(digit) == 1 and digit in _DIGITS and int(channel) < 256:
+            if (
+                sep
+                and channel.strip().isdigit()
+                and len(digit) == 1
+                and digit in _DIGITS
+                and int(channel) < 256
+            ):
                 out.append(BoardDigit(int(channel), digit))
             else:
                 self.noise += len(text) or 1

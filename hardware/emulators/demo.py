@@ -25,12 +25,22 @@ from .voice_modem import VoiceModemEmulator
 __all__ = ["DemoDevices"]
 
 _CALLERS = [("600111222", "ANA LOPEZ"), ("600333444", "JORGE RUIZ"), ("911222333", "ACME SL"), ("", "")]
-_TEXTS = ["Hola, ¿a qué hora abrís mañana?", "Necesito cambiar mi cita del jueves", "¿Tenéis factura del pedido 4411?"]
+_TEXTS = [
+    "Hola, ¿a qué hora abrís mañana?",
+    "Necesito cambiar mi cita del jueves",
+    "¿Tenéis factura del pedido 4411?",
+]
 
 
 class DemoDevices:
-    def __init__(self, *, call_every: float = 45.0, sms_every: float = 90.0, seed: int | None = None,
-                 link_dir: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        call_every: float = 45.0,
+        sms_every: float = 90.0,
+        seed: int | None = None,
+        link_dir: str | None = None,
+    ) -> None:
         self.link_dir = link_dir or tempfile.mkdtemp(prefix="centralita-demo-")
         self.voice = VoiceModemEmulator(link_dir=self.link_dir)
         self.gsm = GsmModemEmulator(link_dir=self.link_dir)
@@ -44,8 +54,13 @@ class DemoDevices:
         return [
             {"name": "demo-line", "driver": "voice-modem", "port": self.voice.link, "profile": "generic"},
             {"name": "demo-gsm", "driver": "gsm-modem", "port": self.gsm.link, "profile": "generic"},
-            {"name": "demo-board", "driver": "dtmf-board", "port": self.board.link, "profile": "ascii",
-             "options": {"line": "demo-line"}},
+            {
+                "name": "demo-board",
+                "driver": "dtmf-board",
+                "port": self.board.link,
+                "profile": "ascii",
+                "options": {"line": "demo-line"},
+            },
         ]
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -74,7 +89,9 @@ class DemoDevices:
     async def _messages(self) -> None:
         while True:
             await trio.sleep(self.sms_every * (0.5 + self._random.random()))
-            await self.gsm.deliver_sms(f"+34{self._random.randrange(600000000, 699999999)}", self._random.choice(_TEXTS))
+            await self.gsm.deliver_sms(
+                f"+34{self._random.randrange(600000000, 699999999)}", self._random.choice(_TEXTS)
+            )
 
     def close(self) -> None:
         for emulator in (self.voice, self.gsm, self.board):

@@ -35,7 +35,11 @@ class DtmfBoardEmulator:
 
     async def send_noise(self, size: int = 64, seed: int = 5) -> None:
         rng = random.Random(seed)
-        noise = bytes(b for b in (rng.randrange(256) for _ in range(size * 2)) if chr(b).upper() not in "0123456789*#ABCD")
+        noise = bytes(
+            b
+            for b in (rng.randrange(256) for _ in range(size * 2))
+            if chr(b).upper() not in "0123456789*#ABCD"
+        )
         await self.pty.write(noise[:size])
 
     def unplug(self) -> None:

@@ -31,8 +31,16 @@ class SentSms:
 
 
 class GsmModemEmulator:
-    def __init__(self, *, link_dir: str | None = None, pin: str | None = None, sim_not_ready_polls: int = 0,
-                 registration: int = 1, signal: int = 20, model: str = "Centralita emulated GSM modem") -> None:
+    def __init__(
+        self,
+        *,
+        link_dir: str | None = None,
+        pin: str | None = None,
+        sim_not_ready_polls: int = 0,
+        registration: int = 1,
+        signal: int = 20,
+        model: str = "Centralita emulated GSM modem",
+    ) -> None:
         self.pty = PtyDevice(link_dir=link_dir, link_name="usb-Centralita_Emulated_GSM_Modem-if02")
         self.model = model
         self.pin = pin
@@ -71,7 +79,9 @@ class GsmModemEmulator:
         self._changed.set()
         self._changed = trio.Event()
 
-    async def wait_until(self, predicate: Callable[[GsmModemEmulator], bool], *, timeout: float = 10.0) -> None:
+    async def wait_until(
+        self, predicate: Callable[[GsmModemEmulator], bool], *, timeout: float = 10.0
+    ) -> None:
         with trio.fail_after(timeout):
             while not predicate(self):
                 await self._changed.wait()
@@ -86,11 +96,20 @@ class GsmModemEmulator:
             index += 1
         return index
 
-    async def deliver_sms(self, sender: str, text: str, *, when: _dt.datetime | None = None, routed: bool = False,
-                          notify: bool = True, reverse: bool = False, concat_reference: int = 42) -> list[int]:
+    async def deliver_sms(
+        self,
+        sender: str,
+        text: str,
+        *,
+        when: _dt.datetime | None = None,
+        routed: bool = False,
+        notify: bool = True,
+        reverse: bool = False,
+        concat_reference: int = 42,
+    ) -> list[int]:
         """A message arrives from the network. Stored parts are announced with ``+CMTI`` (``reverse``:
         last part first); ``routed`` pushes them with ``+CMT`` instead (not stored)."""
-        when = when or _dt.datetime(2026, 11, 25, 12, 0, 0, tzinfo=_dt.timezone.utc)
+        when = when or _dt.datetime(2026, 11, 25, 12, 0, 0, tzinfo=_dt.UTC)
         pdus = encode_deliver(sender, text, when, concat_reference=concat_reference)
         indexes = []
         for pdu in reversed(pdus) if reverse else pdus:
@@ -112,8 +131,9 @@ class GsmModemEmulator:
         return index
 
     async def send_status_report(self, reference: int, recipient: str, status: int = 0) -> None:
-        pdu, length = encode_status_report(reference, recipient, status, _dt.datetime(2026, 11, 25, 12, 0, 5,
-                                                                                         tzinfo=_dt.timezone.utc))
+        pdu, length = encode_status_report(
+            reference, recipient, status, _dt.datetime(2026, 11, 25, 12, 0, 5, tzinfo=_dt.UTC)
+        )
         await self._write(f"\r\n+CDS: {length}\r\n{pdu}\r\n".encode())
 
     async def set_registration(self, stat: int) -> None:
@@ -224,7 +244,9 @@ class GsmModemEmulator:
                     sms.references.append(reference)
                     sms.pdus.append(pdu)
                     return
-        self.sent.append(SentSms(submit.recipient, submit.text, [reference], [pdu], submit.status_report_request))
+        self.sent.append(
+            SentSms(submit.recipient, submit.text, [reference], [pdu], submit.status_report_request)
+        )
 
     async def _command(self, text: str) -> None:
         self.commands.append(text)
@@ -262,7 +284,7 @@ class GsmModemEmulator:
             else:
                 await self._reply(f"+CPIN: {'READY' if self.sim_unlocked else 'SIM PIN'}", "OK")
         elif body.startswith("+CPIN="):
-            if text.partition('=')[2].strip().strip('"') == self.pin:
+            if text.partition("=")[2].strip().strip('"') == self.pin:
                 self.sim_unlocked = True
                 await self._reply("OK")
             else:

@@ -44,8 +44,14 @@ class _State:
 
 
 class VoiceModemEmulator:
-    def __init__(self, *, link_dir: str | None = None, model: str = "Centralita emulated voice modem 1.0",
-                 formats: tuple[str, ...] = ("linear8", "ulaw", "alaw", "linear16"), full_duplex: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        link_dir: str | None = None,
+        model: str = "Centralita emulated voice modem 1.0",
+        formats: tuple[str, ...] = ("linear8", "ulaw", "alaw", "linear16"),
+        full_duplex: bool = True,
+    ) -> None:
         self.pty = PtyDevice(link_dir=link_dir, link_name="usb-Centralita_Emulated_Voice_Modem-if00")
         self.model = model
         self.formats = [f for f in _FORMATS if f[2] in formats]
@@ -71,7 +77,7 @@ class VoiceModemEmulator:
         self._changed.set()
         self._changed = trio.Event()
 
-    async def wait_until(self, predicate, *, timeout: float = 10.0) -> None:  # noqa: ANN001
+    async def wait_until(self, predicate, *, timeout: float = 10.0) -> None:
         """Wait (with a generous deadline) until ``predicate(self)`` holds."""
         with trio.fail_after(timeout):
             while not predicate(self):
@@ -81,8 +87,16 @@ class VoiceModemEmulator:
         async with self._write_lock:
             await self.pty.write(data)
 
-    async def ring(self, number: str = "", name: str = "", *, rings: int = 3, interval: float = 0.05,
-                   when: str = "11251405", private: bool = False) -> None:
+    async def ring(
+        self,
+        number: str = "",
+        name: str = "",
+        *,
+        rings: int = 3,
+        interval: float = 0.05,
+        when: str = "11251405",
+        private: bool = False,
+    ) -> None:
         """Ring ``rings`` times with caller ID after the first ring (if the host armed ``+VCID``).
         Stops early once the host takes the line off hook."""
         for index in range(rings):
@@ -95,7 +109,9 @@ class VoiceModemEmulator:
 
     def _caller_id(self, number: str, name: str, when: str, private: bool) -> bytes:
         if self.state.vcid == 2:
-            burst = encode_mdmf(number=number, name=name, when=when, number_absent="private" if private else "")
+            burst = encode_mdmf(
+                number=number, name=name, when=when, number_absent="private" if private else ""
+            )
             return f"\r\nMESG = {burst.hex().upper()}\r\n".encode()
         lines = [f"DATE = {when[:4]}", f"TIME = {when[4:]}", f"NMBR = {'P' if private else number}"]
         if name:
@@ -212,7 +228,7 @@ class VoiceModemEmulator:
             return
         body = upper[2:]
         st = self.state
-        if body in ("", "V1", "Q0", "+VNH=1") or body.startswith("&F") or body.startswith("S"):
+        if body in ("", "V1", "Q0", "+VNH=1") or body.startswith(("&F", "S")):
             await self._reply("OK")
         elif body in ("E0", "E1"):
             st.echo = body == "E1"
@@ -264,7 +280,7 @@ class VoiceModemEmulator:
             await self._write(b"\r\nCONNECT\r\n" + shield(_g711.encode(np.zeros(160, np.int16), st.fmt)))
         elif body.startswith("D!"):
             await self._reply("OK" if st.off_hook else "ERROR")
-        elif body.startswith("DT") or body.startswith("DP") or body.startswith("D"):
+        elif body.startswith("D"):
             number = body.lstrip("D").lstrip("TP").rstrip(";")
             if not number or any(c not in "0123456789*#,WABCD" for c in number):
                 await self._reply("ERROR")

@@ -13,6 +13,7 @@ when initialisation itself cannot finish). A SIM that is not ready at boot is wa
 
 from __future__ import annotations
 
+import datetime as _dt
 import hashlib
 import logging
 import re
@@ -20,8 +21,6 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
-
-import datetime as _dt
 
 import trio
 
@@ -49,8 +48,14 @@ log = logging.getLogger("centralita.hardware.gsm_modem")
 RETRYABLE_CME = frozenset({14, 515})  # SIM busy; "busy, please wait"
 SIM_NOT_READY_CME = frozenset({10, 13, 14})  # not inserted (yet), failure, busy
 REGISTERED = {1: "home", 5: "roaming"}
-REGISTRATION_TEXT = {0: "not searching", 1: "registered (home)", 2: "searching", 3: "registration denied",
-                     4: "unknown", 5: "registered (roaming)"}
+REGISTRATION_TEXT = {
+    0: "not searching",
+    1: "registered (home)",
+    2: "searching",
+    3: "registration denied",
+    4: "unknown",
+    5: "registered (roaming)",
+}
 
 
 class SmsSendError(DeviceError):
@@ -122,7 +127,12 @@ def parse_creg(value: str) -> int | None:
     if not fields or not fields[0].isdigit():
         return None
     # "n,stat,..." when the second field is a small number, else "stat,lac,ci" (URC form)
-    if len(fields) >= 2 and fields[1].isdigit() and len(fields[1]) == 1 and (len(fields) == 2 or len(fields) >= 4):
+    if (
+        len(fields) >= 2
+        and fields[1].isdigit()
+        and len(fields[1]) == 1
+        and (len(fields) == 2 or len(fields) >= 4)
+    ):
         return int(fields[1])
     return int(numbers[0]) if numbers else None
 
@@ -141,8 +151,12 @@ class GsmModem(SerialDevice):
     ) -> None:
         options = dict(spec.options)
         base = timings or GsmTimings()
-        self.timings = GsmTimings(**{k: type(getattr(base, k))(options.get(k, getattr(base, k))) for k in vars(base)})
-        super().__init__(spec, context, serial=SerialSettings(int(options.get("baudrate", 115200))), reconnect=reconnect)
+        self.timings = GsmTimings(
+            **{k: type(getattr(base, k))(options.get(k, getattr(base, k))) for k in vars(base)}
+        )
+        super().__init__(
+            spec, context, serial=SerialSettings(int(options.get("baudrate", 115200))), reconnect=reconnect
+        )
         pin = str(options.get("pin", ""))
         if pin and not (pin.isdigit() and 4 <= len(pin) <= 8):
             raise DeviceError(f"device {spec.name}: pin must be 4 to 8 digits")
@@ -163,9 +177,19 @@ class GsmModem(SerialDevice):
         self._send_lock = trio.Lock()
         self._next_concat_ref = 0
         self._handler_set = trio.Event()
-        self.counters.update({"sms_received": 0, "sms_sent": 0, "sms_send_failures": 0, "invalid_pdus": 0,
-                              "delivery_reports": 0, "cme_retries": 0, "handler_failures": 0, "duplicates": 0,
-                              "routed_dropped": 0})
+        self.counters.update(
+            {
+                "sms_received": 0,
+                "sms_sent": 0,
+                "sms_send_failures": 0,
+                "invalid_pdus": 0,
+                "delivery_reports": 0,
+                "cme_retries": 0,
+                "handler_failures": 0,
+                "duplicates": 0,
+                "routed_dropped": 0,
+            }
+        )
 
     # ------------------------------------------------------------------ public (the SMS capability)
     def set_message_handler(self, handler: MessageHandler) -> None:
@@ -179,18 +203,28 @@ class GsmModem(SerialDevice):
         check_number(number)
         port = self._ready_port()
         if self.registration not in REGISTERED:
-            raise SmsSendError(f"{self.name}: not registered on a network ({REGISTRATION_TEXT.get(self.registration, 'unknown')})")
+            raise SmsSendError(
+                f"{self.name}: not registered on a network ({REGISTRATION_TEXT.get(self.registration, 'unknown')})"
+            )
         async with self._send_lock:
             self._next_concat_ref = (self._next_concat_ref + 1) % 256
-            parts = encode_submit(number, text, concat_reference=self._next_concat_ref, status_report=status_report)
+            parts = encode_submit(
+                number, text, concat_reference=self._next_concat_ref, status_report=status_report
+            )
             refs = []
             for pdu, length in parts:
                 try:
-                    result = await self._command(port, f"AT+CMGS={length}", timeout=self.timings.send_timeout,
-                                                 prompt_data=pdu.encode("ascii"))
+                    result = await self._command(
+                        port,
+                        f"AT+CMGS={length}",
+                        timeout=self.timings.send_timeout,
+                        prompt_data=pdu.encode("ascii"),
+                    )
                 except AtCommandError as exc:
                     self.counters["sms_send_failures"] += 1
-                    raise SmsSendError(f"{self.name}: SMS to {number} refused: {exc.result.final}", exc.code) from None
+                    raise SmsSendError(
+                        f"{self.name}: SMS to {number} refused: {exc.result.final}", exc.code
+                    ) from None
                 except DeviceError as exc:  # a timeout, or the port went away mid-command
                     self.counters["sms_send_failures"] += 1
                     raise SmsSendError(f"{self.name}: SMS to {number}: {exc}") from None
@@ -200,8 +234,13 @@ class GsmModem(SerialDevice):
             return ",".join(refs)
 
     def describe(self) -> Mapping[str, Any]:
-        return {**super().describe(), "model": self.identity, "sim": self.sim_state,
-                "registration": REGISTRATION_TEXT.get(self.registration, "unknown"), "signal": self.signal}
+        return {
+            **super().describe(),
+            "model": self.identity,
+            "sim": self.sim_state,
+            "registration": REGISTRATION_TEXT.get(self.registration, "unknown"),
+            "signal": self.signal,
+        }
 
     def statistics(self) -> Mapping[str, Any]:
         stats = dict(super().statistics())
@@ -212,19 +251,33 @@ class GsmModem(SerialDevice):
 
     # ------------------------------------------------------------------ commands with bounded retries
     def _ready_port(self) -> AtPort:
-        if self.port is None or self.health() not in (DeviceHealth.OK, DeviceHealth.DEGRADED, DeviceHealth.UNHEALTHY):
-            raise SmsSendError(f"{self.name}: modem not connected ({self.health().value} {self.health_reason})")
+        if self.port is None or self.health() not in (
+            DeviceHealth.OK,
+            DeviceHealth.DEGRADED,
+            DeviceHealth.UNHEALTHY,
+        ):
+            raise SmsSendError(
+                f"{self.name}: modem not connected ({self.health().value} {self.health_reason})"
+            )
         return self.port
 
-    async def _command(self, port: AtPort, command: str, *, timeout: float | None = None, **kwargs: Any) -> CommandResult:
+    async def _command(
+        self, port: AtPort, command: str, *, timeout: float | None = None, **kwargs: Any
+    ) -> CommandResult:
         delay = self.timings.retry_backoff
         attempt = 0
         while True:
             try:
-                result = await port.command(command, timeout=timeout or self.timings.command_timeout, **kwargs)
+                result = await port.command(
+                    command, timeout=timeout or self.timings.command_timeout, **kwargs
+                )
             except AtCommandError as exc:
                 self._failure(str(exc))
-                if exc.code in RETRYABLE_CME and attempt < self.timings.retries and "prompt_data" not in kwargs:
+                if (
+                    exc.code in RETRYABLE_CME
+                    and attempt < self.timings.retries
+                    and "prompt_data" not in kwargs
+                ):
                     attempt += 1
                     self.counters["cme_retries"] += 1
                     await trio.sleep(delay)
@@ -240,7 +293,10 @@ class GsmModem(SerialDevice):
     def _failure(self, reason: str) -> None:
         self._consecutive_failures += 1
         if self._consecutive_failures >= self.timings.unhealthy_after:
-            self._set_health(DeviceHealth.UNHEALTHY, f"{self._consecutive_failures} failed commands in a row; last: {reason}")
+            self._set_health(
+                DeviceHealth.UNHEALTHY,
+                f"{self._consecutive_failures} failed commands in a row; last: {reason}",
+            )
 
     def _success(self) -> None:
         self._consecutive_failures = 0
@@ -250,7 +306,18 @@ class GsmModem(SerialDevice):
     # ------------------------------------------------------------------ session
     async def _session(self, stream: Any) -> None:
         machine = AtMachine(
-            urc_prefixes=("RING", "+CMTI:", "+CMT:", "+CDS:", "+CDSI:", "+CLIP:", "+CREG:", "^", "+CUSD:", "+CRING:"),
+            urc_prefixes=(
+                "RING",
+                "+CMTI:",
+                "+CMT:",
+                "+CDS:",
+                "+CDSI:",
+                "+CLIP:",
+                "+CREG:",
+                "^",
+                "+CUSD:",
+                "+CRING:",
+            ),
             two_line_urcs=("+CMT:", "+CDS:"),
         )
         port = AtPort(stream, machine)
@@ -259,8 +326,10 @@ class GsmModem(SerialDevice):
             nursery.start_soon(self._serve_urcs, port)
             await self._initialise(port)
             self.port = port
-            self._set_health(DeviceHealth.OK if self.registration in REGISTERED else DeviceHealth.DEGRADED,
-                             "" if self.registration in REGISTERED else "not registered")
+            self._set_health(
+                DeviceHealth.OK if self.registration in REGISTERED else DeviceHealth.DEGRADED,
+                "" if self.registration in REGISTERED else "not registered",
+            )
             nursery.start_soon(self._fetcher, port)
             await self._sweep(port)
             await self._poll(port)
@@ -278,7 +347,7 @@ class GsmModem(SerialDevice):
             pass
         await self._unlock_sim(port)
         await self._command(port, "AT+CMGF=0")
-        await self._command(port, "AT+CPMS=\"SM\",\"SM\",\"SM\"", timeout=t)
+        await self._command(port, 'AT+CPMS="SM","SM","SM"', timeout=t)
         # Store every SMS and tell us (+CMTI); route status reports (+CDS). Storing (not +CMT routing)
         # is what lets us delete only after the engine has stored the message.
         await self._command(port, "AT+CNMI=2,1,0,1,0")
@@ -308,7 +377,9 @@ class GsmModem(SerialDevice):
                 except AtCommandError as exc:
                     # Never retry a wrong PIN: three tries lock the SIM.
                     self._pin = ""
-                    raise DeviceError(f"{self.name}: the SIM refused the PIN ({exc.result.final}); fix it in the config") from None
+                    raise DeviceError(
+                        f"{self.name}: the SIM refused the PIN ({exc.result.final}); fix it in the config"
+                    ) from None
                 continue
             if state in ("SIM PUK", "SIM PIN2", "SIM PUK2", "PH-SIM PIN"):
                 raise DeviceError(f"{self.name}: the SIM is locked ({state}); unlock it in a phone")
@@ -387,8 +458,16 @@ class GsmModem(SerialDevice):
             return
         if isinstance(report, StatusReport):
             self.counters["delivery_reports"] += 1
-            self._emit(DeliveryReport(self.name, report.reference, report.recipient, report.status,
-                                      report.delivered, report.failed))
+            self._emit(
+                DeliveryReport(
+                    self.name,
+                    report.reference,
+                    report.recipient,
+                    report.status,
+                    report.delivered,
+                    report.failed,
+                )
+            )
 
     async def _fetcher(self, port: AtPort) -> None:
         async for index in self._fetch_recv:
@@ -432,8 +511,11 @@ class GsmModem(SerialDevice):
             except PduError as exc:
                 self.counters["invalid_pdus"] += 1
                 key = hashlib.sha1(pdu.encode("latin-1", "replace")).hexdigest()
-                await self._deliver(InboundSms(self.name, "", "", None, key, error=str(exc), raw_pdus=(pdu[:400],)),
-                                    (index,), port)
+                await self._deliver(
+                    InboundSms(self.name, "", "", None, key, error=str(exc), raw_pdus=(pdu[:400],)),
+                    (index,),
+                    port,
+                )
                 continue
             if isinstance(message, StatusReport):
                 self._status_report(pdu)
@@ -452,7 +534,9 @@ class GsmModem(SerialDevice):
         keys = list(assembled.keys)
         stamp = assembled.timestamp.isoformat() if assembled.timestamp else ""
         digest = hashlib.sha1(f"{assembled.sender}\0{stamp}\0{assembled.text}".encode()).hexdigest()
-        sms = InboundSms(self.name, assembled.sender, assembled.text, assembled.timestamp, digest, assembled.incomplete)
+        sms = InboundSms(
+            self.name, assembled.sender, assembled.text, assembled.timestamp, digest, assembled.incomplete
+        )
         await self._deliver(sms, tuple(index for index, _pdu in keys), port)
 
     async def _deliver(self, sms: InboundSms, indexes: tuple[int | None, ...], port: AtPort | None) -> None:
@@ -464,7 +548,9 @@ class GsmModem(SerialDevice):
         finally:
             self._in_flight.discard(sms.key)
 
-    async def _deliver_once(self, sms: InboundSms, indexes: tuple[int | None, ...], port: AtPort | None) -> None:
+    async def _deliver_once(
+        self, sms: InboundSms, indexes: tuple[int | None, ...], port: AtPort | None
+    ) -> None:
         if sms.key in self._delivered:
             self.counters["duplicates"] += 1  # stored before, its delete failed: only delete again
         else:

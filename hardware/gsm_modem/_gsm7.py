@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-__all__ = ["GSM7_BASIC", "decode_gsm7", "encode_gsm7", "gsm7_length", "is_gsm7", "pack_septets", "unpack_septets"]
+__all__ = [
+    "GSM7_BASIC",
+    "decode_gsm7",
+    "encode_gsm7",
+    "gsm7_length",
+    "is_gsm7",
+    "pack_septets",
+    "unpack_septets",
+]
 
 GSM7_BASIC = (
     "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞ\x1bÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
@@ -10,8 +18,18 @@ GSM7_BASIC = (
 )
 assert len(GSM7_BASIC) == 128
 ESCAPE = 0x1B
-GSM7_EXTENSION = {0x0A: "\f", 0x14: "^", 0x28: "{", 0x29: "}", 0x2F: "\\", 0x3C: "[", 0x3D: "~", 0x3E: "]",
-                  0x40: "|", 0x65: "€"}
+GSM7_EXTENSION = {
+    0x0A: "\f",
+    0x14: "^",
+    0x28: "{",
+    0x29: "}",
+    0x2F: "\\",
+    0x3C: "[",
+    0x3D: "~",
+    0x3E: "]",
+    0x40: "|",
+    0x65: "€",
+}
 
 _ENCODE_BASIC = {ch: code for code, ch in enumerate(GSM7_BASIC) if code != ESCAPE}
 _ENCODE_EXTENSION = {ch: code for code, ch in GSM7_EXTENSION.items()}

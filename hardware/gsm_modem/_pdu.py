@@ -17,16 +17,16 @@ from ._gsm7 import decode_gsm7, encode_gsm7, gsm7_length, is_gsm7, pack_septets,
 __all__ = [
     "Assembled",
     "ConcatInfo",
-    "Reassembler",
-    "encode_deliver",
-    "encode_status_report",
     "Deliver",
     "InvalidNumber",
     "PduError",
+    "Reassembler",
     "StatusReport",
     "Submit",
     "check_number",
     "decode_pdu",
+    "encode_deliver",
+    "encode_status_report",
     "encode_submit",
     "split_text",
 ]
@@ -43,7 +43,7 @@ class InvalidNumber(LocalProtocolError, ValueError):
 
 
 def check_number(number: str) -> str:
-    digits = number[1:] if number.startswith("+") else number
+    digits = number.removeprefix("+")
     if not (1 <= len(digits) <= 20) or not digits.isdigit() or not digits.isascii():
         raise InvalidNumber(f"invalid phone number {number!r}: digits with an optional leading '+' only")
     return number
@@ -109,7 +109,9 @@ class _Reader:
 
     def take(self, count: int, what: str) -> bytes:
         if count < 0 or self.pos + count > len(self.data):
-            raise PduError(f"PDU ends inside the {what} (needs {count} octets at {self.pos}, has {len(self.data)})")
+            raise PduError(
+                f"PDU ends inside the {what} (needs {count} octets at {self.pos}, has {len(self.data)})"
+            )
         chunk = self.data[self.pos : self.pos + count]
         self.pos += count
         return chunk
@@ -179,7 +181,15 @@ def _read_timestamp(reader: _Reader, what: str) -> _dt.datetime | None:
         if quarters > 79:
             raise PduError("time zone out of range")
         offset = _dt.timedelta(minutes=15 * quarters) * (-1 if tz & 0x08 else 1)
-        return _dt.datetime((1900 if year >= 80 else 2000) + year, month, day, hour, minute, second, tzinfo=_dt.timezone(offset))
+        return _dt.datetime(
+            (1900 if year >= 80 else 2000) + year,
+            month,
+            day,
+            hour,
+            minute,
+            second,
+            tzinfo=_dt.timezone(offset),
+        )
     except (PduError, ValueError):
         return None  # a bad clock on the SMSC is no reason to lose the message
 
@@ -255,7 +265,9 @@ def _parse_udh(header: bytes) -> ConcatInfo | None:
 
 
 # ------------------------------------------------------------------------------------------ decode
-def decode_pdu(pdu: str | bytes, *, with_smsc: bool = True, outgoing: bool = False) -> Deliver | Submit | StatusReport:
+def decode_pdu(
+    pdu: str | bytes, *, with_smsc: bool = True, outgoing: bool = False
+) -> Deliver | Submit | StatusReport:
     """Decode a PDU as ``+CMGR``/``+CMT``/``+CDS`` show it (hex, SMSC first unless ``with_smsc=False``).
 
     ``outgoing``: the PDU is one we (or a host) sent, so MTI 01 is SMS-SUBMIT (MTI values depend on
@@ -334,7 +346,9 @@ def split_text(text: str, reference: int = 0) -> tuple[str, list[_Part]]:
     if len(chunks) > 255:
         raise LocalProtocolError(f"message too long: {len(chunks)} parts (at most 255)")
     total = len(chunks)
-    return alphabet, [_Part(chunk, ConcatInfo(reference & 0xFF, total, i + 1)) for i, chunk in enumerate(chunks)]
+    return alphabet, [
+        _Part(chunk, ConcatInfo(reference & 0xFF, total, i + 1)) for i, chunk in enumerate(chunks)
+    ]
 
 
 def encode_submit(
@@ -360,7 +374,11 @@ def encode_submit(
         if part.concat is not None:
             first |= 0x40
             header = bytes([5, 0x00, 3, part.concat.reference, part.concat.total, part.concat.sequence])
-        tpdu = bytearray([first, reference & 0xFF]) + address + bytes([0x00, 0x00 if alphabet == "gsm7" else 0x08])
+        tpdu = (
+            bytearray([first, reference & 0xFF])
+            + address
+            + bytes([0x00, 0x00 if alphabet == "gsm7" else 0x08])
+        )
         if validity is not None:
             tpdu.append(validity & 0xFF)
         if alphabet == "gsm7":
@@ -385,12 +403,22 @@ def _encode_timestamp(when: _dt.datetime) -> bytes:
     offset = when.utcoffset() or _dt.timedelta(0)
     quarters = int(abs(offset.total_seconds()) // 900)
     tz = swap(quarters) | (0x08 if offset.total_seconds() < 0 else 0)
-    return bytes([swap(when.year % 100), swap(when.month), swap(when.day), swap(when.hour), swap(when.minute),
-                  swap(when.second), tz])
+    return bytes(
+        [
+            swap(when.year % 100),
+            swap(when.month),
+            swap(when.day),
+            swap(when.hour),
+            swap(when.minute),
+            swap(when.second),
+            tz,
+        ]
+    )
 
 
-def encode_deliver(sender: str, text: str, when: _dt.datetime, *, smsc: str = "+34600000000",
-                   concat_reference: int = 0) -> list[str]:
+def encode_deliver(
+    sender: str, text: str, when: _dt.datetime, *, smsc: str = "+34600000000", concat_reference: int = 0
+) -> list[str]:
     """SMS-DELIVER PDUs as a network would send them (the emulator uses this)."""
     alphabet, parts = split_text(text, concat_reference)
     smsc_field = _encode_address(smsc)
@@ -401,7 +429,9 @@ def encode_deliver(sender: str, text: str, when: _dt.datetime, *, smsc: str = "+
         header = b""
         if part.concat is not None:
             header = bytes([5, 0x00, 3, part.concat.reference, part.concat.total, part.concat.sequence])
-        tpdu = bytearray([first]) + _encode_address(sender) + bytes([0x00, 0x00 if alphabet == "gsm7" else 0x08])
+        tpdu = (
+            bytearray([first]) + _encode_address(sender) + bytes([0x00, 0x00 if alphabet == "gsm7" else 0x08])
+        )
         tpdu += _encode_timestamp(when)
         if alphabet == "gsm7":
             septets = encode_gsm7(part.text)
@@ -418,7 +448,12 @@ def encode_deliver(sender: str, text: str, when: _dt.datetime, *, smsc: str = "+
 
 
 def encode_status_report(reference: int, recipient: str, status: int, when: _dt.datetime) -> tuple[str, int]:
-    tpdu = bytes([0x06, reference & 0xFF]) + _encode_address(recipient) + _encode_timestamp(when) * 2 + bytes([status])
+    tpdu = (
+        bytes([0x06, reference & 0xFF])
+        + _encode_address(recipient)
+        + _encode_timestamp(when) * 2
+        + bytes([status])
+    )
     return "00" + tpdu.hex().upper(), len(tpdu)
 
 

@@ -121,7 +121,9 @@ async def _receive(ctx: CheckContext) -> str:
                     message = decode_pdu(pdus[0]) if pdus else None
                 except PduError as exc:
                     raise CheckFailed(f"+CMGR={index} PDU does not decode: {exc}") from None
-                return f"received from {getattr(message, 'sender', '?')}: {getattr(message, 'text', '')[:40]!r}"
+                return (
+                    f"received from {getattr(message, 'sender', '?')}: {getattr(message, 'text', '')[:40]!r}"
+                )
     raise CheckFailed("no +CMTI arrived")
 
 

@@ -21,8 +21,15 @@ class AudioBackend:
             return []
         out = []
         for index, info in enumerate(self.sd.query_devices()):
-            out.append({"index": index, "name": info["name"], "inputs": info["max_input_channels"],
-                        "outputs": info["max_output_channels"], "rate": float(info["default_samplerate"])})
+            out.append(
+                {
+                    "index": index,
+                    "name": info["name"],
+                    "inputs": info["max_input_channels"],
+                    "outputs": info["max_output_channels"],
+                    "rate": float(info["default_samplerate"]),
+                }
+            )
         return out
 
     def find(self, name: str) -> dict[str, Any] | None:
@@ -58,7 +65,9 @@ def audio_backend() -> AudioBackend:
         except OSError as exc:  # the Python package is there, the PortAudio library is not
             _BACKEND = AudioBackend(None, f"PortAudio is not installed ({exc}); install it: {INSTALL_HINT}")
         except ImportError as exc:
-            _BACKEND = AudioBackend(None, f"sounddevice is not installed ({exc}); install it: pip install sounddevice")
+            _BACKEND = AudioBackend(
+                None, f"sounddevice is not installed ({exc}); install it: pip install sounddevice"
+            )
         else:
             _BACKEND = AudioBackend(sounddevice)
     return _BACKEND

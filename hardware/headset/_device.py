@@ -21,7 +21,6 @@ import numpy as np
 import trio
 
 from engine.abc import Capability, Device, DeviceHealth, DeviceSpec
-
 from engine.media import Resampler
 
 from ._audio import audio_backend
@@ -56,8 +55,17 @@ class Headset(Device):
         # Streaming windowed-sinc resamplers (engine.media): no clicks at block edges, DTMF intact.
         self._down = Resampler(self.rate, 8000)
         self._up = Resampler(8000, self.rate)
-        self.counters = {"captured_frames": 0, "captured_dropped": 0, "played_blocks": 0, "underruns": 0,
-                         "playout_dropped": 0, "callback_errors": 0, "status_flags": 0, "opens": 0, "unplugs": 0}
+        self.counters = {
+            "captured_frames": 0,
+            "captured_dropped": 0,
+            "played_blocks": 0,
+            "underruns": 0,
+            "playout_dropped": 0,
+            "callback_errors": 0,
+            "status_flags": 0,
+            "opens": 0,
+            "unplugs": 0,
+        }
         self._closed = False
         self._stream: Any = None
         self._tick = trio.Event()  # set once per batch of PortAudio callbacks (from the trio thread)
@@ -149,7 +157,7 @@ class Headset(Device):
             else:
                 self.counters["played_blocks"] += 1
             outdata[:] = block
-        except Exception:
+        except Exception:  # noqa: BLE001 - the PortAudio boundary: nothing may escape
             self.counters["callback_errors"] += 1
 
     async def wait_playout_drained(self) -> None:
@@ -181,7 +189,7 @@ class Headset(Device):
                     self.counters["captured_frames"] += 1
                 except (trio.WouldBlock, trio.ClosedResourceError, trio.BrokenResourceError):
                     self.counters["captured_dropped"] += 1
-        except Exception:
+        except Exception:  # noqa: BLE001 - the PortAudio boundary: nothing may escape
             self.counters["callback_errors"] += 1
 
     # ------------------------------------------------------------------ lifecycle
@@ -201,10 +209,16 @@ class Headset(Device):
                 backend.rescan()
                 continue
             try:
-                stream = backend.sd.RawStream(device=device["index"], samplerate=self.rate, channels=1, dtype="int16",
-                                              blocksize=self.block, callback=self._callback)
+                stream = backend.sd.RawStream(
+                    device=device["index"],
+                    samplerate=self.rate,
+                    channels=1,
+                    dtype="int16",
+                    blocksize=self.block,
+                    callback=self._callback,
+                )
                 stream.start()
-            except Exception as exc:  # PortAudioError and friends: translate at the boundary
+            except Exception as exc:  # PortAudioError and friends: translate at the boundary  # noqa: BLE001 - the PortAudio boundary: nothing may escape
                 self._set_health(DeviceHealth.DISCONNECTED, f"cannot open {device['name']}: {exc}")
                 await trio.sleep(self.rescan_interval)
                 continue
@@ -227,8 +241,8 @@ class Headset(Device):
         try:
             stream.abort()
             stream.close()
-        except Exception:
-            pass
+        except Exception as exc:  # noqa: BLE001 - an unplugged device may fail to close; it is gone anyway
+            log.debug("headset %s: closing the stream: %s", self.name, exc)
         self._stream = None
 
     async def aclose(self) -> None:

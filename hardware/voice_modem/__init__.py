@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 from ._callerid import CallerId, CallerIdError, decode_burst
-from ._device import CallEnded, DtmfReceived, IncomingCall, RingingStopped, VoiceCall, VoiceModem, VoiceModemTimings
+from ._device import (
+    CallEnded,
+    DtmfReceived,
+    IncomingCall,
+    RingingStopped,
+    VoiceCall,
+    VoiceModem,
+    VoiceModemTimings,
+)
 from ._dle import DleDecoder, DleEvent, shield
 from ._profiles import PROFILES, InvalidDialString, LineCapabilities, ModemProfile, check_dial_string
 

@@ -39,10 +39,26 @@ from ._dle import (
     EndOfStream,
     shield,
 )
+from ._profiles import (
+    PROFILES,
+    LineCapabilities,
+    ModemProfile,
+    VoiceFormat,
+    check_dial_string,
+    choose_voice_format,
+    parse_vsm_list,
+)
 from ._ringing import RingState, RingTracker
-from ._profiles import PROFILES, LineCapabilities, ModemProfile, VoiceFormat, check_dial_string, choose_voice_format, parse_vsm_list
 
-__all__ = ["CallEnded", "DtmfReceived", "IncomingCall", "RingingStopped", "VoiceCall", "VoiceModem", "VoiceModemTimings"]
+__all__ = [
+    "CallEnded",
+    "DtmfReceived",
+    "IncomingCall",
+    "RingingStopped",
+    "VoiceCall",
+    "VoiceModem",
+    "VoiceModemTimings",
+]
 
 log = logging.getLogger("centralita.hardware.voice_modem")
 
@@ -91,8 +107,14 @@ class CallEnded:
 class VoiceCall:
     """One call in voice mode. Receive with :meth:`receive_frame`, send with :meth:`send_frame`."""
 
-    def __init__(self, modem: VoiceModem, voice_format: VoiceFormat, caller_id: CallerId, direction: str,
-                 buffer_frames: int = 100) -> None:
+    def __init__(
+        self,
+        modem: VoiceModem,
+        voice_format: VoiceFormat,
+        caller_id: CallerId,
+        direction: str,
+        buffer_frames: int = 100,
+    ) -> None:
         self.modem = modem
         self.format = voice_format
         self.caller_id = caller_id
@@ -104,8 +126,15 @@ class VoiceCall:
         #: Set once the driver has put the line back on hook: the line can take the next call.
         self.released = trio.Event()
         self.end_reason = ""
-        self.stats = {"frames_received": 0, "frames_dropped": 0, "frames_sent": 0, "digits": 0, "line_events": 0,
-                      "receive_underruns": 0, "transmit_dropped": 0}
+        self.stats = {
+            "frames_received": 0,
+            "frames_dropped": 0,
+            "frames_sent": 0,
+            "digits": 0,
+            "line_events": 0,
+            "receive_underruns": 0,
+            "transmit_dropped": 0,
+        }
         self.line_events: list[str] = []
 
     # called from the reader task (synchronously); must never raise
@@ -193,22 +222,31 @@ class VoiceModem(SerialDevice):
     ) -> None:
         profile = PROFILES.get(spec.profile)
         if profile is None:
-            raise DeviceError(f"device {spec.name}: unknown voice-modem profile {spec.profile!r} "
-                              f"(known: {', '.join(PROFILES)})")
+            raise DeviceError(
+                f"device {spec.name}: unknown voice-modem profile {spec.profile!r} "
+                f"(known: {', '.join(PROFILES)})"
+            )
         self.profile: ModemProfile = profile
         options = dict(spec.options)
         base = timings or VoiceModemTimings()
-        self.timings = VoiceModemTimings(**{
-            key: type(getattr(base, key))(options.get(key, getattr(base, key))) for key in vars(base)
-        })
-        super().__init__(spec, context, serial=SerialSettings(int(options.get("baudrate", profile.baudrate)),
-                                                               rtscts=bool(options.get("rtscts", False))),
-                         reconnect=reconnect)
+        self.timings = VoiceModemTimings(
+            **{key: type(getattr(base, key))(options.get(key, getattr(base, key))) for key in vars(base)}
+        )
+        super().__init__(
+            spec,
+            context,
+            serial=SerialSettings(
+                int(options.get("baudrate", profile.baudrate)), rtscts=bool(options.get("rtscts", False))
+            ),
+            reconnect=reconnect,
+        )
         self.port: AtPort | None = None
         self.voice_format: VoiceFormat | None = None
         self.identity = ""
         self.call: VoiceCall | None = None
-        self.ringing = RingTracker(answer_after=self.timings.answer_after_rings, ring_gone=self.timings.ring_gone)
+        self.ringing = RingTracker(
+            answer_after=self.timings.answer_after_rings, ring_gone=self.timings.ring_gone
+        )
         self._decoder: DleDecoder | None = None
         self._debounce = DtmfDebouncer()
         self._stream_ended = trio.Event()
@@ -216,8 +254,17 @@ class VoiceModem(SerialDevice):
         self._hangup_send, self._hangup_requests = trio.open_memory_channel[VoiceCall](8)
         # Frames from the media clock (write_frame) on their way to the serial port: ~0.5 s at most.
         self._transmit_send, self._transmit_queue = trio.open_memory_channel[tuple[VoiceCall, bytes]](25)
-        self.counters.update({"calls_in": 0, "calls_out": 0, "resyncs": 0, "resets": 0, "rings": 0,
-                              "unknown_dle_codes": 0, "caller_id_errors": 0})
+        self.counters.update(
+            {
+                "calls_in": 0,
+                "calls_out": 0,
+                "resyncs": 0,
+                "resets": 0,
+                "rings": 0,
+                "unknown_dle_codes": 0,
+                "caller_id_errors": 0,
+            }
+        )
 
     # ------------------------------------------------------------------ public
     @property
@@ -225,9 +272,14 @@ class VoiceModem(SerialDevice):
         return self.profile.line
 
     def describe(self) -> Mapping[str, Any]:
-        return {**super().describe(), "profile": self.profile.name, "model": self.identity,
-                "format": self.voice_format.fmt if self.voice_format else "",
-                "in_call": self.call is not None, "line": vars(self.profile.line)}
+        return {
+            **super().describe(),
+            "profile": self.profile.name,
+            "model": self.identity,
+            "format": self.voice_format.fmt if self.voice_format else "",
+            "in_call": self.call is not None,
+            "line": vars(self.profile.line),
+        }
 
     def statistics(self) -> Mapping[str, Any]:
         stats = dict(super().statistics())
@@ -296,7 +348,9 @@ class VoiceModem(SerialDevice):
         vsm = await port.command(self.profile.vsm_query, timeout=t)
         chosen = choose_voice_format(parse_vsm_list(list(vsm.lines)), self.profile.preferred_formats)
         if chosen is None:
-            raise DeviceError(f"{self.name}: modem offers no 8 kHz voice format we can use ({' | '.join(vsm.lines)})")
+            raise DeviceError(
+                f"{self.name}: modem offers no 8 kHz voice format we can use ({' | '.join(vsm.lines)})"
+            )
         await port.command(f"AT+VSM={chosen.cml},8000", timeout=t)
         self.voice_format = chosen
         await self._arm_caller_id(port)
@@ -331,7 +385,9 @@ class VoiceModem(SerialDevice):
                 self._set_health(DeviceHealth.OK)
                 continue
             except (AtCommandTimeout, AtCommandError, DeviceError):
-                raise DeviceUnresponsive(f"{self.name}: modem does not answer after resync and reset") from None
+                raise DeviceUnresponsive(
+                    f"{self.name}: modem does not answer after resync and reset"
+                ) from None
 
     async def _serve_urcs(self, port: AtPort) -> None:
         while True:
@@ -365,7 +421,9 @@ class VoiceModem(SerialDevice):
         call = VoiceCall(self, self.voice_format, caller, direction)
         self._decoder = DleDecoder()
         self._stream_ended = trio.Event()
-        start = self.profile.full_duplex_start if self.profile.line.full_duplex else self.profile.receive_start
+        start = (
+            self.profile.full_duplex_start if self.profile.line.full_duplex else self.profile.receive_start
+        )
         self.call = call
         try:
             # The bytes after CONNECT are voice: the reader diverts them from the AT parser at once.
@@ -449,7 +507,9 @@ class VoiceModem(SerialDevice):
             if port is not None:
                 with trio.move_on_after(self.timings.stream_end_timeout * 3):
                     await self._leave_voice(port)
-                    await port.command(self.profile.on_hook, timeout=self.timings.command_timeout, check=False)
+                    await port.command(
+                        self.profile.on_hook, timeout=self.timings.command_timeout, check=False
+                    )
         except DeviceError as exc:
             log.info("%s: hang-up on a failing modem: %s", self.name, exc)
         finally:
@@ -466,7 +526,9 @@ class VoiceModem(SerialDevice):
         await port.command(self.profile.flash, timeout=self.timings.command_timeout)
         self._decoder = DleDecoder()
         self._stream_ended = trio.Event()
-        start = self.profile.full_duplex_start if self.profile.line.full_duplex else self.profile.receive_start
+        start = (
+            self.profile.full_duplex_start if self.profile.line.full_duplex else self.profile.receive_start
+        )
         await port.command(start, timeout=self.timings.command_timeout, divert=self._voice_bytes)
 
     async def _after_session(self) -> None:

@@ -33,15 +33,15 @@ from dataclasses import dataclass, field
 
 __all__ = [
     "DLE",
+    "END_OF_CALL_CODES",
     "ETX",
+    "HOST_ABORT_RECEIVE",
+    "HOST_END_TRANSMIT",
     "AudioData",
     "DleDecoder",
     "DleEvent",
     "DtmfDebouncer",
     "EndOfStream",
-    "END_OF_CALL_CODES",
-    "HOST_ABORT_RECEIVE",
-    "HOST_END_TRANSMIT",
     "shield",
 ]
 

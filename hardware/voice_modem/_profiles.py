@@ -13,8 +13,8 @@ __all__ = [
     "LineCapabilities",
     "ModemProfile",
     "VoiceFormat",
-    "choose_voice_format",
     "check_dial_string",
+    "choose_voice_format",
     "parse_vsm_list",
 ]
 

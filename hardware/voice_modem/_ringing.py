@@ -17,6 +17,7 @@ measured so the console can show it and a profile can tell internal from externa
 from __future__ import annotations
 
 import enum
+import itertools
 from dataclasses import dataclass
 
 from engine import InvalidTransition
@@ -79,7 +80,7 @@ class RingTracker:
         times = self._ring_times
         if len(times) < 2:
             return None
-        gaps = sorted(b - a for a, b in zip(times, times[1:]))
+        gaps = sorted(b - a for a, b in itertools.pairwise(times))
         return gaps[len(gaps) // 2]
 
     @property

@@ -55,7 +55,9 @@ async def _vsm(ctx: CheckContext) -> str:
         raise CheckFailed(f"no usable 8 kHz format in: {' | '.join(result.lines) or '(empty list)'}")
     await ctx.command(f"AT+VSM={chosen.cml},8000")
     ctx.state["format"] = chosen
-    return f"{chosen.fmt} (+VSM={chosen.cml},8000, {chosen.name}); offered: {', '.join(f.fmt for f in formats)}"
+    return (
+        f"{chosen.fmt} (+VSM={chosen.cml},8000, {chosen.name}); offered: {', '.join(f.fmt for f in formats)}"
+    )
 
 
 @check("caller-id", "enables formatted caller ID (AT+VCID=1)")
@@ -75,7 +77,9 @@ async def _vcid_reset(ctx: CheckContext) -> str:
     await ctx.command(profile.caller_id_on)
     if format_chosen := ctx.state.get("format"):
         await ctx.command(f"AT+VSM={format_chosen.cml},8000")
-    return "kept after reset" if value == "1" else f"lost after reset (reads {value or result.final}); re-armed"
+    return (
+        "kept after reset" if value == "1" else f"lost after reset (reads {value or result.final}); re-armed"
+    )
 
 
 @check("voice-stream", "starts and stops a DLE voice stream (AT+VLS=1, AT+VTR, <DLE><ETX>)")
@@ -104,7 +108,9 @@ async def _stream(ctx: CheckContext) -> str:
             await ended.wait()
         if not ended.is_set():
             ctx.at.divert(None)
-            raise CheckFailed(f"no <DLE><ETX> after the host ended the stream ({len(received)} bytes received)")
+            raise CheckFailed(
+                f"no <DLE><ETX> after the host ended the stream ({len(received)} bytes received)"
+            )
     finally:
         await ctx.at.resync(timeout=ctx.timeout)
         await ctx.command(profile.on_hook, check_ok=False)

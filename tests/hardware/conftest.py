@@ -43,10 +43,14 @@ async def board_emulator(nursery: trio.Nursery, tmp_path: Any) -> AsyncIterator[
 def start_voice_modem(nursery: trio.Nursery) -> Callable[..., Any]:
     """``await start_voice_modem(emulator, timings=..., **options)``: a running driver, healthy."""
 
-    async def start(emulator: VoiceModemEmulator, *, timings: Any = FAST_VOICE_TIMINGS, wait: bool = True,
-                    **options: Any) -> VoiceModem:
-        modem = VoiceModem(DeviceSpec("line1", "voice-modem", emulator.link, options=options), timings=timings,
-                           reconnect=FAST_RECONNECT)
+    async def start(
+        emulator: VoiceModemEmulator, *, timings: Any = FAST_VOICE_TIMINGS, wait: bool = True, **options: Any
+    ) -> VoiceModem:
+        modem = VoiceModem(
+            DeviceSpec("line1", "voice-modem", emulator.link, options=options),
+            timings=timings,
+            reconnect=FAST_RECONNECT,
+        )
         await nursery.start(modem.run)
         if wait:
             with trio.fail_after(10):
@@ -60,10 +64,20 @@ def start_voice_modem(nursery: trio.Nursery) -> Callable[..., Any]:
 def start_gsm_modem(nursery: trio.Nursery) -> Callable[..., Any]:
     """``await start_gsm_modem(emulator, handler=..., wait=DeviceHealth.OK, **options)``."""
 
-    async def start(emulator: GsmModemEmulator, *, timings: Any = FAST_GSM_TIMINGS, handler: Any = None,
-                    wait: DeviceHealth | None = DeviceHealth.OK, **options: Any) -> GsmModem:
-        modem = GsmModem(DeviceSpec("gsm1", "gsm-modem", emulator.link, options=options), on_message=handler,
-                         timings=timings, reconnect=FAST_RECONNECT)
+    async def start(
+        emulator: GsmModemEmulator,
+        *,
+        timings: Any = FAST_GSM_TIMINGS,
+        handler: Any = None,
+        wait: DeviceHealth | None = DeviceHealth.OK,
+        **options: Any,
+    ) -> GsmModem:
+        modem = GsmModem(
+            DeviceSpec("gsm1", "gsm-modem", emulator.link, options=options),
+            on_message=handler,
+            timings=timings,
+            reconnect=FAST_RECONNECT,
+        )
         await nursery.start(modem.run)
         if wait is not None:
             with trio.fail_after(10):

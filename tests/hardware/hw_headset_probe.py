@@ -39,9 +39,16 @@ async def capture_play(out: str) -> None:
         stats = dict(headset.statistics())
         nursery.cancel_scope.cancel()
     heard = np.concatenate(frames) if frames else np.zeros(0, np.int16)
-    with open(out, "w") as handle:
-        json.dump({"health": headset.health().value, "reason": headset.describe()["reason"], "stats": stats,
-                   "heard": heard.tolist()}, handle)
+    await trio.Path(out).write_text(
+        json.dumps(
+            {
+                "health": headset.health().value,
+                "reason": headset.describe()["reason"],
+                "stats": stats,
+                "heard": heard.tolist(),
+            }
+        )
+    )
 
 
 async def no_portaudio(out: str) -> None:
@@ -53,10 +60,12 @@ async def no_portaudio(out: str) -> None:
         device = engine.devices.get("desk")
         with trio.fail_after(20):
             await device.wait_health(DeviceHealth.UNAVAILABLE)
-        result = {"health": device.health().value, "reason": device.describe()["reason"],
-                  "status": engine.status()["devices"]["desk"]}
-    with open(out, "w") as handle:
-        json.dump(result, handle)
+        result = {
+            "health": device.health().value,
+            "reason": device.describe()["reason"],
+            "status": engine.status()["devices"]["desk"],
+        }
+    await trio.Path(out).write_text(json.dumps(result))
 
 
 async def missing_device(out: str) -> None:
@@ -68,10 +77,13 @@ async def missing_device(out: str) -> None:
         with trio.fail_after(20):
             await headset.wait_health(DeviceHealth.DISCONNECTED, DeviceHealth.UNAVAILABLE)
         nursery.cancel_scope.cancel()
-    with open(out, "w") as handle:
-        json.dump({"health": headset.health().value, "reason": headset.describe()["reason"]}, handle)
+    await trio.Path(out).write_text(
+        json.dumps({"health": headset.health().value, "reason": headset.describe()["reason"]})
+    )
 
 
 if __name__ == "__main__":
     mode, target = sys.argv[1], sys.argv[2]
-    trio.run({"capture-play": capture_play, "no-portaudio": no_portaudio, "missing": missing_device}[mode], target)
+    trio.run(
+        {"capture-play": capture_play, "no-portaudio": no_portaudio, "missing": missing_device}[mode], target
+    )

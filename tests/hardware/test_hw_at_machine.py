@@ -27,10 +27,10 @@ def test_echo_is_dropped_and_information_lines_kept() -> None:
 def test_urc_between_echo_and_ok_is_dispatched_and_the_answer_stays_right() -> None:
     m = machine()
     m.send_command("AT+CSQ", 0.0, timeout=1)
-    m.receive_data(b"AT+CSQ\r\r\n+CMTI: \"SM\",3\r\n\r\n+CSQ: 20,99\r\nRING\r\n\r\nOK\r\n", 0.1)
+    m.receive_data(b'AT+CSQ\r\r\n+CMTI: "SM",3\r\n\r\n+CSQ: 20,99\r\nRING\r\n\r\nOK\r\n', 0.1)
     events = m.events()
     assert Urc('+CMTI: "SM",3') in events and Urc("RING") in events
-    result = [e for e in events if isinstance(e, CommandResult)][0]
+    result = next(e for e in events if isinstance(e, CommandResult))
     assert result.lines == ("+CSQ: 20,99",) and result.ok
 
 
@@ -90,7 +90,7 @@ def test_prompt_data_cannot_smuggle_ctrl_z() -> None:
 def test_deadline_gives_a_timeout_with_what_was_said_and_frees_the_machine() -> None:
     m = machine()
     m.send_command("AT+COPS=?", 10.0, timeout=2)
-    m.receive_data(b"\r\n+COPS: (2,\"X\")\r\n", 10.5)
+    m.receive_data(b'\r\n+COPS: (2,"X")\r\n', 10.5)
     assert m.next_timer() == 12.0
     m.handle_timer(11.9)
     assert m.events() == []

@@ -16,7 +16,7 @@ from hardware.voice_modem._callerid import (
 )
 
 # Bellcore GR-30 style SDMF: 09/30 12:24, number 6095551212; checksum makes the byte sum 0 mod 256.
-SDMF_EXAMPLE = bytes.fromhex("04123039333031323234363039353535313231325" "1")
+SDMF_EXAMPLE = bytes.fromhex("041230393330313232343630393535353132313251")
 
 
 def test_sdmf_known_burst() -> None:

@@ -26,7 +26,7 @@ def feed_in_pieces(data: bytes, cuts: list[int]) -> list:
     decoder = DleDecoder()
     out: list = []
     last = 0
-    for cut in sorted(set(c for c in cuts if 0 < c < len(data))) + [len(data)]:
+    for cut in [*sorted({c for c in cuts if 0 < c < len(data)}), len(data)]:
         out += decoder.feed(data[last:cut])
         last = cut
     return out
@@ -35,7 +35,12 @@ def feed_in_pieces(data: bytes, cuts: list[int]) -> list:
 def test_events_and_audio_in_order() -> None:
     stream = b"\x80\x81" + bytes([DLE]) + b"5" + b"\x82" + bytes([DLE, DLE]) + b"\x83" + bytes([DLE]) + b"b"
     out = DleDecoder().feed(stream)
-    assert out == [AudioData(b"\x80\x81"), DleEvent("dtmf", "5"), AudioData(b"\x82\x10\x83"), DleEvent("busy")]
+    assert out == [
+        AudioData(b"\x80\x81"),
+        DleEvent("dtmf", "5"),
+        AudioData(b"\x82\x10\x83"),
+        DleEvent("busy"),
+    ]
 
 
 def test_dle_split_across_two_reads_for_every_code() -> None:

@@ -18,8 +18,14 @@ ENV = {**os.environ, "PYTHONPATH": str(REPO)}
 
 async def firmware_test(*args: str, stdout_only: bool = False) -> tuple[int, str]:
     code = "import sys\nfrom hardware.firmware_test import run_cli\nsys.exit(run_cli(sys.argv[1:]))\n"
-    result = await trio.run_process([sys.executable, "-c", code, *args], capture_stdout=True, capture_stderr=True,
-                                    check=False, env=ENV, cwd=str(REPO))
+    result = await trio.run_process(
+        [sys.executable, "-c", code, *args],
+        capture_stdout=True,
+        capture_stderr=True,
+        check=False,
+        env=ENV,
+        cwd=str(REPO),
+    )
     return result.returncode, result.stdout.decode() + ("" if stdout_only else result.stderr.decode())
 
 
@@ -36,8 +42,9 @@ async def test_a_good_voice_modem_passes_with_progress_and_a_summary(nursery, tm
 async def test_a_bad_modem_fails_and_the_report_quotes_the_device(nursery, tmp_path) -> None:
     emulator = VoiceModemEmulator(link_dir=str(tmp_path), formats=())
     await nursery.start(emulator.run)
-    code, output = await firmware_test("--family", "voice-modem", "--port", emulator.link, "--timeout", "1", "--json",
-                                         stdout_only=True)
+    code, output = await firmware_test(
+        "--family", "voice-modem", "--port", emulator.link, "--timeout", "1", "--json", stdout_only=True
+    )
     assert code == 1
     report = json.loads(output)
     checks = {c["name"]: c for c in report["checks"]}
@@ -54,9 +61,26 @@ async def test_firmware_tests_bench_mode_runs_the_suite_against_the_given_port(n
     emulator = GsmModemEmulator(link_dir=str(tmp_path))
     await nursery.start(emulator.run)
     result = await trio.run_process(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", str(REPO / "firmware-tests" / "test_fw_gsm_modem.py"),
-         str(REPO / "firmware-tests" / "test_fw_dtmf_board.py"), "--family", "gsm-modem", "--port", emulator.link],
-        capture_stdout=True, capture_stderr=True, check=False, env=ENV, cwd=str(REPO))
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:randomly",
+            str(REPO / "firmware-tests" / "test_fw_gsm_modem.py"),
+            str(REPO / "firmware-tests" / "test_fw_dtmf_board.py"),
+            "--family",
+            "gsm-modem",
+            "--port",
+            emulator.link,
+        ],
+        capture_stdout=True,
+        capture_stderr=True,
+        check=False,
+        env=ENV,
+        cwd=str(REPO),
+    )
     output = result.stdout.decode()
     assert result.returncode == 0, output[-3000:]
     assert "1 passed" in output and "3 skipped" in output  # the GSM suite; the rest is not this bench's

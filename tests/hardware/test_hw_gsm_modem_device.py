@@ -66,7 +66,9 @@ async def test_sms_in_is_deleted_only_after_it_is_stored(nursery, gsm_emulator, 
     assert sorted(gsm_emulator.deleted) == sorted(indexes)
 
 
-async def test_a_failed_store_keeps_the_message_on_the_sim_and_it_comes_back(nursery, gsm_emulator, start_gsm_modem) -> None:
+async def test_a_failed_store_keeps_the_message_on_the_sim_and_it_comes_back(
+    nursery, gsm_emulator, start_gsm_modem
+) -> None:
     inbox = Inbox()
     inbox.fail = True
     modem = await start_gsm_modem(gsm_emulator, handler=inbox)
@@ -83,7 +85,9 @@ async def test_a_failed_store_keeps_the_message_on_the_sim_and_it_comes_back(nur
     await gsm_emulator.wait_until(lambda e: not e.storage)
 
 
-async def test_messages_stored_while_offline_are_swept_at_start(nursery, gsm_emulator, start_gsm_modem) -> None:
+async def test_messages_stored_while_offline_are_swept_at_start(
+    nursery, gsm_emulator, start_gsm_modem
+) -> None:
     await gsm_emulator.deliver_sms("+34600000001", "first", notify=False)
     await gsm_emulator.deliver_sms("+34600000002", "second", notify=False)
     inbox = Inbox()
@@ -93,7 +97,9 @@ async def test_messages_stored_while_offline_are_swept_at_start(nursery, gsm_emu
     await gsm_emulator.wait_until(lambda e: not e.storage)
 
 
-async def test_reply_goes_out_as_a_pdu_the_emulator_decodes_to_the_same_text(nursery, gsm_emulator, start_gsm_modem) -> None:
+async def test_reply_goes_out_as_a_pdu_the_emulator_decodes_to_the_same_text(
+    nursery, gsm_emulator, start_gsm_modem
+) -> None:
     modem = await start_gsm_modem(gsm_emulator, handler=Inbox())
     gsm_emulator.auto_status_reports = True
     text = "Gracias, Ana. Su incidencia 😀 está resuelta. " * 3  # UCS-2, 3 parts
@@ -103,7 +109,9 @@ async def test_reply_goes_out_as_a_pdu_the_emulator_decodes_to_the_same_text(nur
     assert refs == ",".join(str(r) for r in sent.references) and len(sent.references) == 3
     assert all(isinstance(decode_pdu(p[2:], with_smsc=False, outgoing=True), Submit) for p in sent.pdus)
     report = await next_event(modem, DeliveryReport)
-    assert report.delivered and report.recipient == "+34611000444" and str(report.reference) in refs.split(",")
+    assert (
+        report.delivered and report.recipient == "+34611000444" and str(report.reference) in refs.split(",")
+    )
 
 
 async def test_invalid_number_never_reaches_the_modem(nursery, gsm_emulator, start_gsm_modem) -> None:
@@ -114,11 +122,14 @@ async def test_invalid_number_never_reaches_the_modem(nursery, gsm_emulator, sta
     assert gsm_emulator.commands == before
 
 
-async def test_urcs_between_echo_and_ok_are_handled_and_answers_stay_correct(nursery, gsm_emulator, start_gsm_modem) -> None:
+async def test_urcs_between_echo_and_ok_are_handled_and_answers_stay_correct(
+    nursery, gsm_emulator, start_gsm_modem
+) -> None:
     inbox = Inbox()
     modem = await start_gsm_modem(gsm_emulator, handler=inbox)
     index = gsm_emulator.store_raw_pdu(
-        "07917283010010F5040BC87238880900F10000993092516195800AE8329BFD4697D9EC37")
+        "07917283010010F5040BC87238880900F10000993092516195800AE8329BFD4697D9EC37"
+    )
     gsm_emulator.echo = True
     gsm_emulator.inject_urc_during("AT+CMGS", f'+CMTI: "SM",{index}')
     gsm_emulator.inject_urc_during("AT+CMGR", "RING")
@@ -137,7 +148,9 @@ async def test_routed_cmt_message_is_delivered_once(nursery, gsm_emulator, start
     assert inbox.messages[0].text == "directo"
 
 
-async def test_an_invalid_pdu_on_the_sim_is_handed_over_raw_not_lost(nursery, gsm_emulator, start_gsm_modem) -> None:
+async def test_an_invalid_pdu_on_the_sim_is_handed_over_raw_not_lost(
+    nursery, gsm_emulator, start_gsm_modem
+) -> None:
     gsm_emulator.store_raw_pdu("0004FFFFFFFF")
     inbox = Inbox()
     modem = await start_gsm_modem(gsm_emulator, handler=inbox)
@@ -147,7 +160,9 @@ async def test_an_invalid_pdu_on_the_sim_is_handed_over_raw_not_lost(nursery, gs
     await gsm_emulator.wait_until(lambda e: not e.storage)
 
 
-async def test_cme_error_forever_is_retried_a_bounded_number_of_times_then_unhealthy(nursery, gsm_emulator, start_gsm_modem) -> None:
+async def test_cme_error_forever_is_retried_a_bounded_number_of_times_then_unhealthy(
+    nursery, gsm_emulator, start_gsm_modem
+) -> None:
     modem = await start_gsm_modem(gsm_emulator, handler=Inbox())
     gsm_emulator.fail("AT+CMGS", 515)
     gsm_emulator.fail("AT+CMGD", 515)
@@ -169,7 +184,9 @@ async def test_cme_error_forever_is_retried_a_bounded_number_of_times_then_unhea
     assert modem.health() is DeviceHealth.OK
 
 
-async def test_not_registered_refuses_to_send_and_registration_urc_recovers(nursery, gsm_emulator, start_gsm_modem) -> None:
+async def test_not_registered_refuses_to_send_and_registration_urc_recovers(
+    nursery, gsm_emulator, start_gsm_modem
+) -> None:
     gsm_emulator.registration = 3
     modem = await start_gsm_modem(gsm_emulator, handler=Inbox(), wait=DeviceHealth.DEGRADED)
     with pytest.raises(SmsSendError, match="not registered"):

@@ -36,8 +36,13 @@ pcm.!default {{
 async def run_probe(mode: str, tmp_path: Path, env: dict[str, str]) -> dict:
     out = tmp_path / "result.json"
     with trio.fail_after(120):  # killed, not left running, if the driver ever hangs
-        result = await trio.run_process([sys.executable, str(PROBE), mode, str(out)], check=False,
-                                        capture_stderr=True, env=env, cwd=str(REPO))
+        result = await trio.run_process(
+            [sys.executable, str(PROBE), mode, str(out)],
+            check=False,
+            capture_stderr=True,
+            env=env,
+            cwd=str(REPO),
+        )
     assert result.returncode == 0, result.stderr.decode()[-3000:]
     return json.loads(out.read_text())
 

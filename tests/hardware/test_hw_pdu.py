@@ -38,23 +38,27 @@ def test_known_sms_deliver() -> None:
     assert isinstance(message, Deliver)
     assert message.smsc == "+27381000015" and message.sender == "27838890001"
     assert message.text == "hellohello"
-    assert message.timestamp == dt.datetime(1999, 3, 29, 15, 16, 59, tzinfo=dt.timezone(dt.timedelta(hours=2)))
+    assert message.timestamp == dt.datetime(
+        1999, 3, 29, 15, 16, 59, tzinfo=dt.timezone(dt.timedelta(hours=2))
+    )
 
 
 def test_known_sms_submit_is_encoded_byte_for_byte() -> None:
-    assert encode_submit("+46708251358", "hellohello") == [("0011000B916407281553F80000AA0AE8329BFD4697D9EC37", 23)]
+    assert encode_submit("+46708251358", "hellohello") == [
+        ("0011000B916407281553F80000AA0AE8329BFD4697D9EC37", 23)
+    ]
 
 
 def test_extension_table_characters_take_two_septets_and_round_trip() -> None:
     text = "Price: 5€ [x] {y} ~ | \\ ^"
-    (pdu, _length), = encode_submit("+34600111222", text)
+    ((pdu, _length),) = encode_submit("+34600111222", text)
     submit = decode_pdu(pdu, outgoing=True)
     assert isinstance(submit, Submit) and submit.text == text and submit.recipient == "+34600111222"
 
 
 def test_ucs2_with_a_character_outside_the_bmp() -> None:
     text = "Привет 😀"
-    (pdu, _length), = encode_submit("600111222", text)
+    ((pdu, _),) = encode_submit("600111222", text)
     submit = decode_pdu(pdu, outgoing=True)
     assert submit.text == text and submit.recipient == "600111222"
 
@@ -76,9 +80,16 @@ def test_long_ucs2_text_never_splits_a_surrogate_pair() -> None:
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.text(alphabet=st.sampled_from(list(GSM7_BASIC.replace("\x1b", "")) + list("€[]{}~|\\^") + ["ñ", "Ж", "😀", "中"]),
-               min_size=0, max_size=500),
-       st.integers(0, 255))
+@given(
+    st.text(
+        alphabet=st.sampled_from(
+            list(GSM7_BASIC.replace("\x1b", "")) + list("€[]{}~|\\^") + ["ñ", "Ж", "😀", "中"]
+        ),
+        min_size=0,
+        max_size=500,
+    ),
+    st.integers(0, 255),
+)
 def test_any_text_round_trips_through_submit_and_deliver(text: str, reference: int) -> None:
     parts = encode_submit("+34600111222", text, concat_reference=reference, status_report=True)
     assert len(parts) <= 10
@@ -86,13 +97,17 @@ def test_any_text_round_trips_through_submit_and_deliver(text: str, reference: i
         assert len(pdu) // 2 - 1 == length <= 164
     assert "".join(decode_pdu(p, outgoing=True).text for p, _ in parts) == text
     reassembler = Reassembler()
-    delivered = [reassembler.add(decode_pdu(p), i, 0.0) for i, p in enumerate(reversed(encode_deliver("+34600111222", text, WHEN)))]
+    delivered = [
+        reassembler.add(decode_pdu(p), i, 0.0)
+        for i, p in enumerate(reversed(encode_deliver("+34600111222", text, WHEN)))
+    ]
     assert delivered[-1] is not None and delivered[-1].text == text
     assert all(d is None for d in delivered[:-1])
 
 
 def test_status_report() -> None:
     pdu, length = encode_status_report(42, "+34600111222", 0x00, WHEN)
+    assert length == len(pdu) // 2 - 1  # what +CDS announces: the TPDU without the SMSC octet
     report = decode_pdu(pdu)
     assert isinstance(report, StatusReport)
     assert (report.reference, report.recipient, report.delivered) == (42, "+34600111222", True)
@@ -113,10 +128,19 @@ def test_reassembly_out_of_order_with_a_duplicate_and_a_gap_that_times_out() -> 
     assert set(late.keys) == {"i1", "i3", "i3-copy"}
 
 
-@pytest.mark.parametrize("pdu", [
-    "", "00", "0791", "07917283010010F5040BC872388809", "zz", "07917283010010F5040BC87238880900F10000993092516195800AFF",
-    "0004" + "FF" * 20, "00" + "44" + "0B9164" + "00" * 3,
-])
+@pytest.mark.parametrize(
+    "pdu",
+    [
+        "",
+        "00",
+        "0791",
+        "07917283010010F5040BC872388809",
+        "zz",
+        "07917283010010F5040BC87238880900F10000993092516195800AFF",
+        "0004" + "FF" * 20,
+        "00" + "44" + "0B9164" + "00" * 3,
+    ],
+)
 def test_invalid_pdus_raise_the_peer_error(pdu: str) -> None:
     with pytest.raises(PduError):
         decode_pdu(pdu)

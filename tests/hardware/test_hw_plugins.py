@@ -29,7 +29,8 @@ def test_plugin_modules_follow_the_hook_contract() -> None:
 
 
 async def test_engine_runs_emulated_devices_and_a_channel_finds_sms_by_capability(
-        nursery, voice_emulator, gsm_emulator, tmp_path) -> None:
+    nursery, voice_emulator, gsm_emulator, tmp_path
+) -> None:
     config = f"""
 [[devices]]
 name = "line1"
@@ -56,7 +57,7 @@ options = {{ command_timeout = 1.0 }}
         assert status["line1"]["health"] == "ok" and status["gsm"]["registration"] == "registered (home)"
         received = []
 
-        async def store(sms) -> None:  # noqa: ANN001
+        async def store(sms) -> None:
             received.append(sms.text)
 
         sms_device.set_message_handler(store)
@@ -75,9 +76,12 @@ async def test_demo_devices_run_under_the_real_engine(nursery, tmp_path) -> None
     config = ""
     for spec in demo.device_specs():
         options = spec.get("options", {})
-        config += (f'[[devices]]\nname = "{spec["name"]}"\ndriver = "{spec["driver"]}"\nport = "{spec["port"]}"\n'
-                   f'profile = "{spec["profile"]}"\n'
-                   + (f'options = {{ line = "{options["line"]}" }}\n' if options else "") + "\n")
+        config += (
+            f'[[devices]]\nname = "{spec["name"]}"\ndriver = "{spec["driver"]}"\nport = "{spec["port"]}"\n'
+            f'profile = "{spec["profile"]}"\n'
+            + (f'options = {{ line = "{options["line"]}" }}\n' if options else "")
+            + "\n"
+        )
     (tmp_path / "data").mkdir()
     async with open_test_engine(config, plugins=PLUGINS, data_dir=tmp_path / "data") as engine:
         with trio.fail_after(15):

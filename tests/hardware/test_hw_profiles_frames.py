@@ -23,16 +23,24 @@ def test_dial_strings_accepted(good: str) -> None:
     assert check_dial_string(good) == good
 
 
-@pytest.mark.parametrize("bad", ["", ",,", "555;ATZ", "555\r", "+34911", "555 1234", "1" * 41, "T555", "５５５"])
+@pytest.mark.parametrize(
+    "bad", ["", ",,", "555;ATZ", "555\r", "+34911", "555 1234", "1" * 41, "T555", "５５５"]
+)
 def test_dial_strings_refused(bad: str) -> None:
     with pytest.raises(InvalidDialString):
         check_dial_string(bad)
 
 
 def test_vsm_list_parsing_prefers_the_profiles_order() -> None:
-    lines = ['+VSM: 0,"SIGNED PCM",8,0,(7200,8000,11025),(0),(0)', '1,"UNSIGNED PCM",8,0,(8000),(0),(0)',
-             '4,"G711U",8,0,(8000),(0),(0)', '5,"G711A",8,0,(7200-9600),(0),(0)', '7,"ADPCM",4,0,(8000),(0),(0)',
-             '130,"LINEAR",16,0,(11025),(0),(0)', "garbage"]
+    lines = [
+        '+VSM: 0,"SIGNED PCM",8,0,(7200,8000,11025),(0),(0)',
+        '1,"UNSIGNED PCM",8,0,(8000),(0),(0)',
+        '4,"G711U",8,0,(8000),(0),(0)',
+        '5,"G711A",8,0,(7200-9600),(0),(0)',
+        '7,"ADPCM",4,0,(8000),(0),(0)',
+        '130,"LINEAR",16,0,(11025),(0),(0)',
+        "garbage",
+    ]
     formats = parse_vsm_list(lines)
     assert [f.fmt for f in formats] == ["linear8", "linear8", "ulaw", "alaw"]
     assert choose_voice_format(formats, PROFILES["generic"].preferred_formats).cml == 4
@@ -61,7 +69,10 @@ def test_noise_is_counted_not_decoded() -> None:
     assert parser.feed(b"\xff\xfe5xyz\r\n") == [BoardDigit(0, "5")]
     assert parser.noise == 5
     lines = FrameParser("ascii-lines")
-    assert lines.feed(b"2:5\r\nrubbish\r\n9:77\r\n" + b"x" * 500 + b"\r\n1:#\r\n") == [BoardDigit(2, "5"), BoardDigit(1, "#")]
+    assert lines.feed(b"2:5\r\nrubbish\r\n9:77\r\n" + b"x" * 500 + b"\r\n1:#\r\n") == [
+        BoardDigit(2, "5"),
+        BoardDigit(1, "#"),
+    ]
     assert lines.noise > 0
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -51,11 +50,18 @@ async def test_a_second_open_in_this_process_is_refused(tmp_path) -> None:
 async def test_a_second_process_gets_a_clear_error_naming_the_owner(tmp_path) -> None:
     device = PtyDevice(link_dir=str(tmp_path))
     async with await open_serial_stream(device.path):
-        code = ("import sys, trio\nfrom hardware import open_serial_stream\nfrom engine import DeviceBusyError\n"
-                f"try:\n    trio.run(open_serial_stream, {device.path!r})\n"
-                "except DeviceBusyError as exc:\n    print(exc); sys.exit(3)\n")
-        result = await trio.run_process([sys.executable, "-c", code], capture_stdout=True, check=False,
-                                        env={**os.environ, "PYTHONPATH": str(REPO)}, cwd=str(REPO))
+        code = (
+            "import sys, trio\nfrom hardware import open_serial_stream\nfrom engine import DeviceBusyError\n"
+            f"try:\n    trio.run(open_serial_stream, {device.path!r})\n"
+            "except DeviceBusyError as exc:\n    print(exc); sys.exit(3)\n"
+        )
+        result = await trio.run_process(
+            [sys.executable, "-c", code],
+            capture_stdout=True,
+            check=False,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+            cwd=str(REPO),
+        )
     assert result.returncode == 3, result
     message = result.stdout.decode()
     assert "already open by another process" in message and f"pid {os.getpid()}" in message
@@ -99,8 +105,16 @@ def test_devices_cli_lists_ports_and_audio(capsys) -> None:
 async def test_board_digits_become_dtmf_events_for_the_watched_line(nursery, tmp_path) -> None:
     emulator = DtmfBoardEmulator(framing="ascii-lines", link_dir=str(tmp_path))
     await nursery.start(emulator.run)
-    board = DtmfBoard(DeviceSpec("board", "dtmf-board", emulator.link, profile="ascii-lines",
-                                 options={"lines": {"0": "line1", "1": "line2"}}), reconnect=FAST_RECONNECT)
+    board = DtmfBoard(
+        DeviceSpec(
+            "board",
+            "dtmf-board",
+            emulator.link,
+            profile="ascii-lines",
+            options={"lines": {"0": "line1", "1": "line2"}},
+        ),
+        reconnect=FAST_RECONNECT,
+    )
     await nursery.start(board.run)
     with trio.fail_after(10):
         await board.wait_health(DeviceHealth.OK)
@@ -124,8 +138,12 @@ async def test_board_digits_become_dtmf_events_for_the_watched_line(nursery, tmp
 async def test_mt8870_nibble_board(nursery, tmp_path) -> None:
     emulator = DtmfBoardEmulator(framing="mt8870-nibble", link_dir=str(tmp_path))
     await nursery.start(emulator.run)
-    board = DtmfBoard(DeviceSpec("board", "dtmf-board", emulator.link, profile="mt8870-nibble",
-                                 options={"line": "reception"}), reconnect=FAST_RECONNECT)
+    board = DtmfBoard(
+        DeviceSpec(
+            "board", "dtmf-board", emulator.link, profile="mt8870-nibble", options={"line": "reception"}
+        ),
+        reconnect=FAST_RECONNECT,
+    )
     await nursery.start(board.run)
     with trio.fail_after(10):
         await board.wait_health(DeviceHealth.OK)

@@ -20,7 +20,9 @@ from hardware.voice_modem import (
 TONE = (np.sin(np.arange(1600) * 2 * np.pi * 440 / 8000) * 8000).astype(np.int16)
 
 
-async def test_initialisation_picks_an_8khz_format_and_arms_caller_id(nursery, voice_emulator, start_voice_modem) -> None:
+async def test_initialisation_picks_an_8khz_format_and_arms_caller_id(
+    nursery, voice_emulator, start_voice_modem
+) -> None:
     modem = await start_voice_modem(voice_emulator)
     assert modem.voice_format is not None and modem.voice_format.fmt == "ulaw"
     assert voice_emulator.state.vcid == 1 and voice_emulator.state.fclass == 8
@@ -28,7 +30,9 @@ async def test_initialisation_picks_an_8khz_format_and_arms_caller_id(nursery, v
     assert modem.describe()["model"] == voice_emulator.model
 
 
-async def test_a_ring_with_caller_id_answered_audio_both_ways_dtmf_and_remote_hangup(nursery, voice_emulator, start_voice_modem) -> None:
+async def test_a_ring_with_caller_id_answered_audio_both_ways_dtmf_and_remote_hangup(
+    nursery, voice_emulator, start_voice_modem
+) -> None:
     modem = await start_voice_modem(voice_emulator)
     nursery.start_soon(voice_emulator.ring, "5551234", "ANA LOPEZ")
     offer = await next_event(modem, IncomingCall)
@@ -74,7 +78,9 @@ async def test_unformatted_mdmf_caller_id(nursery, voice_emulator, start_voice_m
     assert (offer.caller_id.number, offer.caller_id.name) == ("600111222", "BOB")
 
 
-async def test_caller_who_gives_up_is_reported_as_ringing_stopped(nursery, voice_emulator, start_voice_modem) -> None:
+async def test_caller_who_gives_up_is_reported_as_ringing_stopped(
+    nursery, voice_emulator, start_voice_modem
+) -> None:
     modem = await start_voice_modem(voice_emulator)
     await voice_emulator.ring("5550000", rings=1)
     stopped = await next_event(modem, RingingStopped)
@@ -82,7 +88,9 @@ async def test_caller_who_gives_up_is_reported_as_ringing_stopped(nursery, voice
     assert not voice_emulator.state.off_hook
 
 
-async def test_an_all_dle_audio_buffer_is_sent_shielded_and_arrives_whole(nursery, voice_emulator, start_voice_modem) -> None:
+async def test_an_all_dle_audio_buffer_is_sent_shielded_and_arrives_whole(
+    nursery, voice_emulator, start_voice_modem
+) -> None:
     modem = await start_voice_modem(voice_emulator)
     nursery.start_soon(voice_emulator.ring, "1", "")
     await next_event(modem, IncomingCall)
@@ -116,7 +124,9 @@ async def test_dial_out_with_a_checked_dial_string(nursery, voice_emulator, star
     await voice_emulator.wait_until(lambda e: not e.state.off_hook)
 
 
-async def test_unplug_mid_call_ends_the_call_and_the_modem_comes_back(nursery, voice_emulator, start_voice_modem) -> None:
+async def test_unplug_mid_call_ends_the_call_and_the_modem_comes_back(
+    nursery, voice_emulator, start_voice_modem
+) -> None:
     modem = await start_voice_modem(voice_emulator)
     nursery.start_soon(voice_emulator.ring, "5551234", "")
     await next_event(modem, IncomingCall)
@@ -135,7 +145,9 @@ async def test_unplug_mid_call_ends_the_call_and_the_modem_comes_back(nursery, v
     assert modem.statistics()["connects"] == 2
 
 
-async def test_a_modem_that_stops_answering_is_resynced_reset_then_reopened(nursery, voice_emulator, start_voice_modem) -> None:
+async def test_a_modem_that_stops_answering_is_resynced_reset_then_reopened(
+    nursery, voice_emulator, start_voice_modem
+) -> None:
     timings = VoiceModemTimings(command_timeout=0.3, keepalive=0.2, ring_gone=1.0)
     modem = await start_voice_modem(voice_emulator, timings=timings)
     voice_emulator.stop_answering()
@@ -149,17 +161,24 @@ async def test_a_modem_that_stops_answering_is_resynced_reset_then_reopened(nurs
     assert voice_emulator.state.vcid == 1
 
 
-async def test_line_noise_while_idle_does_not_stop_the_next_call(nursery, voice_emulator, start_voice_modem) -> None:
+async def test_line_noise_while_idle_does_not_stop_the_next_call(
+    nursery, voice_emulator, start_voice_modem
+) -> None:
     modem = await start_voice_modem(voice_emulator)
     await voice_emulator.send_noise(2000)
     await voice_emulator.send_raw(b"\r\n")
     nursery.start_soon(voice_emulator.ring, "5557777", "")
     offer = await next_event(modem, IncomingCall)
     assert offer.caller_id.number == "5557777"
-    assert modem.port is not None and modem.port.machine.stats.unknown_lines + modem.port.machine.stats.noise_bytes > 0
+    assert (
+        modem.port is not None
+        and modem.port.machine.stats.unknown_lines + modem.port.machine.stats.noise_bytes > 0
+    )
 
 
-async def test_unknown_dle_codes_are_counted_and_the_call_goes_on(nursery, voice_emulator, start_voice_modem) -> None:
+async def test_unknown_dle_codes_are_counted_and_the_call_goes_on(
+    nursery, voice_emulator, start_voice_modem
+) -> None:
     modem = await start_voice_modem(voice_emulator)
     nursery.start_soon(voice_emulator.ring, "1", "")
     await next_event(modem, IncomingCall)
@@ -181,7 +200,9 @@ async def test_second_open_of_the_same_port_fails_clearly(nursery, voice_emulato
     assert first.health() is DeviceHealth.OK
 
 
-async def test_the_call_is_a_media_source_and_sink_that_never_blocks(nursery, voice_emulator, start_voice_modem) -> None:
+async def test_the_call_is_a_media_source_and_sink_that_never_blocks(
+    nursery, voice_emulator, start_voice_modem
+) -> None:
     from engine.media import Sink, Source
 
     modem = await start_voice_modem(voice_emulator)
