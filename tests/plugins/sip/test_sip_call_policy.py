@@ -22,13 +22,14 @@ dial = ["_6XXXXXXXX", "_9XXXXXXXX"]
 """
 
 
-def invite(port: int, user: str = "100") -> bytes:
+def invite(port: int, user: str = "100", call_id: str | None = None) -> bytes:
+    call_id = call_id or secrets.token_hex(8)
     return (
         f"INVITE sip:{user}@127.0.0.1 SIP/2.0\r\n"
         f"Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK{secrets.token_hex(6)};rport\r\n"
         f"From: <sip:stranger@127.0.0.1>;tag={secrets.token_hex(4)}\r\n"
         f"To: <sip:{user}@127.0.0.1>\r\n"
-        f"Call-ID: {secrets.token_hex(8)}\r\n"
+        f"Call-ID: {call_id}\r\n"
         "CSeq: 1 INVITE\r\n"
         f"Contact: <sip:stranger@127.0.0.1:{port}>\r\n"
         "Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
@@ -69,3 +70,22 @@ async def test_outbound_calls_only_reach_numbers_the_trunk_allows(sip_engine) ->
         with pytest.raises(ValueError):
             await engine.originate({"to": "00441234567"})
         assert engine.list_interactions() == []
+
+
+async def test_an_invite_flood_without_acks_hits_the_transaction_cap(sip_engine, udp_peer) -> None:
+    security = "rate = 10000\nburst = 10000\nmax_transactions_per_source = 5\nmax_failures_per_source = 1000\n"
+    async with sip_engine(sip=SETUP, security=security) as (engine, channel):
+        port = channel.bound[0].port
+        statuses = []
+        for n in range(10):
+            call_id = f"flood-{n}"
+            await udp_peer.send(invite(udp_peer.port, call_id=call_id), port)
+            # Earlier challenges are retransmitted meanwhile (nobody ACKs them): wait for this call's answer.
+            replies = await udp_peer.receive_until(
+                lambda d, c=call_id: (status_of(d) or 0) >= 200 and header(d, "Call-ID") == c
+            )
+            statuses.append(status_of(replies[-1]))
+        # Unacknowledged challenges keep their transactions open: the first five are challenged, the
+        # rest are turned away with 503 until those transactions end.
+        assert statuses[:5] == [407] * 5
+        assert set(statuses[5:]) == {503}
