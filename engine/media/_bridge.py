@@ -95,6 +95,7 @@ class Bridge:
         self.recording: Recording | None = None
         self._fifo = {"caller": _LegBuffer(caller.codec), "agent": _LegBuffer(agent.codec)}
         self._batch: dict[str, list[bytes | None]] = {"caller": [], "agent": []}
+        self._batch_size = _BATCH_TICKS
 
     def start_recording(self, path: str | Path, *, stereo: bool = True,
                         on_alarm: Callable[[Recording, OSError], None] | None = None) -> Recording:
