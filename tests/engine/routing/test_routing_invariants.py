@@ -128,6 +128,15 @@ class RouterMachine(RuleBasedStateMachine):
             events = getattr(self.router, action)(agent, now=self.now)
         self.feed(events)
 
+    @rule(agent=st.sampled_from(AGENT_IDS), reachable=st.booleans())
+    def endpoint(self, agent, reachable):
+        self.feed(self.router.set_reachable(agent, reachable, now=self.now))
+
+    @rule(data=st.data())
+    def cancel_callback(self, data):
+        if self.dials:
+            self.feed(self.router.cancel_callback(data.draw(st.sampled_from(self.dials)).request_id, now=self.now))
+
     @rule(dt=st.floats(0.5, 60))
     def time_passes(self, dt):
         self.now += dt
