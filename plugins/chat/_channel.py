@@ -9,11 +9,13 @@ garbage or never reads is closed with the reason logged. Nothing a visitor sends
 from __future__ import annotations
 
 import hashlib
+import re
 import logging
 import secrets
 import time
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import trio
@@ -26,6 +28,12 @@ from ._protocol import TokenBucket, estimate_wait, frame
 from ._settings import ChatSettings
 
 log = logging.getLogger("centralita.chat")
+
+
+def _safe_filename(name: str) -> str:
+    name = name.replace("\\", "/").rsplit("/", 1)[-1]
+    name = re.sub(r"[^A-Za-z0-9._ -]", "_", name).strip(" .")
+    return (name or "file")[:100]
 
 
 def token_alias(token: str) -> str:
@@ -140,6 +148,15 @@ class ChatChannel(MessagingChannel):
         session = self._new_session(secrets.token_urlsafe(24), name)
         return session, []
 
+    async def session_for_token(self, token: str) -> VisitorSession | None:
+        """An existing session (a known token), never a new one."""
+        if not 10 <= len(token) <= 100:
+            return None
+        session = self.sessions.get(token_alias(token))
+        if session is None and await self.messages.find_by_alias([token_alias(token)]) is not None:
+            session, _ = await self.open_session(token, "")
+        return session
+
     def _new_session(self, token: str, name: str, customer: str | None = None) -> VisitorSession:
         alias = token_alias(token)
         session = VisitorSession(token, customer or f"visitor:{alias[6:18]}", name,
@@ -154,14 +171,14 @@ class ChatChannel(MessagingChannel):
         return [{"id": r["id"], "direction": r["direction"], "text": r["body"], "created": r["created"]}
                 for r in rows[-self.settings.history_limit:]]
 
-    async def visitor_says(self, session: VisitorSession, text: str) -> None:
+    async def visitor_says(self, session: VisitorSession, text: str, meta: dict[str, Any] | None = None) -> None:
         with trio.fail_after(30):  # a visitor who writes while the engine is still starting waits a moment
             await self._ready.wait()
         first = session.conversation is None
         result = await self.messages.record_inbound(
             customer=session.customer, address=self.settings.address, body=text,
             external_id=f"chat:{uuid.uuid4().hex}", conversation=session.conversation,
-            aliases=[token_alias(session.token)] if first else [], meta={"name": session.name}, unique=True,
+            aliases=[token_alias(session.token)] if first else [], meta={"name": session.name, **(meta or {})}, unique=True,
         )
         session.conversation = result.conversation
         self.by_conversation[result.conversation] = session
@@ -170,6 +187,18 @@ class ChatChannel(MessagingChannel):
         await self.binder.inbound(result.conversation, customer=session.customer, address=self.settings.address,
                                   caller_name=session.name, message=text[:500])
         self._queue_update(session)
+
+    async def visitor_uploads(self, session: VisitorSession, filename: str, content_type: str, data: bytes) -> str:
+        """Store a file the visitor sent (type and size already checked) and post it as a message."""
+        safe = _safe_filename(filename)
+        folder = Path(self.context.data_dir) / "chat" / "uploads" / secrets.token_hex(8)
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / safe
+        await trio.to_thread.run_sync(path.write_bytes, data)
+        relative = str(path.relative_to(self.context.data_dir))
+        await self.visitor_says(session, f"[file] {safe} ({len(data)} bytes)",
+                                meta={"attachment": {"path": relative, "content_type": content_type, "size": len(data)}})
+        return relative
 
     async def send_transcript(self, session: VisitorSession, email: str) -> None:
         """Mail the conversation to the visitor through the email channel (found via the engine, never

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -17,6 +17,9 @@ class ChatSettings:
     assumed_handle_time: float = 180.0  # seconds per chat, for the wait estimate until real data exists
     history_limit: int = 200  # messages sent back on reconnect
     max_connections_per_session: int = 5  # tabs of one visitor
+    max_upload_bytes: int = 5 * 1024 * 1024  # a file a visitor sends (POST /chat/upload)
+    upload_types: list[str] = field(default_factory=lambda: [
+        "image/png", "image/jpeg", "image/gif", "application/pdf", "text/plain"])
     transcript_interval: float = 60.0  # at most one transcript mail per session per this many seconds
     retry_first: float = 1.0
     retry_max: float = 30.0

@@ -4,6 +4,7 @@ demo page and the visitor WebSocket at ``/chat/ws``."""
 from __future__ import annotations
 
 import html
+import json
 import logging
 from importlib import resources
 from typing import Any
@@ -48,6 +49,9 @@ class ChatWeb:
             return
         if scope["type"] != "http":
             return
+        if relative == "/upload":
+            await self.upload(scope, receive, send)
+            return
         base = self._base(scope)
         snippet = SNIPPET.format(base=base)
         if relative == "/widget.js":
@@ -67,6 +71,47 @@ class ChatWeb:
         host = headers.get("host", "127.0.0.1")
         scheme = "https" if scope.get("scheme") == "https" else "http"
         return f"{scheme}://{host}"
+
+    # ------------------------------------------------------------------------------------ uploads
+
+    async def upload(self, scope: Scope, receive: Any, send: Any) -> None:
+        """``POST /chat/upload`` with headers ``X-Chat-Token`` and ``X-Filename``, the file as the body.
+        Refused (with the reason) before storing anything: unknown session, wrong type, too large."""
+        settings = self.channel.settings
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        if scope.get("method") != "POST":
+            await _respond(send, 405, "text/plain; charset=utf-8", b"POST a file\n")
+            return
+        content_type = headers.get("content-type", "").split(";")[0].strip().lower()
+        declared = headers.get("content-length", "")
+        problem = ""
+        session = await self.channel.session_for_token(headers.get("x-chat-token", ""))
+        if session is None or session.conversation is None:
+            status, problem = 403, "unknown chat session (write a message first)"
+        elif not session.bucket.allow(trio.current_time(), cost=2.0):
+            status, problem = 429, "too many messages; wait a moment"
+        elif content_type not in settings.upload_types:
+            status, problem = 415, f"files of type {content_type or '?'} are not accepted"
+        elif declared.isdigit() and int(declared) > settings.max_upload_bytes:
+            status, problem = 413, f"file larger than {settings.max_upload_bytes} bytes"
+        body = bytearray()
+        while not problem:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the visitor went away
+            body += message.get("body", b"")
+            if len(body) > settings.max_upload_bytes:
+                status, problem = 413, f"file larger than {settings.max_upload_bytes} bytes"
+                break
+            if not message.get("more_body"):
+                break
+        if problem:
+            log.info("chat: upload refused: %s", problem)
+            await _respond(send, status, "application/json", json.dumps({"error": problem}).encode())
+            return
+        assert session is not None
+        path = await self.channel.visitor_uploads(session, headers.get("x-filename", "file"), content_type, bytes(body))
+        await _respond(send, 201, "application/json", json.dumps({"stored": path.rsplit("/", 1)[-1]}).encode())
 
     # ------------------------------------------------------------------------------------ WebSocket
 

@@ -113,3 +113,34 @@ async def test_a_visitor_who_never_reads_is_disconnected_and_nothing_is_lost(tmp
         outbound = [m for m in welcome2["history"] if m["direction"] == "outbound"]
         assert len(outbound) == sent
         await again.aclose()
+
+
+async def test_file_upload_is_stored_within_limits_and_refused_otherwise(tmp_path: Path, chat_config: str, ws_client) -> None:
+    async with open_test_engine(chat_config, plugins=[chat_plugin], data_dir=tmp_path) as engine:
+        base = engine.console.url
+        visitor, welcome = await _hello(ws_client, base)
+        token = welcome["token"]
+        async with httpx.AsyncClient(base_url=base) as http:
+            # No conversation yet (nothing written) and unknown tokens: refused.
+            early = await http.post("/chat/upload", content=b"x", headers={"x-chat-token": token, "content-type": "text/plain"})
+            assert early.status_code == 403
+            await visitor.send_json({"type": "message", "text": "here is the photo"})
+            await visitor.receive("message")
+            ok = await http.post("/chat/upload", content=b"\x89PNG fake", headers={
+                "x-chat-token": token, "content-type": "image/png", "x-filename": "../../etc/router.png"})
+            assert ok.status_code == 201
+            echo = await visitor.receive("message")
+            assert echo["text"].startswith("[file] router.png")
+            stored = list((tmp_path / "chat" / "uploads").rglob("router.png"))
+            assert len(stored) == 1 and stored[0].read_bytes() == b"\x89PNG fake"
+            wrong_type = await http.post("/chat/upload", content=b"MZ", headers={
+                "x-chat-token": token, "content-type": "application/x-msdownload"})
+            assert wrong_type.status_code == 415
+            too_big = await http.post("/chat/upload", content=b"x" * (5 * 1024 * 1024 + 1), headers={
+                "x-chat-token": token, "content-type": "text/plain"})
+            assert too_big.status_code == 413
+            stranger = await http.post("/chat/upload", content=b"x", headers={
+                "x-chat-token": "z" * 32, "content-type": "text/plain"})
+            assert stranger.status_code == 403
+        assert len(list((tmp_path / "chat" / "uploads").rglob("*.*"))) == 1
+        await visitor.aclose()
