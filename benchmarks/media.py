@@ -48,10 +48,15 @@ def rss_bytes(pid: int) -> int:
         return int(f.read().split()[1]) * PAGE
 
 
-def cpu_seconds(pid: int) -> float:
+def cpu_split(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of a process."""
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return int(fields[11]) / CLOCK_TICKS, int(fields[12]) / CLOCK_TICKS
+
+
+def cpu_seconds(pid: int) -> float:
+    return sum(cpu_split(pid))
 
 
 # -- the engine process ------------------------------------------------------------------------------
@@ -243,9 +248,10 @@ def run_one(calls: int, record: bool, warmup: float, seconds: float) -> dict:
             generator.stdin.write(json.dumps(setup["ports"]))
             generator.stdin.close()
             assert generator.stdout.readline().strip() == "MEASURE"
-            cpu0, t0 = cpu_seconds(engine.pid), time.monotonic()
+            (user0, sys0), t0 = cpu_split(engine.pid), time.monotonic()
             time.sleep(seconds)
-            cpu1, t1 = cpu_seconds(engine.pid), time.monotonic()
+            (user1, sys1), t1 = cpu_split(engine.pid), time.monotonic()
+            cpu0, cpu1 = user0 + sys0, user1 + sys1
             load = json.loads(generator.stdout.readline())
             generator.wait(timeout=30)
             engine.stdin.close()
@@ -263,6 +269,7 @@ def run_one(calls: int, record: bool, warmup: float, seconds: float) -> dict:
         "packets_per_s": round(relayed_pps),
         "engine_cpu_percent": round(100 * cpu, 1),
         "cpu_us_per_packet": round(1e6 * (cpu1 - cpu0) / max(load["received"], 1), 2),
+        "kernel_share_percent": round(100 * (sys1 - sys0) / max(cpu1 - cpu0, 1e-9)),
         "p50_delay_ms": load["p50_ms"],
         "p99_delay_ms": load["p99_ms"],
         "max_delay_ms": load["max_ms"],
