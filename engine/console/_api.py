@@ -104,6 +104,8 @@ class Api:
         add("POST", "/api/v1/interactions/{interaction}/{action}", self.interaction_action, role="agent")
         add("POST", "/api/v1/calls", self.originate, role="supervisor")
         add("GET", "/api/v1/cdr", self.cdr, role="supervisor")
+        add("GET", "/api/v1/reports", self.report, role="supervisor")
+        add("GET", "/api/v1/staffing", self.staffing, role="supervisor")
         add("GET", "/api/v1/users", self.users, role="admin")
         add("POST", "/api/v1/users", self.create_user, role="admin")
         add("POST", "/api/v1/tokens", self.create_token, role="admin")
@@ -228,6 +230,12 @@ class Api:
             return response
         return json_response(rows)
 
+    async def report(self, request: Request) -> Response:
+        return json_response(await run_report(self.engine, request.query))
+
+    async def staffing(self, request: Request) -> Response:
+        return json_response(await run_staffing(self.engine, request.query))
+
     # ------------------------------------------------------------------------------------ admin
 
     async def users(self, request: Request) -> Response:
@@ -298,3 +306,45 @@ def query_logs(logs: RingLogHandler, query: Mapping[str, str]) -> list[Any]:
         raise HttpError(400, "'after' must be a record number")
     return logs.query(after=int(after), min_level=LEVELS[level.upper()], logger=query.get("logger", "")[:100],
                       text=query.get("q", "")[:200])
+
+
+def _number(query: Mapping[str, str], key: str, default: float, low: float, high: float) -> float:
+    raw = query.get(key, "")
+    if raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise HttpError(400, f"'{key}' must be a number, got {raw[:32]!r}") from None
+    if not low <= value <= high:
+        raise HttpError(400, f"'{key}' must be between {low:g} and {high:g}, got {value:g}")
+    return value
+
+
+def _engine_method(engine: EngineAPI, name: str) -> Any:
+    method = getattr(engine, name, None)
+    if method is None:
+        raise HttpError(501, f"this engine has no {name} (reporting is not available)")
+    return method
+
+
+async def run_report(engine: EngineAPI, query: Mapping[str, str], *, now: float | None = None) -> dict[str, Any]:
+    """``since`` (default: 24 h ago), ``until``, ``interval`` seconds (default 1800), ``short_abandon``."""
+    import time
+
+    report = _engine_method(engine, "report")
+    current = time.time() if now is None else now
+    since = parse_since(query.get("since")) or current - 86400
+    until = parse_since(query.get("until"))
+    interval = _number(query, "interval", 1800.0, 60.0, 86400.0)
+    short_abandon = _number(query, "short_abandon", 5.0, 0.0, 3600.0)
+    return dict(await report(since, until, interval=interval, short_abandon=short_abandon))
+
+
+async def run_staffing(engine: EngineAPI, query: Mapping[str, str]) -> list[dict[str, Any]]:
+    """Erlang C forecast: ``days`` of history (28), ``target`` service level (0.8), ``threshold`` s (20)."""
+    staffing = _engine_method(engine, "staffing")
+    days = int(_number(query, "days", 28, 1, 365))
+    target = _number(query, "target", 0.8, 0.01, 0.999)
+    threshold = _number(query, "threshold", 20.0, 1.0, 3600.0)
+    return list(await staffing(days=days, target=target, threshold=threshold))

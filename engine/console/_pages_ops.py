@@ -6,9 +6,9 @@ import time
 import urllib.parse
 
 from ..abc import EngineAPI
-from ._api import parse_since, query_logs
+from ._api import parse_since, query_logs, run_report, run_staffing
 from ._cdr import MASTER_CSV_COLUMNS, TIME_COLUMNS, format_time
-from ._charts import calls_per_hour
+from ._charts import calls_per_hour, stacked_bars
 from ._html import Markup, esc, join, page, table, tag
 from ._http import Request, Response
 from ._logs import LEVELS, RingLogHandler
@@ -57,6 +57,7 @@ class OperationsPages:
                 tag("p", tag("a", "Download Master.csv", href=csv_link, download="Master.csv"),
                     f" ({len(rows)} records; columns in Asterisk Master.csv order: {', '.join(MASTER_CSV_COLUMNS)})"),
                 calls_per_hour(recent, now=now),
+                await self._queue_figures(since_raw),
                 table(["disposition", "calls"], sorted(by_disposition.items()), id="dispositions"),
                 tag("h2", f"Latest {len(shown)} records"),
                 table(columns, ([format_time(r.get(c)) if c in TIME_COLUMNS else r.get(c, "") for c in columns]
@@ -64,6 +65,40 @@ class OperationsPages:
             ]
         )  # fmt: skip
         return page("Reports", body, principal=request.principal, page_id="reports")
+
+    async def _queue_figures(self, since_raw: str) -> Markup:
+        """Service level, ASA, AHT and abandonment per queue and half hour, and the staffing forecast."""
+        if getattr(self.engine, "report", None) is None:
+            return Markup("")
+        report = await run_report(self.engine, {"since": since_raw} if since_raw else {})
+        rows = [
+            [name, f.get("offered"), f.get("answered"), f.get("abandoned"), f.get("short_abandoned"),
+             _percent(f.get("service_level")), seconds(f.get("asa")), seconds(f.get("aht")), _percent(f.get("abandon_rate"))]
+            for name, f in sorted((report.get("queues") or {}).items())
+        ]  # fmt: skip
+        slots: dict[str, list[float]] = {}
+        for interval in report.get("intervals") or []:
+            label = _slot_label(interval.get("start"))
+            answered, abandoned = slots.setdefault(label, [0.0, 0.0])
+            slots[label] = [answered + float(interval.get("answered") or 0), abandoned + float(interval.get("abandoned") or 0)]
+        labels = list(slots)
+        parts: list[object] = [
+            tag("h2", "Queues"),
+            table(["queue", "offered", "answered", "abandoned", "short abandons", "service level", "ASA", "AHT",
+                   "abandon rate"], rows, id="queue-figures"),
+        ]  # fmt: skip
+        if labels:
+            parts.append(stacked_bars("Answered and abandoned per half hour (UTC)", labels,
+                                      {"answered": [slots[k][0] for k in labels], "abandoned": [slots[k][1] for k in labels]}))  # fmt: skip
+        if getattr(self.engine, "staffing", None) is not None:
+            forecast = await run_staffing(self.engine, {})
+            parts += [
+                tag("h2", "Staffing forecast (Erlang C, 80 % in 20 s, last 28 days)"),
+                table(["queue", "half hour", "calls", "AHT", "agents needed"],
+                      ([f.get("queue"), f.get("slot"), f.get("calls"), seconds(f.get("aht")), f.get("agents")] for f in forecast),
+                      id="staffing"),
+            ]  # fmt: skip
+        return join(parts)
 
     async def log_page(self, request: Request) -> Response:
         query = request.query
@@ -116,3 +151,13 @@ def _flatten(value: object, prefix: str = "") -> str:
     if isinstance(value, list | tuple):
         return f"{prefix.rstrip('.')}=[{', '.join(map(str, value[:20]))}{', ...' if len(value) > 20 else ''}]"
     return f"{prefix.rstrip('.')}={value}" if prefix else str(value)
+
+
+def _percent(value: object) -> str:
+    return f"{float(value) * 100:.1f} %" if isinstance(value, int | float) and not isinstance(value, bool) else "–"
+
+
+def _slot_label(start: object) -> str:
+    if isinstance(start, int | float) and not isinstance(start, bool) and start >= 86400:
+        return clock(float(start))[11:16]
+    return str(start)

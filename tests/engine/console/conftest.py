@@ -38,6 +38,7 @@ class FakeEngine(EngineAPI):
         self.actions: list[tuple[str, str, dict[str, Any]]] = []
         self.originated: list[dict[str, Any]] = []
         self.cdr_rows: list[dict[str, Any]] = []
+        self.report_calls: list[tuple[Any, ...]] = []
 
     def status(self) -> dict[str, Any]:
         return {
@@ -86,6 +87,17 @@ class FakeEngine(EngineAPI):
     async def originate(self, body: Mapping[str, Any]) -> dict[str, Any]:
         self.originated.append(dict(body))
         return {"id": "o1", "kind": "voice", "state": "new", "to": body["to"]}
+
+    async def report(self, since: float, until: float | None = None, *, interval: float = 1800.0,
+                     short_abandon: float = 5.0) -> dict[str, Any]:
+        self.report_calls.append((since, until, interval, short_abandon))
+        figures = {"offered": 10, "answered": 8, "abandoned": 2, "short_abandoned": 1, "service_level": 0.75,
+                   "asa": 12.5, "aht": 200.0, "abandon_rate": 0.1111}
+        return {"since": since, "until": until, "queues": {"support": figures}, "agents": {},
+                "intervals": [{"start": 1764064800.0, "queue": "support", **figures}]}
+
+    async def staffing(self, *, days: int = 28, target: float = 0.8, threshold: float = 20.0) -> list[dict[str, Any]]:
+        return [{"queue": "support", "slot": "09:30", "calls": 12.5, "aht": 180.0, "agents": 4}]
 
     async def cdr(self, since: float | None = None) -> list[dict[str, Any]]:
         return [r for r in self.cdr_rows if since is None or r["_t"] >= since]

@@ -224,3 +224,16 @@ async def test_a_plugin_cannot_shadow_the_engine_routes(tmp_path, make_console):
             assert (await anonymous.get("/api/v1/agents")).status_code == 401  # still the engine's, still guarded
             r = await anonymous.get("/api/v1/plugin-thing")
             assert r.status_code == 200 and r.text.startswith("/api/v1/plugin-thing")
+
+
+async def test_reports_and_staffing_with_validated_parameters(console):
+    async with await console.bearer("supervisor") as api:
+        r = await api.get("/api/v1/reports", params={"since": "2026-11-25T00:00:00Z", "interval": "900"})
+        assert r.status_code == 200 and r.json()["queues"]["support"]["service_level"] == 0.75
+        assert console.engine.report_calls[-1][0] == 1795564800.0 and console.engine.report_calls[-1][2] == 900.0
+        assert (await api.get("/api/v1/reports", params={"interval": "0"})).status_code == 400
+        assert (await api.get("/api/v1/reports", params={"interval": "nan"})).status_code == 400
+        assert (await api.get("/api/v1/staffing", params={"days": "28", "target": "0.9"})).json()[0]["agents"] == 4
+        assert (await api.get("/api/v1/staffing", params={"target": "2"})).status_code == 400
+    async with await console.bearer("agent") as api:
+        assert (await api.get("/api/v1/reports")).status_code == 403

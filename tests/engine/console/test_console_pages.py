@@ -146,8 +146,9 @@ async def test_wallboard_reports_and_logs_pages(console):
         reports = await admin.get("/reports")
         assert reports.status_code == 200 and "i7" in reports.text and "<img" not in reports.text
         # the chart has one answered and one unanswered call, in different hours
-        assert reports.text.count('<rect x=') - reports.text.count('width="10" height="10"') == 2
-        assert "answered: 1</title>" in reports.text and "not answered: 1</title>" in reports.text
+        calls_chart = re.search(r"<svg.*?Calls per hour.*?</svg>", reports.text).group(0)
+        assert calls_chart.count("<rect x=") - calls_chart.count('width="10" height="10"') == 2
+        assert "answered: 1</title>" in calls_chart and "not answered: 1</title>" in calls_chart
         csv_link = re.search(r'href="(/api/v1/cdr\?format=csv[^"]*)"', reports.text).group(1)
         r = await admin.get(csv_link)
         assert r.headers["content-type"].startswith("text/csv") and '"+34911"' in r.text
@@ -223,3 +224,13 @@ async def test_login_next_cannot_inject_headers(console):
         r = await _form_login(client, "nina", password, "/agents\r\nSet-Cookie: evil=1")
         assert r.status_code == 303 and r.headers["location"] in ("/", "/password")
         assert "evil" not in r.headers.get("set-cookie", "")
+
+
+async def test_reports_page_shows_service_level_and_staffing(console):
+    sup, _ = await console.logged_in("sally", "supervisor")
+    async with contextlib.aclosing(sup):
+        r = await sup.get("/reports")
+        assert r.status_code == 200
+        assert "75.0 %" in r.text and "11.1 %" in r.text  # service level, abandon rate
+        assert 'id="staffing"' in r.text and "09:30" in r.text
+        assert "Answered and abandoned per half hour" in r.text

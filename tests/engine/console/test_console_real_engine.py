@@ -41,6 +41,9 @@ async def test_real_engine_serves_probes_metrics_and_api(tmp_path):
             assert r.status_code == 200 and r.json()["state"] == "paused"
             assert (await client.get("/api/v1/queues/nope", headers=auth)).status_code == 404
             assert (await client.get("/api/v1/cdr", headers={**auth, "accept": "text/csv"})).status_code == 200
+            report = await client.get("/api/v1/reports", headers=auth)
+            assert report.status_code == 200 and "queues" in report.json()
+            assert (await client.get("/api/v1/staffing", headers=auth)).status_code == 200
 
 
 async def test_real_engine_pages_render(tmp_path):
@@ -54,7 +57,7 @@ async def test_real_engine_pages_render(tmp_path):
             r = await client.post("/api/v1/password", json={"current": one_time, "new": "a long new password"},
                                   headers={"x-csrf-token": (await client.get("/api/v1/me")).json()["csrf"]})
             assert r.status_code == 200
-            for path in ("/", "/agents", "/queues", "/plugins", "/users", "/desk"):
+            for path in ("/", "/wallboard", "/agents", "/queues", "/reports", "/devices", "/plugins", "/logs", "/users", "/desk"):
                 page = await client.get(path)
                 assert page.status_code == 200, (path, page.text[:500])
             assert "support" in (await client.get("/")).text
