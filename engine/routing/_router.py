@@ -493,15 +493,24 @@ class Router:
                 and not self._first_in_line(agent, entry, now)}
         return self._reasons(q, entry, now, set(), held=held, fallback="free and eligible: the next decision may offer it")
 
-    def queue_status(self, name: str, *, now: float) -> dict[str, Any]:
-        q = self._queues[name]
+    def queue_status(self, name: str, *, now: float, estimates: bool = False) -> dict[str, Any]:
+        """The queue for the API: callers in order (with their wait range when ``estimates``), members'
+        activity and counters. Raises :class:`RoutingError` for an unknown queue."""
+        q = self._queues.get(name)
+        if q is None:
+            raise RoutingError(f"no queue {name!r}")
         waiting = [self._entries[key[3]] for key in q.waiting]
+        callers = []
+        for i, e in enumerate(waiting):
+            caller = {"interaction": e.id, "position": i + 1, "state": e.state, "kind": e.kind,
+                      "wait": now - e.arrived, "priority": e.priority,
+                      "callback": e.callback.request.request_id if e.callback else None}
+            if estimates:
+                caller["estimate"] = list(self.estimate_wait(e.id, now=now)[1:])
+            callers.append(caller)
         return {
             "name": name, "strategy": q.config.strategy, "waiting": len(waiting),
-            "callers": [{"interaction": e.id, "position": i + 1, "state": e.state, "kind": e.kind,
-                         "wait": now - e.arrived, "priority": e.priority,
-                         "callback": e.callback.request.request_id if e.callback else None}
-                        for i, e in enumerate(waiting)],
+            "callers": callers,
             "members": {a: self._agents[a].status() for a in q.config.members if a in self._agents},
             "joined": q.joined, "answered": q.answered, "abandoned": q.abandoned, "overflowed": q.overflowed,
             "mean_handle_time": q.mean_handle_time(),

@@ -174,3 +174,20 @@ def test_transfer_between_queues_keeps_the_original_arrival(rt):
     r.enqueue("moved", "a", now=0)
     r.transfer("moved", "b", now=10)
     assert [c["interaction"] for c in r.queue_status("b", now=11)["callers"]] == ["moved", "b1"]
+
+
+def test_queue_status_for_the_api(rt):
+    import pytest
+
+    from engine.routing import RoutingError
+
+    r = rt.make([{"name": "q", "members": ["a1"]}], [{"id": "a1"}])
+    r.enqueue("c1", "q", now=0)
+    r.accept("c1", "a1", now=1)
+    r.enqueue("c2", "q", now=2)
+    status = r.queue_status("q", now=3, estimates=True)
+    assert status["members"] == {"a1": "busy"}
+    assert status["callers"][0]["interaction"] == "c2" and status["callers"][0]["estimate"][1] > 0
+    assert (status["joined"], status["answered"]) == (2, 1)
+    with pytest.raises(RoutingError):
+        r.queue_status("nowhere", now=3)
