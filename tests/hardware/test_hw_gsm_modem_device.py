@@ -229,3 +229,17 @@ async def test_line_noise_does_not_break_the_next_command(nursery, gsm_emulator,
     await gsm_emulator.send_urc("")
     assert await modem.send_sms("+34600000000", "limpio")
     assert gsm_emulator.sent[-1].text == "limpio"
+
+
+async def test_an_incoming_call_ringing_during_the_sms_prompt_does_not_corrupt_it(
+    nursery, gsm_emulator, start_gsm_modem
+) -> None:
+    from hardware.gsm_modem import IncomingVoiceCall
+
+    modem = await start_gsm_modem(gsm_emulator, handler=Inbox())
+    gsm_emulator.echo = True
+    gsm_emulator.inject_urc_during("AT+CMGS", 'RING\r\n\r\n+CLIP: "+34911000111",145,,,,0')
+    assert await modem.send_sms("+34600000000", "entre timbres")
+    assert gsm_emulator.sent[-1].text == "entre timbres" and not gsm_emulator.invalid_submits
+    call = await next_event(modem, IncomingVoiceCall)
+    assert call.number == "+34911000111"
