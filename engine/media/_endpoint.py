@@ -148,6 +148,7 @@ class RtpEndpoint:
         self._relay_src: int | None = None  # source SSRC the relay offsets were computed for
         self._seq_offset = 0
         self._ts_offset = 0
+        self._relay_last_seq = 0
         self._translate: bytes | None = None
         self._record_side: Any = None  # the bridge's buffer for this leg's audio while recording
         self.closed = False
@@ -308,12 +309,14 @@ class RtpEndpoint:
         if destination is None or (self._inband_tx and not event):
             return  # (while we play in-band digits on this leg, they replace the relayed audio)
         marker = data[1] & 0x80
-        if ssrc != self._relay_src:
-            # A new source (or the first packet): continue our own sequence and timestamp from here.
+        if ssrc != self._relay_src or 3000 < ((seq - self._relay_last_seq) & 0xFFFF) < 0xFF00:
+            # A new source, the first packet, or a wild sequence jump (the source restarted upstream):
+            # continue our own sequence and timestamp from here, so this leg's peer sees no break.
             self._relay_src = ssrc
             self._seq_offset = (session.sequence - seq) & 0xFFFF
             self._ts_offset = (session.timestamp - ts) & 0xFFFFFFFF
             marker = 0x80
+        self._relay_last_seq = seq
         payload = data[header:end]
         if event:
             pt = self.telephone_event

@@ -546,3 +546,25 @@ def decode_alaw_bytes(payload: bytes) -> np.ndarray:
     from engine.media import decode_alaw
 
     return decode_alaw(payload)
+
+
+async def test_wrong_payload_types_and_timestamp_jumps(nursery):
+    media = MediaEngine()
+    await nursery.start(media.run)
+    a, b = media.allocate(), media.allocate()
+    caller, agent = await Phone.open(121), await Phone.open(122)
+    a.set_remote(caller.address)
+    b.set_remote(agent.address)
+    media.bridge(a, b)
+    await caller.send(a.local_address, bytes(20), pt=18)  # G.729, never negotiated
+    await caller.send(a.local_address, bytes(160))
+    caller.ts += 8000 * 3600  # an hour's jump in timestamps (a new talk spurt source upstream)
+    caller.seq = (caller.seq + 20000) & 0xFFFF  # and a wild sequence jump
+    await caller.send(a.local_address, bytes(160))
+    await caller.send(a.local_address, bytes(160))
+    await agent.collect(3)
+    assert a.wrong_payload_type == 1
+    assert {p.payload_type for p, _ in agent.received} == {0}
+    seqs = [p.sequence for p, _ in agent.received]
+    assert [(s - seqs[0]) & 0xFFFF for s in seqs] == [0, 1, 2]  # the jump is hidden from the agent
+    assert agent.received[1][0].marker  # ... and flagged as a new talk spurt
