@@ -100,8 +100,11 @@ class Call:
     agents: list[Leg] = field(default_factory=list)
     answered_by_engine: bool = False
     media: MediaSession | None = None
-    #: the engine's RTP endpoint facing the caller (IVR-answered calls, when engine.media runs)
+    #: the engine's RTP endpoint facing the caller (IVR-answered calls, or every call with
+    #: ``[sip] anchor_media``, when engine.media runs)
     anchor: MediaLeg | None = None
+    #: our SDP answer to the caller's offer, kept until an agent answers (anchored queue calls)
+    anchor_sdp: bytes = b""
 
     @property
     def connected_agent(self) -> Leg | None:
@@ -358,6 +361,19 @@ class CallManager:
             headers.add("X-Centralita-Queue", interaction.queue)
         headers.add("X-Centralita-Interaction", interaction.id)
         body = caller.remote_sdp
+        if call.anchor is None and caller.state is LegState.RINGING and caller.remote_sdp and self.channel.settings.anchor_media:
+            try:
+                anchored = MediaLeg.answer(
+                    self.channel,
+                    caller.remote_sdp,
+                    name=f"sip-{interaction.id}",
+                    on_digit=lambda digit, ms, call=call: self._rtp_digit(call, digit, ms),
+                )
+            except Exception as exc:
+                log.info("sip: %s stays unanchored: %s", interaction.id, safe_text(exc))
+                anchored = None
+            if anchored is not None:
+                call.anchor, call.anchor_sdp = anchored
         if call.anchor is not None:
             # The caller's media ends on our endpoint: the agent gets an endpoint of ours too, bridged.
             try:
@@ -388,7 +404,7 @@ class CallManager:
             caller = call.caller
             if status in (180, 183) and caller is not None and caller.state is LegState.RINGING and caller.invite_txn is not None:
                 if caller.invite_txn.final_status == 0:
-                    if status == 183 and response.body:
+                    if status == 183 and response.body and leg.media_leg is None:
                         # Early media (ringback, announcements) from the agent side goes to the caller.
                         self.core.respond(caller.invite_txn, 183, headers=[("Content-Type", "application/sdp")], body=response.body, to_tag=caller.invite_txn.to_tag)
                     else:
@@ -424,7 +440,12 @@ class CallManager:
     def _connect(self, call: Call, agent_leg: Leg) -> None:
         caller = call.caller
         assert caller is not None
-        if caller.state is LegState.RINGING:
+        if caller.state is LegState.RINGING and call.anchor is not None and agent_leg.media_leg is not None:
+            # Anchored: the caller talks to our endpoint, the agent to another, and the media engine
+            # bridges them (recording and music on hold become possible).
+            self._answer_leg(caller, call.anchor_sdp)
+            call.anchor.bridge(agent_leg.media_leg)
+        elif caller.state is LegState.RINGING:
             self._answer_leg(caller, agent_leg.remote_sdp)
         elif call.anchor is not None and agent_leg.media_leg is not None:
             ivr_playing = call.anchor.endpoint

@@ -156,5 +156,6 @@ class SipSettings:
     trunks: list[SipTrunkSettings] = field(default_factory=list)
     timers: SipTimers = field(default_factory=SipTimers)
     security: SipSecuritySettings = field(default_factory=SipSecuritySettings)
-    #: RTP ports of our own media endpoints when the engine's media framework is absent
-    rtp_host: str = ""
+    #: put every bridged call's media through the engine's media framework (both legs face an RTP
+    #: endpoint of ours), not only calls the IVR answered; needed for recording queue calls
+    anchor_media: bool = False

@@ -305,3 +305,34 @@ async def test_early_media_from_the_agent_reaches_the_caller(sip_engine) -> None
             results["caller"] = await run_sipp([target, "-sf", str(SCENARIOS / "caller_early_media.xml"), "-s", "200", "-i", "127.0.0.1", "-p", str(caller_port), "-m", "1"])
         for name in ("caller", "agent"):
             assert results[name].returncode == 0, f"{name}: " + describe(results[name])
+
+
+async def test_anchor_media_puts_a_queue_call_through_the_media_engine(sip_engine) -> None:
+    caller_port, agent_port = free_udp_port(), free_udp_port()
+    sip = "anchor_media = true\n" + USERS + caller_trunk(caller_port)
+    async with sip_engine(CONTACT_CENTER, sip=sip) as (engine, channel):
+        await register_agent(channel, agent_port)
+        target = f"127.0.0.1:{channel.bound[0].port}"
+        bridged = []
+        async with trio.open_nursery() as nursery:
+            agent_result: list = []
+
+            async def agent() -> None:
+                agent_result.append(await run_sipp([target, "-sn", "uas", "-i", "127.0.0.1", "-p", str(agent_port), "-m", "1"]))
+
+            async def watch() -> None:
+                with trio.move_on_after(20):
+                    while not bridged:
+                        if engine.media.statistics()["bridges"] == 1:
+                            bridged.append(engine.media.statistics()["endpoints"])
+                        await trio.sleep(0.01)
+
+            nursery.start_soon(agent)
+            nursery.start_soon(watch)
+            caller = await run_sipp([target, "-sn", "uac", "-s", "100", "-i", "127.0.0.1", "-p", str(caller_port), "-m", "1", "-d", "1000"])
+        assert caller.returncode == 0, describe(caller)
+        assert agent_result[0].returncode == 0, describe(agent_result[0])
+        assert bridged == [2]
+        with trio.fail_after(10):
+            while engine.media.statistics()["endpoints"]:
+                await trio.sleep(0.02)
