@@ -88,12 +88,12 @@ class ChatWeb:
         session = await self.channel.session_for_token(headers.get("x-chat-token", ""))
         if session is None or session.conversation is None:
             status, problem = 403, "unknown chat session (write a message first)"
-        elif not session.bucket.allow(trio.current_time(), cost=2.0):
-            status, problem = 429, "too many messages; wait a moment"
         elif content_type not in settings.upload_types:
             status, problem = 415, f"files of type {content_type or '?'} are not accepted"
         elif declared.isdigit() and int(declared) > settings.max_upload_bytes:
             status, problem = 413, f"file larger than {settings.max_upload_bytes} bytes"
+        elif not session.bucket.allow(trio.current_time(), cost=2.0):
+            status, problem = 429, "too many messages; wait a moment"
         body = bytearray()
         while not problem:
             message = await receive()
