@@ -58,6 +58,7 @@ class OperationsPages:
                     f" ({len(rows)} records; columns in Asterisk Master.csv order: {', '.join(MASTER_CSV_COLUMNS)})"),
                 calls_per_hour(recent, now=now),
                 await self._queue_figures(since_raw),
+                tag("h2", "Calls by disposition"),
                 table(["disposition", "calls"], sorted(by_disposition.items()), id="dispositions"),
                 tag("h2", f"Latest {len(shown)} records"),
                 table(columns, ([format_time(r.get(c)) if c in TIME_COLUMNS else r.get(c, "") for c in columns]
