@@ -26,7 +26,28 @@
     placeholder: "Write a message…", style: "flex:1;border:0;padding:8px"});
   var send = el("button", {id: "centralita-chat-send", type: "submit"}, "Send");
   form.appendChild(input); form.appendChild(send);
-  [header, status, log, typing, form].forEach(function (n) { box.appendChild(n); });
+  var tools = el("div", {style: "padding:4px 8px;font-size:12px;border-top:1px solid #eee"});
+  var file = el("input", {id: "centralita-chat-file", type: "file", style: "max-width:150px"});
+  var mailLink = el("a", {id: "centralita-chat-transcript", href: "#", style: "margin-left:8px"}, "Email me this chat");
+  tools.appendChild(file); tools.appendChild(mailLink);
+  [header, status, log, typing, form, tools].forEach(function (n) { box.appendChild(n); });
+
+  file.addEventListener("change", function () {
+    var chosen = file.files && file.files[0];
+    var token = localStorage.getItem(TOKEN_KEY);
+    if (!chosen || !token) { return; }
+    fetch(base.origin + "/chat/upload", {method: "POST", body: chosen, headers: {
+      "X-Chat-Token": token, "X-Filename": chosen.name, "Content-Type": chosen.type || "application/octet-stream"}})
+      .then(function (r) { return r.json(); })
+      .then(function (answer) { if (answer.error) { status.textContent = "File not sent: " + answer.error; } })
+      .catch(function () { status.textContent = "File not sent"; });
+    file.value = "";
+  });
+  mailLink.addEventListener("click", function (event) {
+    event.preventDefault();
+    var address = window.prompt("Send the transcript to which email address?");
+    if (address) { transmit({type: "transcript", email: address.trim()}); }
+  });
 
   function show(direction, text, id) {
     if (id && log.querySelector('[data-id="' + id + '"]')) { return; }
@@ -64,6 +85,8 @@
           : "An agent is with you";
       } else if (msg.type === "typing") {
         typing.textContent = msg.on ? "The agent is typing…" : "";
+      } else if (msg.type === "transcript") {
+        status.textContent = "The transcript is on its way by email";
       } else if (msg.type === "error") {
         status.textContent = "Error: " + msg.reason;
       }
