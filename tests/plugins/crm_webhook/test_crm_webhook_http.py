@@ -1,0 +1,193 @@
+"""The webhook CRM against a real HTTP server: lookups within the budget, signed pushes never lost."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+import plugins.crm_webhook.plugin as webhook_plugin
+from engine import Contact, Direction, Interaction, InteractionKind, InteractionState, hookimpl
+from engine.testing import FakeVoiceChannel, check_plugin_module, open_test_engine, wait_until
+from plugins.crm_webhook import SignatureError, WebhookCrm, sign, verify
+
+
+class Channels:
+    @hookimpl
+    def centralita_register_channels(self, registry: Any) -> None:
+        registry.add("fake", FakeVoiceChannel)
+
+
+def config(server: Any, **overrides: Any) -> str:
+    settings = {"lookup_url": f"{server.url}/lookup", "push_url": f"{server.url}/push", "secret": server.secret,
+                "timeout": 0.5, "backoff": 0.02, "backoff_max": 0.1, "cache_ttl": 60, **overrides}
+    lines = [f"{k} = {v!r}" if isinstance(v, str) else f"{k} = {v}" for k, v in settings.items()]
+    section = "[crm_webhook]\n" + "\n".join(lines).replace("'", '"')
+    return section + """
+
+[[queues]]
+name = "support"
+
+[[routes]]
+match = "100"
+queue = "support"
+"""
+
+
+async def end_a_call(engine: Any, caller: str) -> str:
+    voice = engine.channels["fake"]
+    call = voice.call(caller, "100")
+    await wait_until(lambda: call.state is InteractionState.QUEUED)
+    await voice.caller_hangs_up(call)
+    return call.id
+
+
+def crm_of(engine: Any) -> WebhookCrm:
+    crm = engine.crm["webhook"]
+    assert isinstance(crm, WebhookCrm)
+    return crm
+
+
+def test_plugin_hooks_are_valid() -> None:
+    assert check_plugin_module(webhook_plugin) == []
+
+
+async def test_lookup_maps_the_answer_and_is_signed(crm_server: Any, tmp_path: Path) -> None:
+    crm_server.contacts["+34911000001"] = {"contact": {"id": 7, "name": "Ana", "phones": ["+34911000001"],
+                                                       "tags": ["vip"], "fields": {"plan": "gold"}}}
+    crm_server.contacts["ana@example.com"] = {"id": "7", "name": "Ana"}
+    async with open_test_engine(config(crm_server), plugins=[webhook_plugin, Channels()], data_dir=tmp_path) as engine:
+        crm = crm_of(engine)
+        contact = await crm.lookup(phone=" +34911000001 ")
+        assert contact == Contact(id="7", name="Ana", phones=("+34911000001",), segments=("vip",), fields={"plan": "gold"})
+        assert (await crm.lookup(email="Ana@Example.com")) == Contact(id="7", name="Ana")
+        assert await crm.lookup(phone="+34600000000") is None  # 404: unknown customer
+        assert await crm.lookup(phone="+34911000001") == contact  # cached: the CRM is not asked again
+        lookups = [r for r in crm_server.requests if r.method == "GET"]
+        assert [r.query for r in lookups] == [{"phone": "+34911000001"}, {"email": "ana@example.com"},
+                                              {"phone": "+34600000000"}]
+        first = lookups[0]
+        verify(crm_server.secret, first.headers, first.target.split("?", 1)[1].encode(), now=time.time())
+        stats = crm.statistics()
+        assert stats["lookups"] == 4 and stats["cache_hits"] == 1 and stats["lookup_errors"] == 0
+
+
+async def test_a_slow_crm_is_cut_off_and_the_cache_answers(crm_server: Any, tmp_path: Path) -> None:
+    crm_server.contacts["+34911000001"] = {"id": "7", "name": "Ana"}
+    text = config(crm_server, timeout=0.3, cache_ttl=0, cache_stale_ttl=3600)
+    async with open_test_engine(text, plugins=[webhook_plugin, Channels()], data_dir=tmp_path) as engine:
+        crm = crm_of(engine)
+        assert await crm.lookup(phone="+34911000001") == Contact(id="7", name="Ana")
+        crm_server.lookup_delay = 3600  # the CRM now hangs; only the budget can end the lookup
+        with trio.fail_after(20):
+            assert await crm.lookup(phone="+34911000001") == Contact(id="7", name="Ana")  # the cached answer
+            assert await crm.lookup(phone="+34600000000") is None  # never seen: nothing to fall back on
+        stats = crm.statistics()
+        assert stats["lookup_timeouts"] == 2 and stats["stale_served"] == 1
+
+
+@pytest.mark.parametrize(("answer", "counter"), [
+    (b"{" + b'"a": "' + b"x" * (4 * 1024 * 1024) + b'"}', "refused_answers"),
+    (b"this is not json", "refused_answers"),
+    (b'{"id": {"$ne": 1}, "name": "x"}', "refused_answers"),
+    (b'{"id": "1", "phones": "' + b"9" * 300 + b'"}', "refused_answers"),
+])
+async def test_hostile_answers_are_refused_cleanly(crm_server: Any, tmp_path: Path, answer: bytes, counter: str) -> None:
+    crm_server.lookup_raw = answer
+    async with open_test_engine(config(crm_server), plugins=[webhook_plugin, Channels()], data_dir=tmp_path) as engine:
+        crm = crm_of(engine)
+        assert await crm.lookup(phone="+34911000001") is None
+        assert crm.statistics()[counter] == 1
+        crm_server.lookup_raw = b'{"id": "1", "name": "Recovered"}'  # nothing of the refused answer was cached
+        assert await crm.lookup(phone="+34911000001") == Contact(id="1", name="Recovered")
+
+
+async def test_a_failing_or_absent_crm_is_counted_not_raised(crm_server: Any, tmp_path: Path) -> None:
+    async with open_test_engine(config(crm_server, lookup_url=f"{crm_server.url}/broken"),
+                                plugins=[webhook_plugin, Channels()], data_dir=tmp_path) as engine:
+        crm = crm_of(engine)
+        assert await crm.lookup(email="x@example.com") is None  # HTTP 500
+        assert crm.statistics()["lookup_errors"] == 1
+    crm_server.stop()
+    async with open_test_engine(config(crm_server), plugins=[webhook_plugin, Channels()], data_dir=tmp_path) as engine:
+        crm = crm_of(engine)
+        assert await crm.lookup(phone="+34911000001") is None  # connection refused
+        assert crm.statistics()["lookup_errors"] == 1
+
+
+async def test_records_are_pushed_signed_once(crm_server: Any, tmp_path: Path) -> None:
+    async with open_test_engine(config(crm_server), plugins=[webhook_plugin, Channels()], data_dir=tmp_path) as engine:
+        call_id = await end_a_call(engine, "+34911000001")
+        await wait_until(lambda: len(crm_server.accepted()) == 1)
+        [push] = crm_server.pushes
+        assert crm_server.bad_signatures == 0
+        body = crm_server.accepted()[0]
+        assert body["event"] == "interaction.ended" and body["interaction"]["id"] == call_id
+        assert body["interaction"]["from"] == "+34911000001" and body["id"] == push.headers["x-centralita-delivery"]
+        # the signature covers the exact body and the timestamp
+        with pytest.raises(SignatureError):
+            verify(crm_server.secret, push.headers, push.body.replace(b"+349", b"+348"), now=time.time())
+        with pytest.raises(SignatureError):
+            verify("a guessed secret", push.headers, push.body, now=time.time())
+        await wait_until(lambda: crm_of(engine).statistics()["outbox_pending"] == 0)
+        assert crm_of(engine).statistics()["delivered"] == 1
+
+
+async def test_an_outage_delays_records_but_loses_none_across_restarts(crm_server: Any, tmp_path: Path) -> None:
+    crm_server.push_status = 500
+    async with open_test_engine(config(crm_server), plugins=[webhook_plugin, Channels()], data_dir=tmp_path) as engine:
+        first = await end_a_call(engine, "+34911000001")
+        second = await end_a_call(engine, "+34911000002")
+        await wait_until(lambda: crm_of(engine).statistics()["records_queued"] == 2
+                         and crm_of(engine).statistics()["delivery_failures"] >= 2)
+        assert crm_server.accepted() == []
+    crm_server.stop()  # now the CRM is down altogether while the engine starts again
+    async with open_test_engine(config(crm_server), plugins=[webhook_plugin, Channels()], data_dir=tmp_path) as engine:
+        crm = crm_of(engine)
+        assert crm.statistics()["outbox_pending"] == 2
+        await wait_until(lambda: crm.statistics()["delivery_failures"] >= 2)
+        crm_server.push_status = 200
+        await crm_server.start_again()
+        await wait_until(lambda: crm.statistics()["outbox_pending"] == 0)
+        assert [b["interaction"]["id"] for b in crm_server.accepted()] == [first, second]
+    async with open_test_engine(config(crm_server), plugins=[webhook_plugin, Channels()], data_dir=tmp_path) as engine:
+        crm = crm_of(engine)
+        later = Interaction(InteractionKind.CHAT, Direction.INBOUND, from_="web:1", to="support", channel="chat")
+        await crm.record_interaction(later, "resolved")
+        await wait_until(lambda: len(crm_server.accepted()) == 3)
+        # delivered in order, so had anything old been sent again it would have come before this one
+        accepted = crm_server.accepted()
+        assert [b["interaction"]["id"] for b in accepted] == [first, second, later.id]
+        assert accepted[2]["event"] == "interaction.disposition" and accepted[2]["disposition"] == "resolved"
+        assert len({b["id"] for b in accepted}) == 3
+
+
+async def test_refused_records_become_dead_letters_and_can_be_sent_again(crm_server: Any, tmp_path: Path) -> None:
+    crm_server.push_status = 400
+    async with open_test_engine(config(crm_server, max_attempts=3), plugins=[webhook_plugin, Channels()],
+                                data_dir=tmp_path) as engine:
+        crm = crm_of(engine)
+        call_id = await end_a_call(engine, "+34911000001")
+        await wait_until(lambda: crm.statistics()["outbox_dead"] == 1)
+        assert len(crm_server.pushes) == 1  # a 400 is final: not retried
+        [dead] = await crm.dead_letters()
+        assert dead["last_error"] == "HTTP 400" and call_id in dead["body"]
+        crm_server.push_status = 503
+        assert await crm.redeliver_dead() == 1
+        await wait_until(lambda: crm.statistics()["outbox_dead"] == 1 and len(crm_server.pushes) == 4)
+        assert crm.statistics()["dead_lettered"] == 2  # three 503s used up max_attempts = 3
+        crm_server.push_status = 200
+        await crm.redeliver_dead()
+        await wait_until(lambda: len(crm_server.accepted()) == 1)
+        assert crm_server.accepted()[0]["interaction"]["id"] == call_id
+
+
+def test_pushing_unsigned_is_refused_at_configuration() -> None:
+    from plugins.crm_webhook import WebhookCrmConfigError, WebhookCrmSettings
+
+    with pytest.raises(WebhookCrmConfigError, match="secret"):
+        WebhookCrm(None, WebhookCrmSettings(push_url="http://127.0.0.1:1/push"))
+    assert sign("k", 1, b"") != sign("k", 2, b"")
