@@ -248,9 +248,22 @@ class ConsoleApp:
                 # browsers do not apply SameSite to WebSockets from another site; check Origin instead
                 await _deny_websocket(receive, send, 403)
                 return
-            await serve_events(receive, send, self.bus, principal, self.ws_stats, buffer=self.ws_buffer)
+            visible = None if principal.has_role("supervisor") else self._agent_filter(principal)
+            await serve_events(receive, send, self.bus, principal, self.ws_stats, buffer=self.ws_buffer, visible=visible)
         else:
             await _deny_websocket(receive, send, 404)
+
+
+    def _agent_filter(self, principal: Principal) -> Any:
+        """An agent sees every event except message text of conversations that are not theirs."""
+
+        def visible(event: Any) -> bool:
+            if "Message" not in event.fields or event.interaction is None:
+                return True
+            owner = next((i.get("agent") for i in self.engine.list_interactions() if i.get("id") == event.interaction), None)
+            return owner == principal.name
+
+        return visible
 
 
 def _same_origin(request: Request) -> bool:

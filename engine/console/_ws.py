@@ -13,11 +13,13 @@ import itertools
 import json
 import logging
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 import trio
 
 from .._bus import EventBus
+from .._events import Event
 from ._auth import Principal
 from ._http import Receive, Send
 
@@ -36,7 +38,14 @@ class WsStatistics:
 
 
 async def serve_events(
-    receive: Receive, send: Send, bus: EventBus, principal: Principal, stats: WsStatistics, *, buffer: int
+    receive: Receive,
+    send: Send,
+    bus: EventBus,
+    principal: Principal,
+    stats: WsStatistics,
+    *,
+    buffer: int,
+    visible: Callable[[Event], bool] | None = None,
 ) -> None:
     message = await receive()
     if message["type"] != "websocket.connect":
@@ -58,6 +67,8 @@ async def serve_events(
                             await send({"type": "websocket.close", "code": CLOSE_TOO_SLOW, "reason": reason})
                             nursery.cancel_scope.cancel()
                             return
+                        if visible is not None and not visible(event):
+                            continue
                         await send({"type": "websocket.send", "text": _encode(event.to_json())})
                         stats.messages += 1
             finally:

@@ -82,3 +82,22 @@ async def test_slow_client_gets_close_reason(make_console, tmp_path, ws_connect)
                 pass
         assert client.close_code == 1013 and "too slow" in client.close_reason
         await client.aclose()
+
+
+async def test_agents_do_not_receive_other_agents_message_text(console, ws_connect):
+    alice_token = await console.token("agent", "alice")
+    sup_token = await console.token("supervisor", "sue")
+    alice = await ws_connect(console, [("authorization", f"Bearer {alice_token}")])
+    sup = await ws_connect(console, [("authorization", f"Bearer {sup_token}")])
+    await _wait_subscribers(console, 2)
+    console.bus.publish("MessageReceived", interaction="i2", Message="bob's customer's secret")  # i2 is bob's
+    console.bus.publish("MessageReceived", interaction="i1", Message="for alice")
+    console.bus.publish("QueueMemberPause", Queue="support", Agent="bob", Paused=1)
+    with trio.fail_after(30):
+        alice_got = [await alice.recv_json() for _ in range(2)]
+        sup_got = [await sup.recv_json() for _ in range(3)]
+    assert [e.get("Message") for e in alice_got] == ["for alice", None]
+    assert alice_got[1]["event"] == "QueueMemberPause"
+    assert [e.get("Message") for e in sup_got] == ["bob's customer's secret", "for alice", None]
+    await alice.aclose()
+    await sup.aclose()
