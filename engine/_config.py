@@ -105,6 +105,8 @@ class QueueSettings:
     max_length: int = field(default=0, metadata={"min": 0})
     max_wait: float | None = None
     autopause_after: int = field(default=0, metadata={"min": 0})
+    #: seconds an agent who missed an offer sits out for that caller
+    retry: float = field(default=5.0, metadata={"min": 0})
     announce_frequency: float = field(default=0.0, metadata={"min": 0})
     announce_position: bool = True
     callback_attempts: int = field(default=3, metadata={"min": 0})
