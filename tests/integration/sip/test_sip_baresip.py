@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import shutil
+import socket
 import struct
 import wave
 from pathlib import Path
@@ -57,6 +58,29 @@ queue = "support"
 """
 
 
+def _free_sip_ports() -> int:
+    """A port P with UDP P, TCP P and TCP P+1 free: baresip listens on all three (TLS on P+1)."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        if port >= 65535:
+            continue
+        sockets = []
+        try:
+            for kind, candidate in ((socket.SOCK_DGRAM, port), (socket.SOCK_STREAM, port), (socket.SOCK_STREAM, port + 1)):
+                sock = socket.socket(socket.AF_INET, kind)
+                sockets.append(sock)
+                sock.bind(("127.0.0.1", candidate))
+            return port
+        except OSError:
+            continue
+        finally:
+            for sock in sockets:
+                sock.close()
+    raise RuntimeError("no free port pair for baresip")
+
+
 def _write_tone(path: Path) -> None:
     """Two seconds of a 440 Hz tone, 8 kHz mono 16-bit: what the phone 'says' into the call."""
     samples = b"".join(
@@ -80,7 +104,7 @@ async def test_baresip_registers_answers_and_is_bridged_with_a_sipp_caller(sip_e
         phone_dir.mkdir()
         _write_tone(phone_dir / "tone.wav")
         (phone_dir / "config").write_text(
-            CONFIG.format(sip_port=free_udp_port(), ctrl_port=free_udp_port(), directory=phone_dir)
+            CONFIG.format(sip_port=_free_sip_ports(), ctrl_port=_free_sip_ports(), directory=phone_dir)
         )
         engine_port = channel.bound[0].port
         (phone_dir / "accounts").write_text(

@@ -213,7 +213,7 @@ async def test_ivr_answered_caller_is_bridged_to_the_agent_through_the_media_eng
 
             nursery.start_soon(agent)
             nursery.start_soon(watch)
-            caller = await run_sipp([target, "-sn", "uac", "-s", "300", "-i", "127.0.0.1", "-p", str(caller_port), "-m", "1", "-d", "1000"])
+            caller = await run_sipp([target, "-sn", "uac", "-s", "300", "-i", "127.0.0.1", "-p", str(caller_port), "-m", "1", "-d", "300"])
         assert caller.returncode == 0, describe(caller)
         assert agent_result[0].returncode == 0, describe(agent_result[0])
         assert bridged == [2]
@@ -329,7 +329,7 @@ async def test_anchor_media_puts_a_queue_call_through_the_media_engine(sip_engin
 
             nursery.start_soon(agent)
             nursery.start_soon(watch)
-            caller = await run_sipp([target, "-sn", "uac", "-s", "100", "-i", "127.0.0.1", "-p", str(caller_port), "-m", "1", "-d", "1000"])
+            caller = await run_sipp([target, "-sn", "uac", "-s", "100", "-i", "127.0.0.1", "-p", str(caller_port), "-m", "1", "-d", "300"])
         assert caller.returncode == 0, describe(caller)
         assert agent_result[0].returncode == 0, describe(agent_result[0])
         assert bridged == [2]

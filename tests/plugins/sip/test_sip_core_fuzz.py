@@ -52,7 +52,7 @@ async def test_mutated_messages_never_escape_the_core(sip_engine, udp_peer, capl
         real_send = channel.core._send
         channel.core._send = lambda data, to: sent.append(data) or True
 
-        @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+        @settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
         @given(st.sampled_from([INVITE, RESPONSE, options(5999)]), edits)
         def feed(base: bytes, changes: list[tuple[int, int, bytes]]) -> None:
             channel.core.deliver(_mutate(base, changes), peer)
