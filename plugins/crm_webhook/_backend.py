@@ -27,6 +27,8 @@ log = logging.getLogger("centralita.crm.webhook")
 #: records handed over by the (non-blocking) interaction-ended hook before they are in the store
 HANDOVER_QUEUE = 1000
 BATCH = 50
+#: lookups that missed the budget go on in the background (to fill the cache for the next caller), this many at once
+MAX_BACKGROUND_REFRESHES = 4
 PRUNE_EVERY = 3600.0
 
 
@@ -86,10 +88,13 @@ class WebhookCrm(CrmBackend, Service):
         self._wake = trio.Event()
         self._ready = False
         self._last_prune = -math.inf
+        self._nursery: trio.Nursery | None = None
+        self._refreshing: set[tuple[str, str]] = set()
         self._counts = {PENDING: 0, DEAD: 0}
         self._stats = dict.fromkeys(
             ("lookups", "cache_hits", "stale_served", "lookup_timeouts", "lookup_errors", "refused_answers",
-             "records_queued", "records_dropped", "delivered", "delivery_failures", "dead_lettered"), 0)
+             "background_refreshes", "records_queued", "records_dropped", "delivered", "delivery_failures",
+             "dead_lettered"), 0)
 
     # ------------------------------------------------------------------------------ service
 
@@ -97,9 +102,13 @@ class WebhookCrm(CrmBackend, Service):
         await self._recount()
         self._ready = True
         task_status.started()
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._store_handed_over)
-            await self._deliver_forever()
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                nursery.start_soon(self._store_handed_over)
+                await self._deliver_forever()
+        finally:
+            self._nursery = None
 
     async def aclose(self) -> None:
         clients = [c for c in (self._lookup_http, self._push_http) if c is not None]
@@ -110,7 +119,9 @@ class WebhookCrm(CrmBackend, Service):
 
     def _lookup_client(self) -> httpx.AsyncClient:
         if self._lookup_http is None:
-            self._lookup_http = httpx.AsyncClient(timeout=httpx.Timeout(self.settings.timeout), follow_redirects=False)
+            # the caller's budget is enforced by a cancel scope; this long timeout is for background refreshes
+            self._lookup_http = httpx.AsyncClient(timeout=httpx.Timeout(self.settings.push_timeout),
+                                                  follow_redirects=False)
         return self._lookup_http
 
     def _push_client(self) -> httpx.AsyncClient:
@@ -158,11 +169,31 @@ class WebhookCrm(CrmBackend, Service):
         if budget.cancelled_caught:
             self._stats["lookup_timeouts"] += 1
             log.warning("crm_webhook: the CRM did not answer within %.2f s", self.settings.timeout)
+            self._refresh_in_background(kind, value)
         stale = self._cache.stale(key, now=self._clock())
         if stale is not None:
             self._stats["stale_served"] += 1
             return stale.contact
         return None
+
+    def _refresh_in_background(self, kind: str, value: str) -> None:
+        """Ask again without a caller waiting, so the next lookup of this customer finds the cache filled."""
+        key = (kind, value)
+        if self._nursery is None or key in self._refreshing or len(self._refreshing) >= MAX_BACKGROUND_REFRESHES:
+            return
+        self._refreshing.add(key)
+        self._nursery.start_soon(self._refresh, kind, value)
+
+    async def _refresh(self, kind: str, value: str) -> None:
+        try:
+            with trio.move_on_after(self.settings.push_timeout):
+                contact = await self._ask(kind, value)
+                self._cache.put((kind, value), contact, now=self._clock())
+                self._stats["background_refreshes"] += 1
+        except (CrmResponseError, _LookupFailed, httpx.HTTPError, OSError) as exc:
+            log.info("crm_webhook: background lookup of %s %s failed: %s", kind, value, exc or type(exc).__name__)
+        finally:
+            self._refreshing.discard((kind, value))
 
     async def _ask(self, kind: str, value: str) -> Contact | None:
         query = urllib.parse.urlencode({kind: value})
@@ -256,12 +287,16 @@ class WebhookCrm(CrmBackend, Service):
         """One attempt; True if the loop may go on to the next record (delivered or dead-lettered)."""
         body = row["body"].encode()
         headers = signed_headers(self.settings.secret, int(self._clock()), body, row["delivery"])
-        try:
-            async with self._push_client().stream("POST", self.settings.push_url, content=body, headers=headers) as response:
-                status = response.status_code  # the answer's body is not read: nothing in it matters to us
-            outcome, error = outcome_for_status(status), f"HTTP {status}"
-        except (httpx.HTTPError, OSError) as exc:
-            outcome, error = PENDING, f"{type(exc).__name__}: {exc}"[:500]
+        outcome, error = PENDING, f"no answer within {self.settings.push_timeout} s"
+        # httpx's timeout is per read; this bounds the whole attempt against a CRM that trickles bytes
+        with trio.move_on_after(self.settings.push_timeout):
+            try:
+                async with self._push_client().stream("POST", self.settings.push_url, content=body,
+                                                      headers=headers) as response:
+                    status = response.status_code  # the answer's body is not read: nothing in it matters to us
+                outcome, error = outcome_for_status(status), f"HTTP {status}"
+            except (httpx.HTTPError, OSError) as exc:
+                outcome, error = PENDING, f"{type(exc).__name__}: {exc}"[:500]
         now = self._clock()
         attempts = row["attempts"] + 1
         if outcome == DELIVERED:

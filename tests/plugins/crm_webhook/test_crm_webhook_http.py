@@ -89,6 +89,18 @@ async def test_a_slow_crm_is_cut_off_and_the_cache_answers(crm_server: Any, tmp_
         assert stats["lookup_timeouts"] == 2 and stats["stale_served"] == 1
 
 
+async def test_a_late_answer_fills_the_cache_for_the_next_caller(crm_server: Any, tmp_path: Path) -> None:
+    crm_server.contacts["+34911000001"] = {"id": "7", "name": "Ana"}
+    crm_server.lookup_delay = 1.0  # longer than the budget, so the first caller cannot have the answer
+    text = config(crm_server, timeout=0.2)
+    async with open_test_engine(text, plugins=[webhook_plugin, Channels()], data_dir=tmp_path) as engine:
+        crm = crm_of(engine)
+        assert await crm.lookup(phone="+34911000001") is None
+        await wait_until(lambda: crm.statistics()["background_refreshes"] == 1)
+        assert await crm.lookup(phone="+34911000001") == Contact(id="7", name="Ana")
+        assert crm.statistics()["cache_hits"] == 1
+
+
 @pytest.mark.parametrize(("answer", "counter"), [
     (b"{" + b'"a": "' + b"x" * (4 * 1024 * 1024) + b'"}', "refused_answers"),
     (b"this is not json", "refused_answers"),
