@@ -176,6 +176,6 @@ class HttpRouteRegistry(Registry[HttpRoute]):
     kind = "HTTP route"
 
     def add(self, prefix: str, app: Callable[..., Any], public: bool = False) -> None:  # type: ignore[override]
-        if not prefix.startswith("/") or prefix.startswith("/api/v1/") and prefix != "/api/v1/":
+        if not prefix.startswith("/") or prefix.startswith("/api/v1/"):
             raise RegistrationError(f"HTTP route prefix must start with '/' and not shadow the API, got {prefix!r}")
         super().add(prefix, HttpRoute(prefix, app, public))
