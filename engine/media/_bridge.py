@@ -181,6 +181,7 @@ class ConferenceRoom:
         self.engine = engine
         self.conference = Conference()
         self._members: dict[str, tuple[Source, Sink]] = {}
+        self._legs: dict[str, RtpEndpoint] = {}
 
     def join(self, name: str, source: Source, sink: Sink, role: Role | str = Role.PARTY, *,
              whisper_to: str | None = None) -> None:
@@ -189,8 +190,12 @@ class ConferenceRoom:
 
     def join_endpoint(self, name: str, endpoint: RtpEndpoint, role: Role | str = Role.PARTY, *,
                       whisper_to: str | None = None) -> None:
+        if endpoint.closed:
+            raise MediaUsageError(f"{endpoint.name} is released")
         self.engine.unbridge(endpoint.bridge)
         self.join(name, endpoint.source, endpoint.sink, role, whisper_to=whisper_to)
+        self._legs[name] = endpoint
+        self.engine._wake(endpoint)
 
     def set_role(self, name: str, role: Role | str, *, whisper_to: str | None = None) -> None:
         self.conference.set_role(name, role, whisper_to=whisper_to)
@@ -198,12 +203,16 @@ class ConferenceRoom:
     def leave(self, name: str) -> None:
         self.conference.remove(name)
         self._members.pop(name, None)
+        self._legs.pop(name, None)
 
     def _tick(self) -> None:
+        for name in [n for n, leg in self._legs.items() if leg.closed]:
+            self.leave(name)  # that leg hung up
         inputs = {name: source.read_frame() for name, (source, _) in self._members.items()}
         for name, frame in self.conference.mix(inputs).items():
             self._members[name][1].write_frame(frame)
 
     def close(self) -> None:
         self._members.clear()
+        self._legs.clear()
         self.engine._rooms.discard(self)

@@ -270,6 +270,11 @@ async def test_conference_whisper_reaches_the_agent_not_the_caller(nursery):
     caller_heard = np.concatenate([decode_ulaw(p.payload) for p, _ in phones["caller"].received])
     assert np.abs(agent_heard).max() > 2000 and abs(dominant_frequency(agent_heard) - 1500) < 20
     assert np.abs(caller_heard).max() < 100
+    media.release(legs["supervisor"])  # the supervisor hangs up: the room goes on without them
+    with trio.fail_after(10):
+        while "supervisor" in room.conference:
+            await trio.sleep(0.02)
+    assert len(room.conference) == 2
 
 
 async def test_sipp_g711a_capture_is_relayed_and_recorded_with_its_spectrum(nursery, tmp_path, autojump_clock):
