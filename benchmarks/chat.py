@@ -4,7 +4,7 @@ Measures (1) the engine's memory per idle visitor connection (RSS of the engine 
 run in a child process) and (2) messages per second end to end: visitor frame -> stored -> interaction
 created and handed to routing (offered to an agent or queued), with every visitor sending at once.
 
-    .venv/bin/python benchmarks/chat.py [--visitors 1000] [--messages 5]
+    .venv/bin/python benchmarks/chat.py [--visitors 1000] [--messages 3]
 
 Prints one JSON object.
 """
@@ -166,7 +166,7 @@ def main() -> None:
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--visitors", type=int, default=1000)
-    parser.add_argument("--messages", type=int, default=5)
+    parser.add_argument("--messages", type=int, default=3)
     args = parser.parse_args()
     import logging
 

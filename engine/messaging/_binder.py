@@ -37,7 +37,7 @@ class InteractionBinder:
     def conversation_of(interaction: Interaction) -> str:
         conversation = interaction.attributes.get("conversation")
         if not isinstance(conversation, str):
-            raise ValueError(f"interaction {interaction.id} has no conversation")
+            raise ValueError(f"interaction {interaction.id} has no conversation")  # noqa: TRY004 (API maps ValueError to 409)
         return conversation
 
     async def inbound(

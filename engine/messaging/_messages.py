@@ -170,8 +170,8 @@ class MessageStore:
         if conversation is None:
             conversation = new_id()
             statements.append((
-                "INSERT INTO msg_conversations(id, channel, customer, address, subject, state, created, updated, meta) "
-                "VALUES (?,?,?,?,?,'open',?,?,?)",
+                ("INSERT INTO msg_conversations(id, channel, customer, address, subject, state, created, updated, meta) "
+                 "VALUES (?,?,?,?,?,'open',?,?,?)"),
                 (conversation, self.channel, customer, address, subject, now, now, json.dumps(dict(conversation_meta or {}))),
             ))
         else:
@@ -180,8 +180,8 @@ class MessageStore:
             ))
         message = new_id()
         statements.append((
-            "INSERT INTO msg_messages(id, conversation, channel, direction, status, body, external_id, created, updated, meta) "
-            "VALUES (?,?,?,'inbound','received',?,?,?,?,?)",
+            ("INSERT INTO msg_messages(id, conversation, channel, direction, status, body, external_id, created, updated, meta) "
+             "VALUES (?,?,?,'inbound','received',?,?,?,?,?)"),
             (message, conversation, self.channel, body, external_id, now, now, json.dumps(dict(meta or {}))),
         ))
         statements.extend(
@@ -206,8 +206,8 @@ class MessageStore:
         message = new_id()
         statements: list[tuple[str, tuple[Any, ...]]] = [
             (
-                "INSERT INTO msg_messages(id, conversation, channel, direction, status, body, external_id, created, updated, meta) "
-                "VALUES (?,?,?,'outbound','queued',?,NULL,?,?,?)",
+                ("INSERT INTO msg_messages(id, conversation, channel, direction, status, body, external_id, created, updated, meta) "
+                 "VALUES (?,?,?,'outbound','queued',?,NULL,?,?,?)"),
                 (message, conversation, self.channel, body, now, now, json.dumps(dict(meta or {}))),
             ),
             ("INSERT INTO msg_outbox(message, channel, attempts, next_attempt) VALUES (?,?,0,?)", (message, self.channel, now)),

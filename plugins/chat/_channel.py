@@ -9,8 +9,8 @@ garbage or never reads is closed with the reason logged. Nothing a visitor sends
 from __future__ import annotations
 
 import hashlib
-import re
 import logging
+import re
 import secrets
 import time
 import uuid

@@ -39,7 +39,7 @@ class ChatWeb:
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         path = str(scope.get("path", ""))
-        relative = path[len("/chat"):] if path.startswith("/chat") else path
+        relative = path.removeprefix("/chat")
         if scope["type"] == "websocket":
             if relative == "/ws":
                 await self.visitor_socket(receive, send)
@@ -208,7 +208,7 @@ class ChatWeb:
                     scope.shield = True
                     try:
                         await send({"type": "websocket.close", "code": 1008})
-                    except Exception:  # the transport may already be gone
+                    except Exception:  # noqa: BLE001,S110 (the transport may already be gone; nothing to add)
                         pass
 
     async def _pump(self, frames: trio.MemoryReceiveChannel[str], send: Any, connection: VisitorConnection,
@@ -217,7 +217,7 @@ class ChatWeb:
             with trio.move_on_after(timeout) as scope:
                 try:
                     await send({"type": "websocket.send", "text": text})
-                except Exception:
+                except Exception:  # noqa: BLE001 (whatever the server raises, this visitor is gone)
                     connection.close("visitor connection broken")
                     return
             if scope.cancelled_caught:

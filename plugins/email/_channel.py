@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import re
 import logging
+import re
 import ssl
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,14 @@ import trio
 
 from engine import Interaction, InteractionKind, PluginContext
 from engine.abc import MessagingChannel
-from engine.messaging import DeliveryError, InteractionBinder, MessageStore, OutboundMessage, Outbox, RetryPolicy
+from engine.messaging import (
+    DeliveryError,
+    InteractionBinder,
+    MessageStore,
+    OutboundMessage,
+    Outbox,
+    RetryPolicy,
+)
 
 from ._compose import build_message, make_message_id, reply_subject
 from ._imap import ImapClient, ImapUrl

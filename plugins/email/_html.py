@@ -53,7 +53,7 @@ def html_to_text(html: str, *, limit: int = 200_000) -> str:
     try:
         parser.feed(html[: limit * 4])
         parser.close()
-    except Exception:  # HTMLParser is lenient; this is belt and braces for hostile input
+    except Exception:  # noqa: BLE001,S110 (HTMLParser is lenient; belt and braces for hostile input)
         pass
     text = "".join(parser.parts)
     text = re.sub(r"[ \t\r\f\v]+", " ", text)

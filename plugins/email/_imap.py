@@ -11,6 +11,7 @@ import logging
 import ssl
 from dataclasses import dataclass
 from types import TracebackType
+from typing import Self
 from urllib.parse import unquote, urlsplit
 
 import trio
@@ -76,7 +77,7 @@ class ImapClient:
         self.caps: set[str] = set()
         self.pending: list[Response] = []  # untagged responses that arrived outside a command
 
-    async def __aenter__(self) -> ImapClient:
+    async def __aenter__(self) -> Self:
         await self.connect()
         return self
 
@@ -110,7 +111,7 @@ class ImapClient:
             with trio.move_on_after(2) as scope:
                 scope.shield = True
                 try:
-                    tag, data = self.commands.build("LOGOUT")
+                    _tag, data = self.commands.build("LOGOUT")
                     await stream.send_all(data)
                 except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
                     pass

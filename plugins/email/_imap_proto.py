@@ -120,13 +120,13 @@ class CommandBuilder:
 
 # ------------------------------------------------------------------------------- response readers
 
-_CODE = re.compile(rb"\[([A-Z\-]+)(?: ([^\]]*))?\]", re.I)
+_CODE = re.compile(rb"\[([A-Z\-]+)(?: ([^\]]*))?\]", re.IGNORECASE)
 _CAPS = re.compile(rb"(?:^\* |\[)CAPABILITY ([^\]\r\n]*)")
-_FETCH = re.compile(rb"^\* (\d+) FETCH \((.*)\)$", re.I | re.S)
-_UID = re.compile(rb"\bUID (\d+)", re.I)
-_SIZE = re.compile(rb"\bRFC822\.SIZE (\d+)", re.I)
-_BODY_LITERAL = re.compile(rb"\bBODY\[[^\]]*\](?:<\d+>)? \{(\d+)\}", re.I)
-_EXISTS = re.compile(rb"^\* (\d+) EXISTS$", re.I)
+_FETCH = re.compile(rb"^\* (\d+) FETCH \((.*)\)$", re.IGNORECASE | re.DOTALL)
+_UID = re.compile(rb"\bUID (\d+)", re.IGNORECASE)
+_SIZE = re.compile(rb"\bRFC822\.SIZE (\d+)", re.IGNORECASE)
+_BODY_LITERAL = re.compile(rb"\bBODY\[[^\]]*\](?:<\d+>)? \{(\d+)\}", re.IGNORECASE)
+_EXISTS = re.compile(rb"^\* (\d+) EXISTS$", re.IGNORECASE)
 
 
 def capabilities(response: Response) -> set[str] | None:

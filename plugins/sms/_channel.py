@@ -17,7 +17,14 @@ import trio
 
 from engine import DeviceError, Interaction, InteractionKind, PluginContext
 from engine.abc import Capability, MessagingChannel
-from engine.messaging import DeliveryError, InteractionBinder, MessageStore, OutboundMessage, Outbox, RetryPolicy
+from engine.messaging import (
+    DeliveryError,
+    InteractionBinder,
+    MessageStore,
+    OutboundMessage,
+    Outbox,
+    RetryPolicy,
+)
 
 from ._link import SmppLink, SmppUrl
 from ._optout import is_opt_out
@@ -27,8 +34,8 @@ from ._text import Joined, Reassembler, decode_payload, split, strip_udh
 
 log = logging.getLogger("centralita.sms")
 
-_RECEIPT_ID = re.compile(r"\bid:(\S+)", re.I)
-_RECEIPT_STAT = re.compile(r"\bstat:(\w+)", re.I)
+_RECEIPT_ID = re.compile(r"\bid:(\S+)", re.IGNORECASE)
+_RECEIPT_STAT = re.compile(r"\bstat:(\w+)", re.IGNORECASE)
 _DELIVERED = {"DELIVRD", "DELIVERED"}
 _FAILED = {"UNDELIV", "UNDELIVERABLE", "EXPIRED", "REJECTD", "REJECTED", "DELETED"}
 

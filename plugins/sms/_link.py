@@ -14,7 +14,7 @@ import trio
 from engine.messaging import DeliveryError
 
 from ._pdu import Pdu, Status
-from ._session import Bound, BindRefused, Closed, EsmeSession, PeerViolation, Received, State, SubmitDone
+from ._session import BindRefused, Bound, Closed, EsmeSession, PeerViolation, Received, State, SubmitDone
 
 log = logging.getLogger("centralita.sms.smpp")
 

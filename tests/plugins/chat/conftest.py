@@ -107,7 +107,7 @@ class WsClient:
         await self.stream.aclose()
 
 
-import pytest  # noqa: E402
+import pytest
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import httpx
 import trio
+import trio.lowlevel
 
 from engine.testing import open_test_engine
 from plugins.chat import plugin as chat_plugin
@@ -49,8 +50,8 @@ async def test_visitor_message_becomes_interaction_agent_reply_arrives_and_recon
 
 
 async def test_widget_script_snippet_and_demo_page_are_public(tmp_path: Path, chat_config: str, ws_client) -> None:
-    async with open_test_engine(chat_config, plugins=[chat_plugin], data_dir=tmp_path) as engine:
-        async with httpx.AsyncClient(base_url=engine.console.url) as http:
+    async with open_test_engine(chat_config, plugins=[chat_plugin], data_dir=tmp_path) as engine:  # noqa: SIM117
+        async with httpx.AsyncClient(base_url=engine.console.url) as http:  # (the client needs the engine's URL)
             script = await http.get("/chat/widget.js")
             assert script.status_code == 200 and "javascript" in script.headers["content-type"]
             assert "innerHTML" not in script.text  # visitor and agent text is only ever textContent
@@ -100,7 +101,7 @@ async def test_a_visitor_who_never_reads_is_disconnected_and_nothing_is_lost(tmp
             while channel.counters["closed_not_reading"] == 0:
                 await channel.send_message(interaction, f"{sent} {big}")
                 sent += 1
-                await trio.sleep(0)  # let the outbox and the socket pump run
+                await trio.lowlevel.checkpoint()  # let the outbox and the socket pump run
         assert channel.counters["closed_not_reading"] == 1
         session = next(iter(channel.sessions.values()))
         assert session.connections == set()  # no more frames are queued for the stuck socket

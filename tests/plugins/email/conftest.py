@@ -153,7 +153,7 @@ class _Handler:
     def __init__(self, sink: SmtpSink) -> None:
         self.sink = sink
 
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's hook name)
+    async def handle_DATA(self, server, session, envelope):
         if self.sink.refuse:
             return "451 4.3.0 try again later"
         with self.sink.lock:

@@ -86,7 +86,7 @@ async def test_mail_becomes_interaction_reply_threads_and_restart_repeats_nothin
         async def sent():
             return smtp_sink.received()
 
-        ((mail_from, rcpts, raw),) = await wait_for(sent)
+        ((_mail_from, rcpts, raw),) = await wait_for(sent)
         assert rcpts == ["carmen@customer.test"]
         answer = email.message_from_bytes(raw, policy=email.policy.default)
         assert answer["In-Reply-To"] == "<first@customer.test>"

@@ -37,7 +37,7 @@ def _all(reader: ResponseReader) -> list:
 def test_responses_with_literals_and_codes_are_read() -> None:
     reader = ResponseReader()
     reader.feed(STREAM)
-    greeting, exists, validity, fetch, search, done = _all(reader)
+    greeting, _exists, validity, fetch, search, done = _all(reader)
     assert capabilities(greeting) == {"IMAP4REV1", "IDLE", "LITERAL+"}
     assert response_code(validity) == ("UIDVALIDITY", "1700000000")
     item = fetch_item(fetch)

@@ -42,7 +42,7 @@ class _Sink:
         self.messages: list[bytes] = []
         self.lock = threading.Lock()
 
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's hook name)
+    async def handle_DATA(self, server, session, envelope):
         with self.lock:
             self.messages.append(bytes(envelope.original_content or envelope.content))
         return "250 OK"
@@ -63,7 +63,7 @@ def _serve(certificate, *, implicit: bool) -> Iterator[tuple[int, _Sink]]:
     context.load_cert_chain(cert, key)
     sink = _Sink()
     port = _free_port()
-    kwargs = dict(hostname="127.0.0.1", port=port, authenticator=_authenticator, auth_required=True)
+    kwargs = {"hostname": "127.0.0.1", "port": port, "authenticator": _authenticator, "auth_required": True}
     if implicit:
         controller = Controller(sink, ssl_context=context, auth_require_tls=False, **kwargs)
     else:
