@@ -299,8 +299,12 @@ class Engine(EngineAPI):
         channel: str,
         caller_name: str = "",
         attributes: Mapping[str, Any] | None = None,
+        message: str | None = None,
     ) -> Interaction:
         """Register a new interaction (a call arriving, a message received) and announce it.
+
+        ``message``: the first message's text, for messaging channels (it goes into the
+        ``MessageReceived`` event so agents' desks can show it).
 
         Raises ``RuntimeError`` while the engine is starting or shutting down: the channel should refuse
         the interaction the way its protocol says (SIP 503, SMTP 4xx...).
@@ -322,6 +326,7 @@ class Engine(EngineAPI):
             CallerIDNum=from_,
             CallerIDName=caller_name,
             Exten=to,
+            **({"Message": message} if message is not None else {}),
         )
         return interaction
 

@@ -234,3 +234,12 @@ class EngineAPI(abc.ABC):
     @abc.abstractmethod
     async def cdr(self, since: float | None = None) -> list[dict[str, Any]]:
         """CDR rows (Master.csv column names as keys), oldest first."""
+
+    async def report(self, since: float, until: float | None = None, *, interval: float = 1800.0,
+                     short_abandon: float = 5.0) -> dict[str, Any]:
+        """Service level, ASA, AHT, abandonment per queue, agent and interval (``engine.reporting``)."""
+        raise NotImplementedError
+
+    async def staffing(self, *, days: int = 28, target: float = 0.8, threshold: float = 20.0) -> list[dict[str, Any]]:
+        """Erlang C agents needed per queue and half hour from history."""
+        raise NotImplementedError
