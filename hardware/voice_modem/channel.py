@@ -1,0 +1,171 @@
+"""The ``fxo`` channel: calls on analog lines (voice modems) become voice interactions.
+
+An incoming call on a voice-modem device (``IncomingCall``, after caller ID) becomes an inbound voice
+interaction from the caller's number to the *device name*, routed with ``[[routes]] match = "line1"``
+(CONTRACT.md). The channel answers when the IVR asks (``answer``), plays prompts through the modem
+(``play``), reports DLE DTMF to the engine, and ends the interaction with a CDR when the caller hangs
+up, the line drops or the modem is unplugged. ``media_of(interaction)`` hands the call's
+``engine.media`` Source/Sink to whoever bridges it (an agent leg).
+
+Devices start after channels, so the channel attaches to each voice line when the line first reports
+its health (``DeviceStateChange`` on the bus), without polling.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, ClassVar
+
+import numpy as np
+import trio
+
+from engine import Direction, Interaction, InteractionKind
+from engine.abc import Capability, VoiceChannel
+
+from ._device import CallEnded, DtmfReceived, IncomingCall, RingingStopped, VoiceCall, VoiceModem
+
+__all__ = ["FxoChannel"]
+
+log = logging.getLogger("centralita.hardware.fxo")
+
+
+class FxoChannel(VoiceChannel):
+    name = "fxo"
+    kinds: ClassVar[frozenset[InteractionKind]] = frozenset({InteractionKind.VOICE})
+    schemes: ClassVar[frozenset[str]] = frozenset({"fxo"})
+
+    def __init__(self, context: Any) -> None:
+        self.context = context
+        self.engine = context.engine
+        self._lines: dict[str, VoiceModem] = {}
+        self._by_line: dict[str, Interaction] = {}
+        self._calls: dict[str, VoiceCall] = {}
+        self._inbox_send, self._inbox = trio.open_memory_channel[tuple[VoiceModem, Any]](256)
+        self.counters = {"calls": 0, "answered": 0, "rejected": 0, "ended": 0}
+        self._ended_changed = trio.Event()
+
+    def statistics(self) -> dict[str, int]:
+        return dict(self.counters)
+
+    # ------------------------------------------------------------------ lifecycle
+    async def run(self, *, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
+        async with self.context.bus.subscribe("DeviceStateChange") as changes, trio.open_nursery() as nursery:
+            self._attach_lines()
+            task_status.started()
+            nursery.start_soon(self._serve_events)
+            async for _change in changes:
+                self._attach_lines()
+
+    def _attach_lines(self) -> None:
+        for device in self.context.devices.with_capability(Capability.VOICE_LINE):
+            if isinstance(device, VoiceModem) and device.name not in self._lines:
+                self._lines[device.name] = device
+                device.add_listener(lambda event, d=device: self._listen(d, event))
+
+    def _listen(self, device: VoiceModem, event: Any) -> None:
+        if isinstance(event, IncomingCall | CallEnded | DtmfReceived | RingingStopped):
+            try:
+                self._inbox_send.send_nowait((device, event))
+            except trio.WouldBlock:
+                log.warning("fxo: event queue full, dropped %s", type(event).__name__)
+
+    async def _serve_events(self) -> None:
+        async for device, event in self._inbox:
+            if isinstance(event, IncomingCall):
+                await self._incoming(device, event)
+            elif isinstance(event, DtmfReceived):
+                interaction = self._by_line.get(device.name)
+                if interaction is not None:
+                    self.engine.dtmf_received(interaction, event.digit)
+            elif isinstance(event, CallEnded | RingingStopped):
+                # The caller hung up (before or after the answer), the line dropped or the modem
+                # went away: the interaction ends with its CDR; other lines are not affected.
+                interaction = self._by_line.pop(device.name, None)
+                if interaction is not None:
+                    self._calls.pop(interaction.id, None)
+                    cause = event.reason if isinstance(event, CallEnded) else "caller-abandoned"
+                    await self.engine.end_interaction(interaction, cause=cause)
+                    self.counters["ended"] += 1
+                    self._ended_changed.set()
+                    self._ended_changed = trio.Event()
+
+    async def _incoming(self, device: VoiceModem, event: IncomingCall) -> None:
+        if device.name in self._by_line:
+            return
+        cid = event.caller_id
+        try:
+            interaction = self.engine.new_interaction(
+                InteractionKind.VOICE,
+                Direction.INBOUND,
+                from_=cid.number or cid.number_absent or "unknown",
+                to=device.name,
+                channel=self.name,
+                caller_name=cid.name,
+                attributes={"device": device.name, "rings": event.rings},
+            )
+        except RuntimeError:
+            self.counters["rejected"] += 1
+            return  # the engine is starting or stopping: let it ring
+        self.counters["calls"] += 1
+        self._by_line[device.name] = interaction
+        if self.engine.route(interaction) is None:
+            log.warning("fxo: no route matches line %s; the call is left ringing", device.name)
+            self._by_line.pop(device.name, None)
+            await self.engine.end_interaction(interaction, cause="no-route")
+
+    async def wait_ended(self, count: int) -> None:
+        """Wait until ``count`` calls have ended and been recorded (CDR written)."""
+        while self.counters["ended"] < count:
+            await self._ended_changed.wait()
+
+    # ------------------------------------------------------------------ what the engine asks
+    def _device_of(self, interaction: Interaction) -> VoiceModem | None:
+        return self._lines.get(str(interaction.attributes.get("device", interaction.to)))
+
+    async def answer(self, interaction: Interaction) -> bool:
+        if interaction.id in self._calls:
+            return True
+        device = self._device_of(interaction)
+        if device is None:
+            return False
+        self._calls[interaction.id] = await device.answer()
+        self.counters["answered"] += 1
+        return True
+
+    def media_of(self, interaction: Interaction) -> tuple[Any, Any] | None:
+        """The call's (Source, Sink) for the media framework, once answered."""
+        call = self._calls.get(interaction.id)
+        return (call, call) if call is not None else None
+
+    async def play(
+        self, interaction: Interaction, *, prompt: str | None = None, text: str | None = None
+    ) -> None:
+        """Play a prompt from the engine's library through the modem, paced at real time."""
+        call = self._calls.get(interaction.id)
+        prompts = getattr(self.context, "prompts", None) or getattr(self.engine, "prompts", None)
+        if call is None or not prompt or prompts is None:
+            return
+        player = prompts.load(prompt).player()
+        next_frame = trio.current_time()
+        while not call.ended.is_set():
+            frame = player.read_frame()
+            if frame is None:
+                return
+            await call.send_frame(np.asarray(frame, dtype=np.int16))
+            # Keep ~60 ms ahead of the modem's playout: enough to ride out jitter, little to abort.
+            next_frame += 0.02
+            await trio.sleep_until(next_frame - 0.06)
+
+    async def offer(self, interaction: Interaction, agent: str, endpoint: str) -> None:
+        raise NotImplementedError("analog lines cannot ring agents yet (use sip: or headset: endpoints)")
+
+    async def transfer(self, interaction: Interaction, destination: str) -> None:
+        raise NotImplementedError("transfer on an analog line (hook flash + dial) is not wired yet")
+
+    async def hangup(self, interaction: Interaction, cause: str = "normal") -> None:
+        call = self._calls.pop(interaction.id, None)
+        device = self._device_of(interaction)
+        if device is not None and self._by_line.get(device.name) is interaction:
+            del self._by_line[device.name]
+        if call is not None:
+            await call.hangup()
