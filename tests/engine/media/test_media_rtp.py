@@ -302,3 +302,20 @@ def test_streaming_resampler_matches_one_shot_for_any_chunking(chunks, rates):
     streamed = np.concatenate(out)
     whole = resample(audio, *rates)
     assert np.array_equal(streamed[: len(whole)], whole)
+
+
+def test_protocol_and_dsp_modules_stay_sans_io():
+    """DESIGN.md habit 1: these are fed bytes, samples and the time; they never do I/O themselves."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[3] / "engine" / "media"
+    io_modules = {"trio", "socket", "asyncio", "select", "selectors", "subprocess", "os", "serial"}
+    for name in ("_rtp", "_session", "_jitter", "_dtmf", "_inband", "_mixer", "_levels", "_g711", "_audio",
+                 "_tones", "_errors"):
+        tree = ast.parse((root / f"{name}.py").read_text())
+        imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
+                    for alias in node.names}
+        imported |= {node.module.split(".")[0] for node in ast.walk(tree)
+                     if isinstance(node, ast.ImportFrom) and node.module and not node.level}
+        assert not imported & io_modules, (name, imported & io_modules)
