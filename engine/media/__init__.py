@@ -10,7 +10,7 @@ For the SIP plugin (one :class:`MediaEngine` per engine, started with ``await nu
 
     media = MediaEngine(host="127.0.0.1", port_range=(20000, 20999))
     leg = media.allocate(codec="PCMU", telephone_event=101, dtmf="auto",
-                         on_dtmf=lambda ep, ev: bus.publish("DTMFEnd", ev.event_fields()))
+                         on_dtmf=lambda ep, ev: bus.publish("DTMFEnd", **ev.event_fields()))
     sdp_port = leg.local_address[1]              # put this in the SDP
     leg.set_remote(("192.0.2.7", 40000))         # from the peer's SDP (and again on re-INVITE)
     leg.negotiate(codec="PCMA", telephone_event=96)   # after the offer/answer, if it changed
