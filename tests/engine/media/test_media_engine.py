@@ -334,11 +334,15 @@ async def test_terminated_endpoint_decodes_through_the_jitter_buffer_and_measure
     phone = await Phone.open(61, pt=8)
     async with trio.open_nursery() as talking:
         talking.start_soon(functools.partial(phone.send_tone, leg.local_address, 700.0, 100, encode=encode_alaw))
+        levels, talking = [], []
         with trio.fail_after(10):
             while len(tap.frames) < 25:
                 await trio.sleep(0.02)
-        mid_tone = leg.statistics()
-    assert mid_tone["talking"] and -14 < mid_tone["level_dbfs"] < -10  # 8000 of 32767: -12.2 dBFS
+                stats = leg.statistics()
+                levels.append(stats["level_dbfs"])
+                talking.append(stats["talking"])
+    # 8000 of 32767 is -12.2 dBFS (a concealed frame after a late packet reads lower, hence the max)
+    assert any(talking) and -13 < max(levels) < -11
     audio = np.concatenate(tap.frames[5:25])
     assert abs(dominant_frequency(audio) - 700) < 15
     assert leg.vad.statistics().talk_spurts >= 1
