@@ -695,6 +695,13 @@ class Engine(EngineAPI):
         rows = await self.queue_log.rows(reporting._staffing.history_start(days))
         return reporting.forecast(rows, days=days, target=target, threshold=threshold)
 
+    async def list_voicemail(self, box: str | None = None) -> list[dict[str, Any]]:
+        return await self.voicemail.list(box)
+
+    async def voicemail_audio(self, message: str) -> bytes:
+        path = await self.voicemail.audio(message)
+        return await trio.Path(path).read_bytes()
+
     async def cdr(self, since: float | None = None) -> list[dict[str, Any]]:
         assert self.store is not None
         rows = await self.store.fetchall(

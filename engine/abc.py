@@ -243,3 +243,11 @@ class EngineAPI(abc.ABC):
     async def staffing(self, *, days: int = 28, target: float = 0.8, threshold: float = 20.0) -> list[dict[str, Any]]:
         """Erlang C agents needed per queue and half hour from history."""
         raise NotImplementedError
+
+    async def list_voicemail(self, box: str | None = None) -> list[dict[str, Any]]:
+        """Voicemail messages, newest first (all boxes, or one)."""
+        raise NotImplementedError
+
+    async def voicemail_audio(self, message: str) -> bytes:
+        """A message's WAV file (and it counts as heard); ``KeyError`` for an unknown id."""
+        raise NotImplementedError

@@ -104,6 +104,8 @@ class Api:
         add("POST", "/api/v1/interactions/{interaction}/{action}", self.interaction_action, role="agent")
         add("POST", "/api/v1/calls", self.originate, role="supervisor")
         add("GET", "/api/v1/cdr", self.cdr, role="supervisor")
+        add("GET", "/api/v1/voicemail", self.voicemail, role="supervisor")
+        add("GET", "/api/v1/voicemail/{message}/audio", self.voicemail_audio, role="supervisor")
         add("GET", "/api/v1/reports", self.report, role="supervisor")
         add("GET", "/api/v1/staffing", self.staffing, role="supervisor")
         add("GET", "/api/v1/users", self.users, role="admin")
@@ -229,6 +231,17 @@ class Api:
             response.headers.append(("content-disposition", 'attachment; filename="Master.csv"'))
             return response
         return json_response(rows)
+
+    async def voicemail(self, request: Request) -> Response:
+        box = request.query.get("box") or None
+        return json_response(await self.engine.list_voicemail(box))
+
+    async def voicemail_audio(self, request: Request) -> Response:
+        message = request.path_params["message"]
+        if not message.isalnum() or len(message) > 32:
+            raise HttpError(404, "no such message")
+        audio = await self.engine.voicemail_audio(message)
+        return Response(200, audio, "audio/wav", [("content-disposition", f'inline; filename="{message}.wav"')])
 
     async def report(self, request: Request) -> Response:
         return json_response(await run_report(self.engine, request.query))

@@ -133,6 +133,20 @@ async def test_voicemail_node_records_stores_and_notifies(tmp_path: Path) -> Non
             assert (wav.getframerate(), wav.getnchannels(), wav.getnframes()) == (8000, 1, 24000)
         (heard,) = await engine.voicemail.list("sales")
         assert heard["heard"] == 1
+        # and through the API, as the console's supervisors get it
+        import httpx
+
+        from engine.console import add_token
+
+        token = await add_token(engine.store, "vm-test", "supervisor")
+        auth = {"Authorization": f"Bearer {token}"}
+        async with httpx.AsyncClient(base_url=engine.console.url, headers=auth) as client:
+            listing = (await client.get("/api/v1/voicemail", params={"box": "sales"})).json()
+            assert [m["id"] for m in listing] == [message["id"]]
+            audio = await client.get(f"/api/v1/voicemail/{message['id']}/audio")
+            assert audio.status_code == 200 and audio.headers["content-type"] == "audio/wav"
+            assert audio.content[:4] == b"RIFF" and len(audio.content) == 44 + 2 * 24000
+            assert (await client.get("/api/v1/voicemail/nosuchmessage/audio")).status_code == 404
 
 
 CALLBACK_FLOW = CONFIG.replace('options = { "1" = "to_sales", "2" = "to_support", "9" = "bye" }',
