@@ -201,9 +201,17 @@ class MessageStore:
         meta: Mapping[str, Any] | None = None,
         aliases: Iterable[str] = (),
     ) -> str:
-        """Store an outbound message and its outbox row in one transaction; returns the message id."""
+        """Store an outbound message and its outbox row in one transaction; returns the message id.
+
+        The message's meta records ``response_seconds`` (since the oldest customer message this reply
+        answers) and ``first_response`` (no earlier reply in the conversation): the service-level data
+        for first- and next-response times.
+        """
         now = time.time()
         message = new_id()
+        meta = dict(meta or {})
+        if not meta.get("auto"):  # automatic messages (acknowledgements, confirmations) answer nobody
+            meta.update(await self._response_time(conversation, now))
         statements: list[tuple[str, tuple[Any, ...]]] = [
             (
                 ("INSERT INTO msg_messages(id, conversation, channel, direction, status, body, external_id, created, updated, meta) "
@@ -232,6 +240,33 @@ class MessageStore:
         for row in rows:
             heads.setdefault(str(row["conversation"]), row)
         return list(heads.values())[:limit]
+
+    async def _response_time(self, conversation: str, now: float) -> dict[str, Any]:
+        row = await self.store.fetchone(
+            "SELECT MAX(seq) AS seq FROM msg_messages WHERE conversation=? AND direction='outbound' "
+            "AND COALESCE(json_extract(meta, '$.auto'), 0) = 0",
+            (conversation,),
+        )
+        last_reply = row["seq"] if row and row["seq"] is not None else None
+        waiting = await self.store.fetchone(
+            "SELECT MIN(created) AS t FROM msg_messages WHERE conversation=? AND direction='inbound' AND seq > ?",
+            (conversation, last_reply or 0),
+        )
+        if waiting is None or waiting["t"] is None:
+            return {}
+        return {"response_seconds": round(now - float(waiting["t"]), 3), "first_response": last_reply is None}
+
+    async def response_times(self) -> list[dict[str, Any]]:
+        """Every measured reply: conversation, seconds, first or next response (for service levels)."""
+        rows = await self.store.fetchall(
+            "SELECT conversation, created, json_extract(meta, '$.response_seconds') AS seconds, "
+            "json_extract(meta, '$.first_response') AS first FROM msg_messages "
+            "WHERE channel=? AND direction='outbound' AND json_extract(meta, '$.response_seconds') IS NOT NULL "
+            "ORDER BY seq",
+            (self.channel,),
+        )
+        return [{"conversation": r["conversation"], "created": r["created"], "seconds": r["seconds"],
+                 "first": bool(r["first"])} for r in rows]
 
     async def due(self, now: float, limit: int = 50) -> list[OutboundMessage]:
         """Messages to try now: the head of each conversation's queue, if its retry time has come."""

@@ -247,7 +247,7 @@ class SmsChannel(MessagingChannel):
             log.info("sms: %s opted out (%r)", customer, text.strip()[:40])
             if self.settings.opt_out_reply and not already:
                 await self.messages.queue_outbound(result.conversation, self.settings.opt_out_reply,
-                                                   meta={"opt_out_confirmation": True})
+                                                   meta={"opt_out_confirmation": True, "auto": True})
                 self.outbox.wake_nowait()
             return
         conversation = await self.messages.open_conversation_of(customer, address)

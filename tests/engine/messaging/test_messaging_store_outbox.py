@@ -96,3 +96,19 @@ async def test_opt_out_and_marks(tmp_path: Path) -> None:
 def test_backoff_doubles_up_to_the_cap() -> None:
     policy = RetryPolicy(first=5, factor=2, cap=60, jitter=0)
     assert [policy.delay(n) for n in range(1, 7)] == [5, 10, 20, 40, 60, 60]
+
+
+async def test_first_and_next_response_times_are_recorded(tmp_path: Path) -> None:
+    async with open_store(tmp_path / "db.sqlite", MIGRATIONS) as store:
+        messages = MessageStore(store, "sms")
+        conv = (await messages.record_inbound(customer="+34600", address="900", body="hola", external_id="m1")).conversation
+        await messages.queue_outbound(conv, "automatic ack", meta={"auto": True})  # not a human answer
+        first = await messages.queue_outbound(conv, "agent answer")
+        no_question = await messages.queue_outbound(conv, "and one more thing")
+        await messages.record_inbound(customer="+34600", address="900", body="gracias", external_id="m2", conversation=conv)
+        second = await messages.queue_outbound(conv, "de nada")
+        meta = {m: (await messages.message(m))["meta"] for m in (first, no_question, second)}
+        assert meta[first]["first_response"] is True and meta[first]["response_seconds"] >= 0
+        assert "response_seconds" not in meta[no_question]  # nothing was waiting for an answer
+        assert meta[second]["first_response"] is False
+        assert [r["first"] for r in await messages.response_times()] == [True, False]
