@@ -9,7 +9,7 @@ import httpx
 import pytest
 import trio
 
-from engine import EventBus, HttpRouteRegistry, StartupError
+from engine import EventBus, HttpRouteRegistry, RegistrationError, StartupError
 from engine._config import ConsoleSettings
 from engine.console import MASTER_CSV_COLUMNS, MIGRATIONS, ConsoleServer
 from engine.store import open_store
@@ -218,12 +218,14 @@ async def test_refused_input_is_logged_escaped(console, caplog):
 
 async def test_a_plugin_cannot_shadow_the_engine_routes(tmp_path, make_console):
     routes = HttpRouteRegistry()
-    routes.add("/api/v1/", _plugin_app, public=True)
+    with pytest.raises(RegistrationError):
+        routes.add("/api/v1/", _plugin_app, public=True)  # refused when registered...
+    routes.add("/api/", _plugin_app, public=True)  # ...and a wider prefix still cannot take the API's paths
     async with make_console(tmp_path, routes=routes) as console:
         async with console.client() as anonymous:
             assert (await anonymous.get("/api/v1/agents")).status_code == 401  # still the engine's, still guarded
-            r = await anonymous.get("/api/v1/plugin-thing")
-            assert r.status_code == 200 and r.text.startswith("/api/v1/plugin-thing")
+            r = await anonymous.get("/api/plugin-thing")
+            assert r.status_code == 200 and r.text.startswith("/api/plugin-thing")
 
 
 async def test_reports_and_staffing_with_validated_parameters(console):
