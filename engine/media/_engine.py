@@ -408,7 +408,14 @@ class MediaEngine(Service):
     # -- reporting ---------------------------------------------------------------------------------
 
     def statistics(self) -> dict[str, Any]:
+        """Counters for ``/api/v1/status`` and ``/metrics`` (totals over the live endpoints)."""
+        totals = dict.fromkeys(("packets_in", "packets_out", "relayed", "malformed", "wrong_payload_type",
+                                "rtcp_in", "rtcp_malformed"), 0)
+        for endpoint in self._endpoints:
+            for key in totals:
+                totals[key] += getattr(endpoint, key)
         return {
+            **totals,
             "endpoints": len(self._endpoints),
             "bridges": len(self._bridges),
             "recording": len(self._recording_bridges),
