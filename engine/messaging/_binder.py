@@ -63,6 +63,7 @@ class InteractionBinder:
         interaction = self.engine.new_interaction(
             self.kind, Direction.INBOUND, from_=customer, to=address, channel=self.channel,
             caller_name=caller_name, attributes={"conversation": conversation, **(attributes or {})},
+            message=message or None,
         )
         self.live[conversation] = interaction
         await self.route(interaction, address)
@@ -73,16 +74,10 @@ class InteractionBinder:
         if target is None:
             log.warning("%s: no [[routes]] entry matches %r; interaction %s waits unrouted", self.channel, address, interaction.id)
             return
-        # The routing core's entry point (the brief names ``enqueue``; the ACD calls it ``deliver_to``).
-        enqueue = getattr(self.engine, "enqueue", None)
-        deliver_to = getattr(self.engine, "deliver_to", None)
-        if enqueue is not None:
-            result = enqueue(interaction, target)
-        elif deliver_to is not None:
-            result = deliver_to(interaction, target.kind, target.name)
-        else:
-            result = None
-        if result is not None or enqueue is not None or deliver_to is not None:
+        # The routing core's entry point: ``Engine.deliver(interaction, target)`` (queue, agent or flow).
+        deliver = getattr(self.engine, "deliver", None) or getattr(self.engine, "enqueue", None)
+        if deliver is not None:
+            result = deliver(interaction, target)
             if inspect.isawaitable(result):
                 await result
             return
