@@ -25,6 +25,7 @@ class PtyDevice:
 
     def __init__(self, *, link_dir: str | None = None, link_name: str = "emulated-device") -> None:
         self._link_dir = Path(link_dir or tempfile.mkdtemp(prefix="centralita-emu-"))
+        self._link_dir.mkdir(parents=True, exist_ok=True)
         self.link = str(self._link_dir / link_name)
         self._master = -1
         self._slave = -1

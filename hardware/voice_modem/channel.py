@@ -85,9 +85,7 @@ class FxoChannel(VoiceChannel):
                     self._calls.pop(interaction.id, None)
                     cause = event.reason if isinstance(event, CallEnded) else "caller-abandoned"
                     await self.engine.end_interaction(interaction, cause=cause)
-                    self.counters["ended"] += 1
-                    self._ended_changed.set()
-                    self._ended_changed = trio.Event()
+                    self._count_ended()
 
     async def _incoming(self, device: VoiceModem, event: IncomingCall) -> None:
         if device.name in self._by_line:
@@ -112,6 +110,12 @@ class FxoChannel(VoiceChannel):
             log.warning("fxo: no route matches line %s; the call is left ringing", device.name)
             self._by_line.pop(device.name, None)
             await self.engine.end_interaction(interaction, cause="no-route")
+            self._count_ended()
+
+    def _count_ended(self) -> None:
+        self.counters["ended"] += 1
+        self._ended_changed.set()
+        self._ended_changed = trio.Event()
 
     async def wait_ended(self, count: int) -> None:
         """Wait until ``count`` calls have ended and been recorded (CDR written)."""

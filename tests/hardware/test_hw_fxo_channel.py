@@ -127,3 +127,62 @@ queue = "support"
         rows = await engine.cdr()
         assert [(r["src"], r["dst"]) for r in rows] == [("600111222", "line1")]
         await voice_emulator.wait_until(lambda e: not e.state.off_hook)
+
+
+async def test_unplugging_one_line_mid_call_ends_only_its_call_with_a_cdr(nursery, tmp_path) -> None:
+    from hardware.emulators import VoiceModemEmulator
+
+    first, second = (VoiceModemEmulator(link_dir=str(tmp_path / name)) for name in ("a", "b"))
+    for emulator in (first, second):
+        await nursery.start(emulator.run)
+    text = f"""
+[[devices]]
+name = "line1"
+driver = "voice-modem"
+port = "{first.link}"
+options = {{ command_timeout = 1.0 }}
+
+[[devices]]
+name = "line2"
+driver = "voice-modem"
+port = "{second.link}"
+options = {{ command_timeout = 1.0 }}
+
+[[queues]]
+name = "support"
+members = []
+
+[[routes]]
+match = "line1"
+queue = "support"
+
+[[routes]]
+match = "line2"
+queue = "support"
+"""
+    data = tmp_path / "data"
+    data.mkdir()
+    async with open_test_engine(text, plugins=[voice_plugin], data_dir=data) as engine:
+        with trio.fail_after(15):
+            for name in ("line1", "line2"):
+                await engine.devices.get(name).wait_health(DeviceHealth.OK)
+        channel = engine.channels["fxo"]
+        nursery.start_soon(partial(first.ring, "600000001", "", rings=3, interval=0.1))
+        nursery.start_soon(partial(second.ring, "600000002", "", rings=3, interval=0.1))
+        with trio.fail_after(15):
+            async with engine.bus.subscribe("fxo-unplug-test") as events:
+                while len(engine.list_interactions()) < 2:
+                    await events.receive()
+        for interaction in engine.interactions.values():
+            assert await channel.answer(interaction)  # as an agent's pickup would
+        first.unplug()
+        with trio.fail_after(15):
+            await channel.wait_ended(1)
+        states = {i["from"]: i["state"] for i in engine.list_interactions()}
+        assert states["600000002"] == "queued" and states["600000001"] in ("ended", "wrapup")
+        rows = await engine.cdr()
+        assert [r["src"] for r in rows] == ["600000001"]
+        assert second.state.voice  # the other call is untouched
+        first.replug()
+        with trio.fail_after(15):
+            await engine.devices.get("line1").wait_health(DeviceHealth.OK)
