@@ -11,7 +11,9 @@ import inspect
 import logging
 from typing import TYPE_CHECKING, Any
 
-from .._model import Direction, Interaction, InteractionKind, InteractionState
+import trio
+
+from .._model import Contact, Direction, Interaction, InteractionKind, InteractionState
 
 if TYPE_CHECKING:
     from .._engine import Engine
@@ -20,11 +22,30 @@ log = logging.getLogger("centralita.messaging")
 
 
 class InteractionBinder:
-    def __init__(self, engine: Engine, channel: str, kind: InteractionKind) -> None:
+    def __init__(self, engine: Engine, channel: str, kind: InteractionKind, *, contact_by: str | None = None,
+                 crm_timeout: float = 2.0) -> None:
         self.engine = engine
         self.channel = channel
         self.kind = kind
+        #: ``"phone"`` or ``"email"``: look the customer up in the CRM backends when a conversation starts.
+        self.contact_by = contact_by
+        self.crm_timeout = crm_timeout
         self.live: dict[str, Interaction] = {}
+
+    async def lookup_contact(self, customer: str) -> Contact | None:
+        """The customer's CRM contact (first backend that knows them), within ``crm_timeout`` in all."""
+        if self.contact_by is None or not getattr(self.engine, "crm", None):
+            return None
+        with trio.move_on_after(self.crm_timeout):
+            for name, backend in list(self.engine.crm.items()):
+                try:
+                    contact = await backend.lookup(**{self.contact_by: customer})
+                except Exception:
+                    log.warning("%s: CRM %s lookup failed", self.channel, name, exc_info=True)
+                    continue
+                if contact is not None:
+                    return contact
+        return None
 
     def interaction_for(self, conversation: str) -> Interaction | None:
         interaction = self.live.get(conversation)
@@ -60,6 +81,14 @@ class InteractionBinder:
             return current
         if not self.engine.accepting:
             return None  # recorded in the store; picked up again at the next start
+        attributes = dict(attributes or {})
+        contact = await self.lookup_contact(customer)
+        if contact is not None:
+            attributes.update(contact_id=contact.id, contact_name=contact.name, segments=list(contact.segments))
+            caller_name = caller_name or contact.name
+        current = self.interaction_for(conversation)  # a message may have raced us during the lookup
+        if current is not None:
+            return current
         interaction = self.engine.new_interaction(
             self.kind, Direction.INBOUND, from_=customer, to=address, channel=self.channel,
             caller_name=caller_name, attributes={"conversation": conversation, **(attributes or {})},

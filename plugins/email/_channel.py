@@ -65,7 +65,7 @@ class EmailChannel(MessagingChannel):
         self.address = settings.address.strip().lower()
         self.domain = self.address.rpartition("@")[2] or "localhost"
         self.messages = MessageStore(context.store, "email")
-        self.binder = InteractionBinder(context.engine, "email", InteractionKind.EMAIL)
+        self.binder = InteractionBinder(context.engine, "email", InteractionKind.EMAIL, contact_by="email")
         self.outbox = Outbox(self.messages, self._deliver, policy=RetryPolicy(first=settings.retry_first, cap=settings.retry_max))
         self.attachments_dir = Path(context.data_dir) / "email" / "attachments"
         self.engine_started = trio.Event()

@@ -49,7 +49,7 @@ class SmsChannel(MessagingChannel):
         self.context = context
         self.engine = context.engine
         self.messages = MessageStore(context.store, "sms")
-        self.binder = InteractionBinder(context.engine, "sms", InteractionKind.SMS)
+        self.binder = InteractionBinder(context.engine, "sms", InteractionKind.SMS, contact_by="phone")
         self.outbox = Outbox(self.messages, self._deliver,
                              policy=RetryPolicy(first=self.settings.retry_first, cap=self.settings.retry_max),
                              on_delivered=self._delivered)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import trio
 
+from engine import hookimpl
 from engine.testing import open_test_engine
 from plugins.sms import plugin as sms_plugin
 from plugins.sms._pdu import Status
@@ -146,3 +147,30 @@ async def test_garbage_from_the_smsc_is_nacked_and_the_link_survives(nursery, tm
         assert await smsc.deliver("+34600000001", "900100", "after reconnect") == [Status.ROK]
         bodies = [r["body"] for r in await engine.store.fetchall("SELECT body FROM msg_messages ORDER BY seq")]
         assert bodies == ["still works", "after reconnect"]
+
+
+class _CrmPlugin:
+    """A test plugin contributing an in-memory CRM that knows one customer."""
+
+    def __init__(self) -> None:
+        from engine import Contact
+        from engine.testing import FakeCrm
+
+        self.crm = FakeCrm({"+34600777888": Contact("c-42", "Rosa Díaz", phones=("+34600777888",), segments=("vip",))})
+
+    @hookimpl
+    def centralita_register_crm_backends(self, registry) -> None:
+        registry.add("fake", lambda context: self.crm)
+
+
+async def test_conversation_is_linked_to_the_crm_contact(nursery, tmp_path: Path) -> None:
+    smsc = SmscSimulator()
+    await nursery.start(smsc.run)
+    async with open_test_engine(CONFIG.format(port=smsc.port), plugins=[sms_plugin, _CrmPlugin()], data_dir=tmp_path) as engine:
+        with trio.fail_after(20):
+            await smsc.wait_for(lambda: smsc.bound_count == 1)
+        await smsc.deliver("+34600777888", "900100", "hola")
+        await smsc.deliver("+34600000002", "900100", "hola")
+        known, unknown = sorted(engine.interactions.values(), key=lambda i: i.from_ != "+34600777888")
+        assert (known.caller_name, known.attributes["contact_id"], known.attributes["segments"]) == ("Rosa Díaz", "c-42", ["vip"])
+        assert "contact_id" not in unknown.attributes
