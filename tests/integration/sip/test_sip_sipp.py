@@ -336,3 +336,30 @@ async def test_anchor_media_puts_a_queue_call_through_the_media_engine(sip_engin
         with trio.fail_after(10):
             while engine.media.statistics()["endpoints"]:
                 await trio.sleep(0.02)
+
+
+async def test_busy_agent_is_reported_and_the_caller_keeps_waiting(sip_engine) -> None:
+    caller_port, agent_port = free_udp_port(), free_udp_port()
+    async with sip_engine(CONTACT_CENTER, sip=USERS + caller_trunk(caller_port)) as (engine, channel):
+        await register_agent(channel, agent_port)
+        target = f"127.0.0.1:{channel.bound[0].port}"
+        async with engine.bus.subscribe("busy") as events:
+            results: dict = {}
+            async with trio.open_nursery() as nursery:
+
+                async def agent() -> None:
+                    results["agent"] = await run_sipp([target, "-sf", str(SCENARIOS / "agent_busy.xml"), "-i", "127.0.0.1", "-p", str(agent_port), "-m", "1"])
+
+                nursery.start_soon(agent)
+                # The caller rings for 1.5 s (the agent's phone answers busy meanwhile), then gives up.
+                results["caller"] = await run_sipp([target, "-sf", str(SCENARIOS / "cancel.xml"), "-s", "100", "-i", "127.0.0.1", "-p", str(caller_port), "-m", "1", "-d", "1500"])
+            busy = []
+            with trio.move_on_after(5):
+                while not busy:
+                    event = await events.receive()
+                    if event.event == "AgentRingNoAnswer":
+                        busy.append(event)
+        assert results["agent"].returncode == 0, describe(results["agent"])
+        assert results["caller"].returncode == 0, describe(results["caller"])
+        assert busy and busy[0].fields["Agent"] == "alice", busy
+        assert "busy" in str(dict(busy[0].fields)).lower(), busy[0].fields
