@@ -16,6 +16,7 @@ Prints one JSON object.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import platform
 import subprocess
@@ -27,7 +28,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import trio  # noqa: E402
+import trio
 
 CONTACT = json.dumps({"contact": {"id": "7", "name": "Ana Ruiz", "phones": ["+34911000001"],
                                   "emails": ["ana@example.com"], "tags": ["vip"],
@@ -67,8 +68,7 @@ async def serve() -> None:
             pass
 
     async with trio.open_nursery() as nursery:
-        listeners = await nursery.start(lambda task_status: trio.serve_tcp(handle, 0, host="127.0.0.1",
-                                                                           task_status=task_status))
+        listeners = await nursery.start(functools.partial(trio.serve_tcp, handle, 0, host="127.0.0.1"))
         print(listeners[0].socket.getsockname()[1], flush=True)
 
 

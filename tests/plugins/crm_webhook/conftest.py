@@ -44,6 +44,8 @@ class FakeCrmServer:
     contacts: dict[str, Any] = field(default_factory=dict)
     lookup_raw: bytes | None = None
     lookup_delay: float = 0.0
+    lookup_headers: str = "Content-Type: application/json\r\n"
+    push_delay: float = 0.0
     push_status: int = 200
     port: int = 0
     requests: list[Request] = field(default_factory=list)
@@ -106,7 +108,7 @@ class FakeCrmServer:
             if self.lookup_delay:
                 await trio.sleep(self.lookup_delay)
             if self.lookup_raw is not None:
-                return 200, self.lookup_raw, "Content-Type: application/json\r\n"
+                return 200, self.lookup_raw, self.lookup_headers
             query = request.query
             key = query.get("phone") or query.get("email") or ""
             if key not in self.contacts:
@@ -118,6 +120,8 @@ class FakeCrmServer:
             except SignatureError:
                 self.bad_signatures += 1
                 return 401, b"bad signature", ""
+            if self.push_delay:
+                await trio.sleep(self.push_delay)
             request.status = self.push_status
             self.pushes.append(request)
             return self.push_status, b"", ""

@@ -9,7 +9,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine import Contact
-from plugins.crm_webhook import CrmResponseError, SignatureError, contact_from_body, contact_from_json, sign, verify
+from plugins.crm_webhook import (
+    CrmResponseError,
+    SignatureError,
+    contact_from_body,
+    contact_from_json,
+    sign,
+    verify,
+)
 from plugins.crm_webhook._cache import LookupCache
 from plugins.crm_webhook._mapping import MAX_IDENTITIES, MAX_RESPONSE_BYTES, MAX_SEGMENTS, MAX_STRING
 from plugins.crm_webhook._outbox import backoff_delay, outcome_for_status, record_body
