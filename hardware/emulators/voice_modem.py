@@ -62,6 +62,7 @@ class VoiceModemEmulator:
         self._write_lock = trio.Lock()
         self._changed = trio.Event()
         self.voice_sessions = 0
+        self.flow_control = "xon/xoff"  # a factory default some modems ship with: the driver must change it
         self.host_codes: list[int] = []
 
     @property
@@ -229,6 +230,9 @@ class VoiceModemEmulator:
         body = upper[2:]
         st = self.state
         if body in ("", "V1", "Q0", "+VNH=1") or body.startswith(("&F", "S")):
+            await self._reply("OK")
+        elif body in ("&K0", "&K3", "&K4"):
+            self.flow_control = {"&K0": "none", "&K3": "rts/cts", "&K4": "xon/xoff"}[body]
             await self._reply("OK")
         elif body in ("E0", "E1"):
             st.echo = body == "E1"

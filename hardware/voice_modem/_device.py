@@ -339,6 +339,9 @@ class VoiceModem(SerialDevice):
         await port.command(self.profile.reset, timeout=t * 2)
         for command in self.profile.init:
             await port.command(command, timeout=t)
+        # Binary audio must never meet XON/XOFF (0x11/0x13 are ordinary samples): hardware flow
+        # control when the cable has it, none otherwise (reliability.md V09).
+        await port.command("AT&K3" if self.serial_settings.rtscts else "AT&K0", timeout=t)
         try:
             ident = await port.command("ATI3", timeout=t, check=False)
             self.identity = " ".join(ident.lines)[:80]

@@ -26,6 +26,7 @@ async def test_initialisation_picks_an_8khz_format_and_arms_caller_id(
     modem = await start_voice_modem(voice_emulator)
     assert modem.voice_format is not None and modem.voice_format.fmt == "ulaw"
     assert voice_emulator.state.vcid == 1 and voice_emulator.state.fclass == 8
+    assert voice_emulator.flow_control == "none"  # never XON/XOFF with binary audio
     assert Capability.VOICE_LINE in modem.capabilities and Capability.CALLER_ID in modem.capabilities
     assert modem.describe()["model"] == voice_emulator.model
 
@@ -225,3 +226,10 @@ async def test_the_call_is_a_media_source_and_sink_that_never_blocks(
     while (frame := call.read_frame()) is not None:
         assert len(frame) == 160
     assert call.end_reason == "remote-busy"
+
+
+async def test_hardware_flow_control_when_the_cable_has_it(
+    nursery, voice_emulator, start_voice_modem
+) -> None:
+    await start_voice_modem(voice_emulator, rtscts=True)
+    assert voice_emulator.flow_control == "rts/cts"
