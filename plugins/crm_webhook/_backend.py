@@ -30,6 +30,8 @@ BATCH = 50
 #: lookups that missed the budget go on in the background (to fill the cache for the next caller), this many at once
 MAX_BACKGROUND_REFRESHES = 4
 PRUNE_EVERY = 3600.0
+#: an idle outbox is read again this often, to pick up records re-queued from the command line
+IDLE_POLL = 30.0
 
 
 def _http_url(value: str) -> str | None:
@@ -260,11 +262,11 @@ class WebhookCrm(CrmBackend, Service):
             self._wake = trio.Event()  # made before reading, so a record queued meanwhile wakes us
             wait = await self._deliver_due()
             await self._prune()
-            if wait is None:
-                await self._wake.wait()
-            elif wait > 0:
-                with trio.move_on_after(wait):
+            if wait is None or wait > 0:
+                with trio.move_on_after(IDLE_POLL if wait is None else min(wait, IDLE_POLL)):
                     await self._wake.wait()
+                if wait is None:
+                    await self._recount()
 
     async def _deliver_due(self) -> float | None:
         """Deliver pending records in order; seconds until the head record is due again (None: empty)."""

@@ -7,6 +7,7 @@ from typing import Any
 
 from engine import hookimpl
 
+from . import _cli
 from ._backend import WebhookCrm, WebhookCrmSettings
 from ._outbox import MIGRATIONS
 
@@ -50,3 +51,9 @@ def centralita_register_services(registry: Any) -> None:
 def centralita_interaction_ended(interaction: Any) -> None:
     for crm in list(_by_engine.values()):
         crm.ended_nowait(interaction)
+
+
+@hookimpl
+def centralita_register_cli_commands(registry: Any) -> None:
+    registry.add("crm-webhook-outbox", "show the webhook CRM's outbox; --redeliver-dead re-queues dead letters",
+                 _cli.configure, _cli.run)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -244,3 +245,32 @@ def test_pushing_unsigned_is_refused_at_configuration() -> None:
     with pytest.raises(WebhookCrmConfigError, match="secret"):
         WebhookCrm(None, WebhookCrmSettings(push_url="http://127.0.0.1:1/push"))
     assert sign("k", 1, b"") != sign("k", 2, b"")
+
+
+def test_the_command_line_reports_and_requeues_dead_letters(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import argparse
+
+    from plugins.crm_webhook import _cli
+
+    async def a_record_dies() -> None:
+        # nothing listens on this port: the single allowed attempt fails, the record becomes a dead letter
+        with trio.socket.socket() as probe:
+            await probe.bind(("127.0.0.1", 0))
+            closed_port = probe.getsockname()[1]
+        text = (f'[crm_webhook]\npush_url = "http://127.0.0.1:{closed_port}/push"\nsecret = "k"\nmax_attempts = 1\n')
+        async with open_test_engine(text, plugins=[webhook_plugin], data_dir=tmp_path) as engine:
+            crm = crm_of(engine)
+            later = Interaction(InteractionKind.SMS, Direction.INBOUND, from_="+34600000001", to="1", channel="sms")
+            await crm.record_interaction(later)
+            await wait_until(lambda: crm.statistics()["outbox_dead"] == 1)
+
+    trio.run(a_record_dies)
+    parser = argparse.ArgumentParser()
+    _cli.configure(parser)
+    assert _cli.run(parser.parse_args(["--data-dir", str(tmp_path)])) == 0
+    out = capsys.readouterr().out
+    assert "pending: 0  dead: 1" in out and "ConnectError" in out
+    assert _cli.run(parser.parse_args(["--data-dir", str(tmp_path), "--redeliver-dead", "--json"])) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["requeued"] == 1 and report["pending"] == 1 and report["dead"] == 0
+    assert _cli.run(parser.parse_args([])) == 2  # neither --config nor --data-dir: said so, not a traceback
