@@ -152,11 +152,13 @@ class MessageStore:
         meta: Mapping[str, Any] | None = None,
         conversation_meta: Mapping[str, Any] | None = None,
         unique: bool = False,
+        mark: tuple[str, str] | None = None,
     ) -> InboundResult:
         """Record a received message durably (once per ``external_id``).
 
         ``unique=True`` says the caller made ``external_id`` itself (a fresh UUID), so there is nothing to
-        look up first: one store round trip fewer on the chat hot path.
+        look up first: one store round trip fewer on the chat hot path. ``mark`` = (key, value) sets a
+        read mark in the same transaction (the message and "read up to here" are durable together).
         """
         if not unique:
             existing = await self.store.fetchone(
@@ -188,6 +190,12 @@ class MessageStore:
             ("INSERT OR IGNORE INTO msg_aliases(channel, alias, conversation) VALUES (?,?,?)", (self.channel, a, conversation))
             for a in aliases
         )
+        if mark is not None:
+            statements.append((
+                ("INSERT INTO msg_marks(channel, key, value) VALUES (?,?,?) "
+                 "ON CONFLICT(channel, key) DO UPDATE SET value=excluded.value"),
+                (self.channel, mark[0], mark[1]),
+            ))
         await self.store.write_many(statements)
         return InboundResult(message, conversation, False, new_conversation)
 

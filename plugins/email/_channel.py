@@ -38,6 +38,9 @@ from ._smtp import SmtpSender
 
 log = logging.getLogger("centralita.email")
 
+FETCH_BATCH = 20  # messages per UID FETCH round trip...
+FETCH_BATCH_BYTES = 8 * 1024 * 1024  # ...and at most this much mail in memory at once
+
 #: Deliberately plain: one @, no spaces, quotes, angle brackets or line breaks (header injection).
 _ADDRESS = re.compile(r"[a-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[a-z0-9-]{1,63}(\.[a-z0-9-]{1,63})+")
 
@@ -157,20 +160,45 @@ class EmailChannel(MessagingChannel):
                 await client.command("NOOP")
 
     async def fetch_new(self, client: ImapClient, uidvalidity: int) -> int:
+        """Read every message above the UID mark, in UID order, a few per round trip (at most
+        ``FETCH_BATCH`` messages and ``FETCH_BATCH_BYTES`` in memory at once)."""
         last = int(await self.messages.mark("uid") or "0")
+        pending = await client.uids_after(last)
         count = 0
-        for uid, size in await client.uids_after(last):
-            oversize = size is not None and size > self.settings.max_message_bytes
-            item = await client.fetch(uid, "HEADER" if oversize else "")
+        while pending:
+            batch: list[int] = []
+            total = 0
+            while pending and len(batch) < FETCH_BATCH:
+                uid, size = pending[0]
+                if size is not None and size > self.settings.max_message_bytes:
+                    break
+                if batch and total + (size or 0) > FETCH_BATCH_BYTES:
+                    break
+                batch.append(uid)
+                total += size or 0
+                pending.pop(0)
+            if batch:
+                bodies = await client.fetch_many(batch)
+                for uid in batch:
+                    await self._ingest_and_mark(bodies.get(uid, b""), uid, uidvalidity, None)
+                    count += 1
+                continue
+            uid, size = pending.pop(0)  # over the size limit: its headers only
+            item = await client.fetch(uid, "HEADER")
             raw = item.body if item is not None and item.body is not None else b""
-            await self.ingest(raw, uid=uid, uidvalidity=uidvalidity, oversize=size if oversize else None)
-            await self.messages.set_mark("uid", str(uid))
+            await self._ingest_and_mark(raw, uid, uidvalidity, size)
             count += 1
         return count
 
+    async def _ingest_and_mark(self, raw: bytes, uid: int, uidvalidity: int, oversize: int | None) -> None:
+        # A recorded message advances the mark in its own transaction; anything skipped advances it here.
+        if not await self.ingest(raw, uid=uid, uidvalidity=uidvalidity, oversize=oversize):
+            await self.messages.set_mark("uid", str(uid))
+
     # ------------------------------------------------------------------------------------- ingestion
 
-    async def ingest(self, raw: bytes, *, uid: int, uidvalidity: int, oversize: int | None = None) -> None:
+    async def ingest(self, raw: bytes, *, uid: int, uidvalidity: int, oversize: int | None = None) -> bool:
+        """Record one mail; True if it was recorded (and the UID mark advanced with it)."""
         # The email package needs ~0.15 s per MB: parse in a worker thread so the event loop keeps going.
         parsed = await trio.to_thread.run_sync(
             functools.partial(parse_email, raw, max_attachment_bytes=self.settings.max_attachment_bytes)
@@ -185,14 +213,14 @@ class EmailChannel(MessagingChannel):
             log.info("email uid %d from %s: %s", uid, parsed.from_addr or "?", "; ".join(parsed.problems[:5]))
         if parsed.is_bounce:
             await self._bounce(parsed)
-            return
+            return False
         if not parsed.from_addr or parsed.from_addr == self.address:
             log.info("email uid %d: no usable sender (%r); not a conversation", uid, parsed.from_addr)
-            return
+            return False
         external_id = parsed.message_id or f"uid:{uidvalidity}:{uid}"
         if await self.messages.is_duplicate(external_id):
             self.duplicates += 1
-            return
+            return False
         conversation = await self._thread_of(parsed)
         attachments = self._save_attachments(external_id, parsed)
         address = self._routed_address(parsed)
@@ -213,10 +241,11 @@ class EmailChannel(MessagingChannel):
                 "attachments": attachments,
                 "problems": parsed.problems[:20],
             },
+            mark=("uid", str(uid)),
         )
         if result.duplicate:
             self.duplicates += 1
-            return
+            return False
         self.received += 1
         if result.new_conversation and self.settings.auto_acknowledge and not parsed.auto_submitted:
             await self.messages.queue_outbound(result.conversation, self.settings.acknowledge_text, meta={"auto": True})
@@ -225,6 +254,7 @@ class EmailChannel(MessagingChannel):
             result.conversation, customer=parsed.from_addr, address=address, caller_name=parsed.from_name,
             message=parsed.text[:500], attributes={"subject": parsed.subject},
         )
+        return True
 
     async def _thread_of(self, parsed: ParsedEmail) -> str | None:
         conversation = await self.messages.find_by_alias(parsed.thread_ids)

@@ -186,6 +186,19 @@ class ImapClient:
                 return item
         return None
 
+    async def fetch_many(self, uids: list[int]) -> dict[int, bytes]:
+        """Whole messages for ``uids`` in one round trip (the caller bounds the total size)."""
+        if not uids:
+            return {}
+        wanted = set(uids)
+        responses = await self.command("UID FETCH", ",".join(map(str, uids)).encode(), b"(UID BODY.PEEK[])")
+        out: dict[int, bytes] = {}
+        for response in responses:
+            item = fetch_item(response)
+            if item is not None and item.uid in wanted and item.body is not None:
+                out[item.uid] = item.body
+        return out
+
     async def search_all(self) -> list[int]:
         for response in await self.command("UID SEARCH", b"ALL"):
             uids = search_uids(response)
