@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import aiosqlite
+import trio
 
 from .._errors import EngineError, StartupError
 from .._registry import Migration
@@ -35,6 +36,16 @@ Statement = tuple[str, Params]
 
 class StoreError(EngineError):
     """The database cannot be used. The message says what is wrong and how to fix it."""
+
+
+@dataclass
+class _Pending:
+    """A write waiting on the trio side for the next hop to the store's thread."""
+
+    statements: list[Statement]
+    want_rowid: bool
+    done: trio.Event
+    result: int | BaseException = 0
 
 
 @dataclass
@@ -83,6 +94,12 @@ class Store:
         self._queue: asyncio.Queue[_WriteRequest | None] | None = None
         self._writer: asyncio.Task[None] | None = None
         self._closed = False
+        # Writes gather here on the trio side; one task forwards each gathered batch in a single hop
+        # to the store's thread (a cross-thread wake-up per write was the biggest cost per call).
+        self._pending: list[_Pending] = []
+        self._wake_forwarder = trio.Event()
+        self._forwarder_done = trio.Event()
+        self.hops = 0
         self.commits = 0
         self.writes = 0
         self.failed_writes = 0
@@ -107,7 +124,35 @@ class Store:
     async def _submit(self, batch: list[Statement], *, want_rowid: bool) -> int:
         if self._closed:
             raise StoreError("the store is closed")
-        return await self._runner.run(lambda: self._enqueue(batch, want_rowid), shield=True)
+        item = _Pending(batch, want_rowid, trio.Event())
+        self._pending.append(item)
+        self._wake_forwarder.set()
+        with trio.CancelScope(shield=True):  # acknowledged means durable: never abandon a write half-way
+            await item.done.wait()
+        if isinstance(item.result, BaseException):
+            raise item.result
+        return item.result
+
+    async def _forward(self) -> None:
+        """Trio task: hand every gathered batch of writes to the store's thread in one hop."""
+        try:
+            while True:
+                await self._wake_forwarder.wait()
+                self._wake_forwarder = trio.Event()
+                if not self._pending:
+                    if self._closed:
+                        return
+                    continue
+                batch, self._pending = self._pending, []
+                self.hops += 1
+                results = await self._runner.run(lambda: self._enqueue_many(batch), shield=True)
+                for item, result in zip(batch, results, strict=True):
+                    item.result = result
+                    item.done.set()
+                if self._pending or self._closed:
+                    self._wake_forwarder.set()
+        finally:
+            self._forwarder_done.set()
 
     async def fetchall(self, sql: str, params: Params = ()) -> list[dict[str, Any]]:
         async def query() -> list[dict[str, Any]]:
@@ -132,16 +177,21 @@ class Store:
             "commits": self.commits,
             "failed_writes": self.failed_writes,
             "writes_per_commit": round(self.writes / self.commits, 2) if self.commits else 0.0,
+            "writes_per_hop": round(self.writes / self.hops, 2) if self.hops else 0.0,
             "pending": self._queue.qsize() if self._queue else 0,
         }
 
     # ---------------------------------------------------------------- asyncio side
 
-    async def _enqueue(self, statements: list[Statement], want_rowid: bool) -> int:
+    async def _enqueue_many(self, items: list[_Pending]) -> list[int | BaseException]:
         assert self._queue is not None
-        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_WriteRequest(statements, future, want_rowid))
-        return await future
+        loop = asyncio.get_running_loop()
+        futures: list[asyncio.Future[int]] = []
+        for item in items:
+            future: asyncio.Future[int] = loop.create_future()
+            self._queue.put_nowait(_WriteRequest(item.statements, future, item.want_rowid))
+            futures.append(future)
+        return list(await asyncio.gather(*futures, return_exceptions=True))
 
     async def _start_writer(self) -> None:
         self._queue = asyncio.Queue()
@@ -390,7 +440,15 @@ async def open_store(
             except sqlite3.DatabaseError as exc:
                 raise StoreError(f"{path}: migration failed ({exc}); nothing was changed") from None
             await runner.run(store._start_writer, shield=True)
-            yield store
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(store._forward)
+                try:
+                    yield store
+                finally:
+                    store._closed = True  # no new writes; the ones already submitted still commit
+                    store._wake_forwarder.set()
+                    with trio.CancelScope(shield=True):
+                        await store._forwarder_done.wait()
         finally:
             store._closed = True
             await runner.run(store._stop_writer, shield=True)
