@@ -111,6 +111,9 @@ class WebhookCrm(CrmBackend, Service):
                 await self._deliver_forever()
         finally:
             self._nursery = None
+            with trio.CancelScope(shield=True) as leftovers:
+                leftovers.deadline = trio.current_time() + 5.0
+                await self._store_leftovers()
 
     async def aclose(self) -> None:
         clients = [c for c in (self._lookup_http, self._push_http) if c is not None]
@@ -243,6 +246,19 @@ class WebhookCrm(CrmBackend, Service):
                 self._stats["records_dropped"] += 1
                 log.exception("crm_webhook: could not store the record of %s", record.get("id"))
 
+    async def _store_leftovers(self) -> None:
+        """At shutdown: records handed over but not yet stored go to the store now, not to oblivion."""
+        while True:
+            try:
+                record, disposition, attributes = self._receive.receive_nowait()
+            except (trio.WouldBlock, trio.EndOfChannel):
+                return
+            try:
+                await self._queue(record, disposition, attributes)
+            except Exception:
+                self._stats["records_dropped"] += 1
+                log.exception("crm_webhook: could not store the record of %s at shutdown", record.get("id"))
+
     async def _queue(self, record: dict[str, Any], disposition: str | None, attributes: dict[str, Any]) -> None:
         if not self.settings.push_url:
             return
@@ -280,6 +296,8 @@ class WebhookCrm(CrmBackend, Service):
                 return None
             for row in rows:
                 due_in = row["next_attempt"] - self._clock()
+                if due_in > self.settings.backoff_max:
+                    due_in = 0  # never scheduled this far ahead: the wall clock went back (NTP at boot); go now
                 if due_in > 0:
                     return due_in  # in order: later records wait behind the head one
                 if not await self._deliver(row):

@@ -219,6 +219,19 @@ async def test_a_crm_that_never_answers_a_push_only_delays_it(crm_server: Any, t
         assert len({r.headers["x-centralita-delivery"] for r in crm_server.pushes}) == 1
 
 
+async def test_a_wall_clock_set_back_does_not_stall_the_outbox(crm_server: Any, tmp_path: Path) -> None:
+    crm_server.push_status = 500
+    async with open_test_engine(config(crm_server), plugins=[webhook_plugin, Channels()], data_dir=tmp_path) as engine:
+        crm = crm_of(engine)
+        call_id = await end_a_call(engine, "+34911000001")
+        await wait_until(lambda: crm.statistics()["delivery_failures"] >= 1)
+        # as if the record had been scheduled before the appliance's clock was corrected backwards by years
+        await crm.store.write("UPDATE crm_webhook_outbox SET next_attempt = next_attempt + 1e9")
+        crm_server.push_status = 200
+        await wait_until(lambda: len(crm_server.accepted()) == 1)
+        assert crm_server.accepted()[0]["interaction"]["id"] == call_id
+
+
 async def test_refused_records_become_dead_letters_and_can_be_sent_again(crm_server: Any, tmp_path: Path) -> None:
     crm_server.push_status = 400
     async with open_test_engine(config(crm_server, max_attempts=3), plugins=[webhook_plugin, Channels()],
