@@ -1,8 +1,8 @@
 """Online estimates the predictive pacer plans with.
 
 Two empirical distributions, both exponentially forgetting so that a drifting day (answer rate falling
-from 40% to 15%) is tracked within about a thousand calls (a 300-call memory made the estimate too
-noisy at a 15% answer rate: 50 agents at 15% reached 78.7% utilization with it, 85.0% with 1500):
+from 40% to 15%) is tracked within about a thousand calls (the benchmark showed no clear difference
+between 300 and 1000; 1000 gives steadier estimates when only 15% of calls are answered):
 
 * :class:`AnswerModel`: for every call that rang, when (seconds after launch) it ended and how: live
   answer, machine answer, or no answer/failure. From it: the chance that a call still ringing after
