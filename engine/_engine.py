@@ -97,6 +97,8 @@ class Engine(EngineAPI):
         self.prompts = PromptLibrary(config.data_dir / media.prompts, fallback=(media.language, "en"))
         self.recordings_dir = config.data_dir / media.recordings
         self.http_routes = HttpRouteRegistry()
+        self.device_drivers = DeviceDriverRegistry()
+        self._nursery: trio.Nursery | None = None
         #: ``centralita run --demo``: simulated callers and agents (and emulated devices, from plugins)
         self.demo = demo
         self.demo_rate = 6.0  # simulated arrivals per minute
@@ -143,6 +145,7 @@ class Engine(EngineAPI):
             self.queue_log = reporting.QueueLog(store)
             self.bus.add_listener(self.queue_log.listener)
             async with trio.open_nursery() as nursery:
+                self._nursery = nursery
                 await self.supervisor.start(nursery, self.queue_log, name="queue-log", plugin="engine")
                 await self.supervisor.start(nursery, self.media, name="media", plugin="engine")
                 nursery.start_soon(self._housekeeping)
@@ -239,18 +242,10 @@ class Engine(EngineAPI):
             else:
                 self.channels[name] = service
                 await self.supervisor.start(nursery, service, name=f"channel:{name}", plugin=owner)
-        drivers = self.hooks.register("centralita_register_devices", DeviceDriverRegistry(), required=required)
+        self.device_drivers = self.hooks.register("centralita_register_devices", DeviceDriverRegistry(), required=required)
         for spec in self.config.devices:
-            factory = drivers.get(spec.driver)
-            if factory is None:
-                log.error("device %s: no driver %r is installed (known: %s)", spec.name, spec.driver, ", ".join(drivers))
-                continue
-            owner = drivers.owner(spec.driver)
-            device_spec = DeviceSpec(spec.name, spec.driver, spec.port, spec.profile, dict(spec.options))
-            device = self._build(owner, spec.name, lambda f=factory, d=device_spec, o=owner: f(d, self._context(o, d.name, "devices")))
-            if device is not None:
-                self.devices.add(spec.name, device)
-                await self.supervisor.start(nursery, device, name=f"device:{spec.name}", plugin=owner)
+            await self.attach_device(DeviceSpec(spec.name, spec.driver, spec.port, spec.profile, dict(spec.options)),
+                                     nursery=nursery)
         crms = self.hooks.register("centralita_register_crm_backends", CrmRegistry(), required=required)
         for name, factory in crms.items():
             backend = self._build(crms.owner(name), name, lambda f=factory, o=crms.owner(name), n=name: f(self._context(o, n)))
@@ -264,8 +259,27 @@ class Engine(EngineAPI):
         for name, factory in services.items():
             owner = services.owner(name)
             service = self._build(owner, name, lambda f=factory, o=owner, n=name: f(self._context(o, n)))
-            if service is not None:
+            if service is not None:  # None: the plugin has nothing to run in this configuration
                 await self.supervisor.start(nursery, service, name=f"service:{name}", plugin=owner)
+
+    async def attach_device(self, spec: DeviceSpec, *, nursery: trio.Nursery | None = None) -> bool:
+        """Build ``spec`` with its driver and run it supervised (at start, or later: demo and hot-plug).
+
+        False when no installed driver claims it (logged with the drivers that exist).
+        """
+        factory = self.device_drivers.get(spec.driver)
+        if factory is None:
+            log.error("device %s: no driver %r is installed (known: %s)", spec.name, spec.driver, ", ".join(self.device_drivers))
+            return False
+        owner = self.device_drivers.owner(spec.driver)
+        device = self._build(owner, spec.name, lambda: factory(spec, self._context(owner, spec.name, "devices")))
+        if device is None:
+            return False
+        self.devices.add(spec.name, device)
+        target = nursery or self._nursery
+        assert target is not None, "attach_device needs a running engine"
+        await self.supervisor.start(target, device, name=f"device:{spec.name}", plugin=owner)
+        return True
 
     def _build(self, plugin: str, name: str, make: Any) -> Any:
         """Call a plugin's factory; None means "not configured, nothing to run" (not an error)."""

@@ -1,10 +1,14 @@
-"""Hardware CLI commands: ``centralita devices`` and ``centralita firmware-test``."""
+"""Hardware CLI commands (``centralita devices``, ``centralita firmware-test``) and the ``--demo`` devices."""
 
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
-from engine import CliRegistry, hookimpl
+import trio
+
+from engine import CliRegistry, ServiceRegistry, hookimpl
+from engine.abc import DeviceSpec, Service
 
 
 def _configure_devices(parser: argparse.ArgumentParser) -> None:
@@ -49,6 +53,44 @@ def _run_firmware_test(args: argparse.Namespace) -> int:
     if args.json:
         argv.append("--json")
     return run_cli(argv)
+
+
+class _DemoHardware(Service):
+    """``centralita run --demo``: emulated modems and a DTMF board on pseudo-terminals, attached as devices."""
+
+    name = "demo-hardware"
+
+    def __init__(self, engine: Any) -> None:
+        from .emulators.demo import DemoDevices
+
+        self.engine = engine
+        self.demo = DemoDevices()
+        self._ready = False
+
+    async def run(self, *, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(self.demo.run)
+            for spec in self.demo.device_specs():
+                await self.engine.attach_device(DeviceSpec(spec["name"], spec["driver"], spec["port"],
+                                                           spec.get("profile", "generic"), spec.get("options", {})))
+            self._ready = True
+            task_status.started()
+
+    def ready(self) -> bool:
+        return self._ready
+
+    async def aclose(self) -> None:
+        self.demo.close()
+
+
+def _demo_hardware(context: Any) -> Service | None:
+    # None: not in demo mode, nothing to run
+    return _DemoHardware(context.engine) if getattr(context.engine, "demo", False) else None
+
+
+@hookimpl
+def centralita_register_services(registry: ServiceRegistry) -> None:
+    registry.add("demo-hardware", _demo_hardware)
 
 
 @hookimpl
