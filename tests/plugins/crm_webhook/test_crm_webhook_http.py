@@ -287,3 +287,57 @@ def test_the_command_line_reports_and_requeues_dead_letters(tmp_path: Path, caps
     report = json.loads(capsys.readouterr().out)
     assert report["requeued"] == 1 and report["pending"] == 1 and report["dead"] == 0
     assert _cli.run(parser.parse_args([])) == 2  # neither --config nor --data-dir: said so, not a traceback
+
+
+IVR_FLOW = """
+[[queues]]
+name = "gold"
+
+[[routes]]
+match = "200"
+flow = "main"
+
+[[flows]]
+name = "main"
+start = "lookup"
+
+[flows.nodes.lookup]
+type = "crm"
+key = "caller"
+var = "customer"
+found = "is-gold"
+not_found = "support"
+
+[flows.nodes.is-gold]
+type = "branch"
+condition = "customer.tier == 'gold'"
+then = "gold"
+else = "support"
+
+[flows.nodes.gold]
+type = "queue"
+queue = "gold"
+
+[flows.nodes.support]
+type = "queue"
+queue = "support"
+"""
+
+
+async def test_an_ivr_flow_routes_on_the_crms_answer_and_never_waits_past_the_budget(
+        crm_server: Any, tmp_path: Path) -> None:
+    crm_server.contacts["+34911000001"] = {"id": "7", "name": "Ana", "fields": {"tier": "gold"}}
+    crm_server.contacts["+34911000002"] = {"id": "8", "name": "Ben", "fields": {"tier": "bronze"}}
+    text = config(crm_server, timeout=0.5) + IVR_FLOW
+    async with open_test_engine(text, plugins=[webhook_plugin, Channels()], data_dir=tmp_path) as engine:
+        voice = engine.channels["fake"]
+        # warm the cache, so the routing below does not depend on how fast this busy box answers
+        for number in ("+34911000001", "+34911000002"):
+            await crm_of(engine).lookup(phone=number)
+        await wait_until(lambda: crm_of(engine).statistics()["cache_entries"] == 2)
+        gold, bronze = voice.call("+34911000001", "200"), voice.call("+34911000002", "200")
+        await wait_until(lambda: gold.queue == "gold" and bronze.queue == "support")
+        crm_server.lookup_delay = 3600  # the CRM hangs: an unknown caller still reaches a queue
+        stranger = voice.call("+34600000009", "200")
+        await wait_until(lambda: stranger.queue == "support")
+        assert crm_of(engine).statistics()["lookup_timeouts"] >= 1
