@@ -44,7 +44,7 @@ from ._campaign import (DEFAULT_RETRY, CampaignSettings, Outcome, RetryRule, Sch
                         outcome_from_sit, validate_campaigns)
 from ._compliance import (POLICIES, AbandonmentPolicy, AbandonTally, AttemptLimiter, AuditLog, AuditRecord,
                           CallingWindow, CompliancePolicy, DncEntry, DoNotCallList, RecontactLockout,
-                          UkOfcomPolicy, UsFccPolicy, recompute_abandonment, zones_for)
+                          UkOfcomPolicy, UsFccPolicy, recompute_abandonment, register_compliance_policies, zones_for)
 from ._hopper import Attempt, Callback, Hopper
 from ._pacing import (Abandon, Connect, Dial, Dialer, DialerStatistics, ModeChanged, OfferPreview,
                       PacingSettings, StopRinging)
@@ -63,6 +63,6 @@ __all__ = [
     "DoNotCallList", "FaxDetector", "Hangup", "Hopper", "InvalidDialString", "ModeChanged", "OfferPreview", "Outcome",
     "PacingChanged", "PacingSettings", "PlaceCall", "PlayMessage", "RecontactLockout", "Remind", "RetryRule",
     "ScheduleSettings", "ShowPreview", "StopRinging", "UkOfcomPolicy", "UsFccPolicy", "checked_dial_string",
-    "import_leads", "outcome_from_sip", "outcome_from_sit", "recompute_abandonment", "run_import_cli",
+    "import_leads", "outcome_from_sip", "outcome_from_sit", "recompute_abandonment", "register_compliance_policies", "run_import_cli",
     "run_simulate_cli", "validate_campaigns", "zones_for",
 ]

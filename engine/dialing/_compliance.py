@@ -95,6 +95,12 @@ class UkOfcomPolicy:
 POLICIES: dict[str, AbandonmentPolicy] = {"us-fcc": UsFccPolicy(), "uk-ofcom": UkOfcomPolicy()}
 
 
+def register_compliance_policies(registry: Any) -> None:
+    """Body of the engine's ``centralita_register_compliance_policies`` implementation: the built-ins."""
+    for name, policy in POLICIES.items():
+        registry.add(name, policy)
+
+
 # ----------------------------------------------------------------------------------- calling window
 
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")

@@ -108,3 +108,13 @@ def test_audit_log_chains_and_an_auditor_recomputes_the_rate():
     tampered[16] = dataclasses.replace(tampered[16], kind="connect")  # hide the abandon
     assert AuditLog.verify(tampered) == tampered[16].seq
     assert AuditLog.verify(records[:10] + records[11:]) == records[11].seq
+
+
+def test_built_in_policies_register_under_their_names():
+    from engine._registry import CompliancePolicyRegistry
+    from engine.dialing import register_compliance_policies
+
+    registry = CompliancePolicyRegistry()
+    register_compliance_policies(registry)
+    assert isinstance(registry["us-fcc"], UsFccPolicy) and isinstance(registry["uk-ofcom"], UkOfcomPolicy)
+    assert registry["us-fcc"].window == 30 * 86400 and registry["uk-ofcom"].window == 86400
