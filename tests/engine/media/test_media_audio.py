@@ -301,21 +301,6 @@ def test_mono_recording_mixes_both_sides(tmp_path):
     assert band_energy(audio[:, 0], 490, 510) / total > 0.4 and band_energy(audio[:, 0], 1490, 1510) / total > 0.4
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """A real filesystem that fills up: a 96 KiB tmpfs (the tests run as root, like the appliance's CI)."""
-    mount_point = tmp_path / "small"
-    mount_point.mkdir()
-    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=96k", "tmpfs", str(mount_point)],
-                            capture_output=True, text=True)
-    if result.returncode != 0:
-        pytest.fail(f"mounting a small tmpfs for the full-disk test needs root: {result.stderr.strip()}")
-    try:
-        yield mount_point
-    finally:
-        subprocess.run(["umount", "-l", str(mount_point)], check=False)
-
-
 def test_full_disk_closes_the_recording_cleanly_and_raises_the_alarm(small_disk):
     alarms = []
     rec = Recording(small_disk / "call.wav", stereo=True, on_alarm=lambda r, e: alarms.append(e.errno))

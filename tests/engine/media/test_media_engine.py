@@ -577,3 +577,23 @@ async def test_wrong_payload_types_and_timestamp_jumps(nursery):
     seqs = [p.sequence for p, _ in agent.received]
     assert [(s - seqs[0]) & 0xFFFF for s in seqs] == [0, 1, 2]  # the jump is hidden from the agent
     assert agent.received[1][0].marker  # ... and flagged as a new talk spurt
+
+
+async def test_disk_fills_during_a_bridged_call_the_call_goes_on(nursery, small_disk):
+    alarms = []
+    media = MediaEngine(on_recording_alarm=lambda rec, err: alarms.append(err.errno))
+    await nursery.start(media.run)
+    a, b = media.allocate(), media.allocate()
+    caller, agent = await Phone.open(131), await Phone.open(132)
+    a.set_remote(caller.address)
+    b.set_remote(agent.address)
+    bridge = media.bridge(a, b)
+    recording = bridge.start_recording(small_disk / "call.wav")  # 96 KiB: three seconds of stereo
+    async with trio.open_nursery() as talking:
+        talking.start_soon(agent.collect, 200, 30.0)
+        await caller.send_tone(a.local_address, 440.0, 200)  # four seconds
+    assert alarms == [28] and recording.failed and recording.closed
+    assert media.statistics()["recording_alarms"] == 1
+    assert len(agent.received) == 200  # every packet was still relayed
+    with wave.open(str(recording.path)) as w:  # and what was written is a valid WAV
+        assert w.getnchannels() == 2 and w.getnframes() > 8000
