@@ -89,6 +89,8 @@ class WebhookCrm(CrmBackend, Service):
             HANDOVER_QUEUE)
         self._wake = trio.Event()
         self._ready = False
+        #: set once ``run`` was cancelled (the engine stopped); not after a crash, which a restart follows
+        self.stopped = False
         self._last_prune = -math.inf
         self._nursery: trio.Nursery | None = None
         self._refreshing: set[tuple[str, str]] = set()
@@ -103,6 +105,7 @@ class WebhookCrm(CrmBackend, Service):
     async def run(self, *, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
         await self._recount()
         self._ready = True
+        self.stopped = False
         task_status.started()
         try:
             async with trio.open_nursery() as nursery:
@@ -110,6 +113,8 @@ class WebhookCrm(CrmBackend, Service):
                 nursery.start_soon(self._store_handed_over)
                 await self._deliver_forever()
         finally:
+            # cancelled: the engine is stopping (a crash instead is followed by a restart)
+            self.stopped = trio.current_effective_deadline() == -math.inf
             self._nursery = None
             with trio.CancelScope(shield=True) as leftovers:
                 leftovers.deadline = trio.current_time() + 5.0

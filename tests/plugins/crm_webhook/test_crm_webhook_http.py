@@ -172,6 +172,8 @@ async def test_records_are_pushed_signed_once(crm_server: Any, tmp_path: Path) -
             verify("a guessed secret", push.headers, push.body, now=time.time())
         await wait_until(lambda: crm_of(engine).statistics()["outbox_pending"] == 0)
         assert crm_of(engine).statistics()["delivered"] == 1
+        crm = crm_of(engine)
+    assert crm.stopped  # a stopped engine's CRM takes no more records from other engines in this process
 
 
 async def test_an_outage_delays_records_but_loses_none_across_restarts(crm_server: Any, tmp_path: Path) -> None:
