@@ -51,6 +51,8 @@ class WebhookCrmSettings:
     push_url: str = field(default="", metadata={"check": _http_url})
     #: HMAC-SHA256 key shared with the CRM; required when ``push_url`` is set
     secret: str = ""
+    #: or a file holding it (first line), so the key stays out of the config shown in the console
+    secret_file: str = ""
     #: lookup budget in seconds; keep it below the engine's 2 s CRM budget for IVR flows
     timeout: float = field(default=1.0, metadata={"min": 0.01, "max": 30.0})
     push_timeout: float = field(default=10.0, metadata={"min": 0.1, "max": 300.0})
@@ -68,6 +70,18 @@ class WebhookCrmConfigError(ValueError):
     """The ``[crm_webhook]`` section cannot work as written (the operator's to fix)."""
 
 
+def _read_secret(settings: WebhookCrmSettings) -> str:
+    if settings.secret and settings.secret_file:
+        raise WebhookCrmConfigError("[crm_webhook] set secret or secret_file, not both")
+    if not settings.secret_file:
+        return settings.secret
+    try:
+        with open(settings.secret_file, encoding="utf-8") as file:
+            return file.readline(4096).strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise WebhookCrmConfigError(f"[crm_webhook] cannot read secret_file {settings.secret_file}: {exc}") from None
+
+
 class _LookupFailed(Exception):
     """The CRM answered with an HTTP error or could not be reached."""
 
@@ -76,7 +90,8 @@ class WebhookCrm(CrmBackend, Service):
     name = "crm-webhook"
 
     def __init__(self, store: Any, settings: WebhookCrmSettings, *, clock: Callable[[], float] = time.time) -> None:
-        if settings.push_url and not settings.secret:
+        self._secret = _read_secret(settings)
+        if settings.push_url and not self._secret:
             raise WebhookCrmConfigError("[crm_webhook] push_url is set but secret is empty: webhooks must be signed")
         self.store = store
         self.settings = settings
@@ -209,10 +224,10 @@ class WebhookCrm(CrmBackend, Service):
         query = urllib.parse.urlencode({kind: value})
         url = self.settings.lookup_url + ("&" if "?" in self.settings.lookup_url else "?") + query
         headers = {"Accept": "application/json"}
-        if self.settings.secret:
+        if self._secret:
             # signed over the query, so the CRM can tell the appliance from anyone probing for customers
             stamp = int(self._clock())
-            headers |= {TIMESTAMP_HEADER: str(stamp), SIGNATURE_HEADER: sign(self.settings.secret, stamp, query.encode())}
+            headers |= {TIMESTAMP_HEADER: str(stamp), SIGNATURE_HEADER: sign(self._secret, stamp, query.encode())}
         async with self._lookup_client().stream("GET", url, headers=headers) as response:
             if response.status_code == 404:
                 return None
@@ -311,7 +326,7 @@ class WebhookCrm(CrmBackend, Service):
     async def _deliver(self, row: dict[str, Any]) -> bool:
         """One attempt; True if the loop may go on to the next record (delivered or dead-lettered)."""
         body = row["body"].encode()
-        headers = signed_headers(self.settings.secret, int(self._clock()), body, row["delivery"])
+        headers = signed_headers(self._secret, int(self._clock()), body, row["delivery"])
         outcome, error = PENDING, f"no answer within {self.settings.push_timeout} s"
         # httpx's timeout is per read; this bounds the whole attempt against a CRM that trickles bytes
         with trio.move_on_after(self.settings.push_timeout):

@@ -157,7 +157,11 @@ async def test_a_failing_or_absent_crm_is_counted_not_raised(crm_server: Any, tm
 
 
 async def test_records_are_pushed_signed_once(crm_server: Any, tmp_path: Path) -> None:
-    async with open_test_engine(config(crm_server), plugins=[webhook_plugin, Channels()], data_dir=tmp_path) as engine:
+    key_file = tmp_path / "crm.key"
+    key_file.write_text(crm_server.secret + "\n")
+    text = config(crm_server, secret_file=key_file.as_posix()).replace(f'secret = "{crm_server.secret}"\n', "")
+    assert crm_server.secret not in text  # the key is read from the file
+    async with open_test_engine(text, plugins=[webhook_plugin, Channels()], data_dir=tmp_path) as engine:
         call_id = await end_a_call(engine, "+34911000001")
         await wait_until(lambda: len(crm_server.accepted()) == 1)
         [push] = crm_server.pushes
@@ -259,6 +263,8 @@ def test_pushing_unsigned_is_refused_at_configuration() -> None:
 
     with pytest.raises(WebhookCrmConfigError, match="secret"):
         WebhookCrm(None, WebhookCrmSettings(push_url="http://127.0.0.1:1/push"))
+    with pytest.raises(WebhookCrmConfigError, match="cannot read secret_file"):
+        WebhookCrm(None, WebhookCrmSettings(push_url="http://127.0.0.1:1/push", secret_file="/nonexistent/key"))
     assert sign("k", 1, b"") != sign("k", 2, b"")
 
 
