@@ -31,6 +31,9 @@ class InteractionBinder:
         self.contact_by = contact_by
         self.crm_timeout = crm_timeout
         self.live: dict[str, Interaction] = {}
+        #: conversation -> when its oldest unanswered customer message arrived (trio clock)
+        self.waiting_since: dict[str, float] = {}
+        self.reoffers = 0
 
     async def lookup_contact(self, customer: str) -> Contact | None:
         """The customer's CRM contact (first backend that knows them), within ``crm_timeout`` in all."""
@@ -72,6 +75,7 @@ class InteractionBinder:
         attributes: dict[str, Any] | None = None,
     ) -> Interaction | None:
         """A message arrived in ``conversation``: return its live interaction (creating and routing one)."""
+        self.waiting_since.setdefault(conversation, trio.current_time())
         current = self.interaction_for(conversation)
         if current is not None:
             self.engine.bus.publish(
@@ -97,6 +101,42 @@ class InteractionBinder:
         self.live[conversation] = interaction
         await self.route(interaction, address)
         return interaction
+
+    def replied(self, conversation: str) -> None:
+        """An agent answered: the conversation no longer waits."""
+        self.waiting_since.pop(conversation, None)
+
+    def overdue(self, now: float, after: float) -> list[Interaction]:
+        """Active interactions whose customer has waited more than ``after`` seconds for an answer (pure)."""
+        out = []
+        for conversation, since in list(self.waiting_since.items()):
+            interaction = self.interaction_for(conversation)
+            if interaction is None:
+                self.waiting_since.pop(conversation, None)
+            elif interaction.state is InteractionState.ACTIVE and now - since >= after:
+                out.append(interaction)
+        return out
+
+    async def serve_reoffers(self, after: float, *, check_every: float = 1.0) -> None:
+        """Give a conversation back to its queue (offered to the next agent) when the agent who has it
+        leaves the customer without an answer for ``after`` seconds."""
+        while True:
+            await trio.sleep(min(check_every, after / 2))
+            for interaction in self.overdue(trio.current_time(), after):
+                conversation = self.conversation_of(interaction)
+                queue = interaction.queue
+                if not queue or queue.startswith("agent:"):
+                    continue  # a direct route to one agent has nobody else to go to
+                log.info("%s: %s unanswered by %s for %.1fs; offering it again in %s",
+                         self.channel, interaction.id, interaction.agent, after, queue)
+                self.waiting_since[conversation] = trio.current_time()
+                try:
+                    await self.engine.interaction_action(interaction.id, "transfer", {"queue": queue})
+                except Exception as exc:  # noqa: BLE001 (a refused re-offer must not stop the channel)
+                    log.warning("%s: could not re-offer %s: %s: %s", self.channel, interaction.id, type(exc).__name__, exc)
+                    continue
+                self.reoffers += 1
+                interaction.attributes["reoffered"] = int(interaction.attributes.get("reoffered", 0)) + 1
 
     async def route(self, interaction: Interaction, address: str) -> None:
         target = self.engine.find_route(address)

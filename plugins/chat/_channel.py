@@ -111,6 +111,8 @@ class ChatChannel(MessagingChannel):
                 await self.engine_started.wait()
             await self._restore()
             self._ready.set()
+            if self.settings.reoffer_after > 0:
+                nursery.start_soon(self.binder.serve_reoffers, self.settings.reoffer_after)
             await self._serve_queue_updates()
 
     def engine_started_nowait(self) -> None:
@@ -294,6 +296,7 @@ class ChatChannel(MessagingChannel):
     async def send_message(self, interaction: Interaction, text: str) -> str:
         conversation = self.binder.conversation_of(interaction)
         message = await self.messages.queue_outbound(conversation, text, meta={"interaction": interaction.id})
+        self.binder.replied(conversation)
         self.outbox.wake_nowait()
         return message
 

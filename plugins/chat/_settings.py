@@ -21,5 +21,6 @@ class ChatSettings:
     upload_types: list[str] = field(default_factory=lambda: [
         "image/png", "image/jpeg", "image/gif", "application/pdf", "text/plain"])
     transcript_interval: float = 60.0  # at most one transcript mail per session per this many seconds
+    reoffer_after: float = 120.0  # an active conversation unanswered this long goes back to its queue (0: never)
     retry_first: float = 1.0
     retry_max: float = 30.0

@@ -93,6 +93,8 @@ class EmailChannel(MessagingChannel):
             if not self.engine.accepting:
                 await self.engine_started.wait()
             await self._restore()
+            if self.settings.reoffer_after > 0:
+                nursery.start_soon(self.binder.serve_reoffers, self.settings.reoffer_after)
             await self._serve_imap()
 
     def engine_started_nowait(self) -> None:
@@ -301,6 +303,7 @@ class EmailChannel(MessagingChannel):
             raise ValueError("the email channel is not configured ([email] imap, smtp, address)")
         conversation = self.binder.conversation_of(interaction)
         message = await self.messages.queue_outbound(conversation, text, meta={"interaction": interaction.id})
+        self.binder.replied(conversation)
         self.outbox.wake_nowait()
         return message
 

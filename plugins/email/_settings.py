@@ -24,6 +24,7 @@ class EmailSettings:
         "Thank you for your message. We have received it and will answer as soon as we can.\n"
         "Please keep the reference in the subject when you write again."
     )
+    reoffer_after: float = 0.0  # an active conversation unanswered this long goes back to its queue (0: never)
     retry_first: float = 5.0  # outbox: first retry after a failed delivery, doubling up to retry_max
     retry_max: float = 900.0
     tls_verify: bool = True

@@ -85,6 +85,8 @@ class SmsChannel(MessagingChannel):
                 await self.engine_started.wait()
             await self._restore()
             self._attach_modem()
+            if self.settings.reoffer_after > 0:
+                nursery.start_soon(self.binder.serve_reoffers, self.settings.reoffer_after)
             if self.link is not None:
                 await nursery.start(self.link.run)
             await trio.sleep_forever()  # the link may end (unbound at shutdown); the rest keeps serving
@@ -265,6 +267,7 @@ class SmsChannel(MessagingChannel):
             raise ValueError(f"an SMS reply may have at most {self.settings.max_text} characters, got {len(text)}")
         conversation = self.binder.conversation_of(interaction)
         message = await self.messages.queue_outbound(conversation, text, meta={"interaction": interaction.id})
+        self.binder.replied(conversation)
         self.outbox.wake_nowait()
         return message
 

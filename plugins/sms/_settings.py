@@ -19,6 +19,7 @@ class SmsSettings:
     response_timeout: float = 10.0
     reconnect_backoff: float = 1.0
     reconnect_backoff_max: float = 60.0
+    reoffer_after: float = 0.0  # an active conversation unanswered this long goes back to its queue (0: never)
     retry_first: float = 5.0
     retry_max: float = 600.0
     join_timeout: float = 120.0  # a long message missing parts is stored incomplete after this

@@ -145,3 +145,56 @@ async def test_file_upload_is_stored_within_limits_and_refused_otherwise(tmp_pat
             assert stranger.status_code == 403
         assert len(list((tmp_path / "chat" / "uploads").rglob("*.*"))) == 1
         await visitor.aclose()
+
+
+async def test_an_agent_who_does_not_answer_loses_the_conversation_to_the_queue(tmp_path: Path, ws_client) -> None:
+    config = """
+[[agents]]
+id = "alice"
+endpoint = "sip:1001"
+channels = { chat = 3 }
+
+[[agents]]
+id = "bob"
+endpoint = "sip:1002"
+channels = { chat = 3 }
+
+[[queues]]
+name = "web"
+members = ["alice", "bob"]
+wrapup = 0  # (engine: transferring an active interaction out of a queue with wrap-up fails today)
+
+[[routes]]
+match = "webchat"
+queue = "web"
+
+[chat]
+reoffer_after = 0.5
+"""
+    async with open_test_engine(config, plugins=[chat_plugin], data_dir=tmp_path) as engine:
+        visitor, _ = await _hello(ws_client, engine.console.url)
+        await visitor.send_json({"type": "message", "text": "¿hay alguien?"})
+        with trio.fail_after(20):
+            while not engine.interactions or next(iter(engine.interactions.values())).state.value != "offered":
+                await trio.sleep(0.02)
+        (interaction,) = engine.interactions.values()
+        first_agent = interaction.attributes["offers"][-1]["agent"]
+        await engine.interaction_action(interaction.id, "accept", {"agent": first_agent})
+        assert interaction.state.value == "active" and interaction.agent == first_agent
+        # The agent says nothing: after reoffer_after the conversation is offered again.
+        with trio.fail_after(20):
+            while interaction.attributes.get("reoffered", 0) < 1:
+                await trio.sleep(0.02)
+        assert interaction.state.value in ("queued", "offered")
+        # An agent who answers in time keeps it.
+        with trio.fail_after(20):
+            while interaction.state.value != "offered":
+                await trio.sleep(0.02)
+        second_agent = interaction.attributes["offers"][-1]["agent"]
+        await engine.interaction_action(interaction.id, "accept", {"agent": second_agent})
+        await engine.interaction_action(interaction.id, "reply", {"text": "Sí, aquí estoy"})
+        with trio.move_on_after(1.5):
+            while interaction.attributes.get("reoffered", 0) < 2:
+                await trio.sleep(0.02)
+        assert interaction.attributes["reoffered"] == 1 and interaction.agent == second_agent
+        await visitor.aclose()
