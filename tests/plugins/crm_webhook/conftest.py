@@ -46,6 +46,8 @@ class FakeCrmServer:
     lookup_delay: float = 0.0
     lookup_headers: str = "Content-Type: application/json\r\n"
     push_delay: float = 0.0
+    #: statuses for the next pushes, one each, before ``push_status`` applies again
+    push_script: list[int] = field(default_factory=list)
     push_status: int = 200
     port: int = 0
     requests: list[Request] = field(default_factory=list)
@@ -122,9 +124,9 @@ class FakeCrmServer:
                 return 401, b"bad signature", ""
             if self.push_delay:
                 await trio.sleep(self.push_delay)
-            request.status = self.push_status
+            request.status = self.push_script.pop(0) if self.push_script else self.push_status
             self.pushes.append(request)
-            return self.push_status, b"", ""
+            return request.status, b"", ""
         return 404, b"", ""
 
 
@@ -156,3 +158,9 @@ async def crm_server(nursery: trio.Nursery) -> AsyncIterator[FakeCrmServer]:
     server = FakeCrmServer()
     await server.start(nursery)
     yield server
+
+
+@pytest.fixture
+def crm_server_class() -> type[FakeCrmServer]:
+    """For tests that start their own servers (hypothesis examples run their own ``trio.run``)."""
+    return FakeCrmServer
