@@ -46,6 +46,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("centralita.acd")
 
+#: Seconds between routing snapshots in the store: writing the whole state on every change cost more
+#: than routing itself with thousands waiting. Callback requests are saved at once.
+SNAPSHOT_INTERVAL = 1.0
+
 #: Prefix of the hidden one-member queue behind a ``[[routes]] agent = "alice"`` route.
 AGENT_QUEUE_PREFIX = "agent:"
 
@@ -75,9 +79,17 @@ class Acd(Service):
         self._wrapups: dict[str, float] = {}
         self._nursery: trio.Nursery | None = None
         self._dirty = False
+        self._urgent = False  # a callback request: save it now, it must survive a crash
+        self._saved_at = 0.0
         self._ready = False
 
     # ------------------------------------------------------------------------------------ running
+
+    async def aclose(self) -> None:
+        if self._dirty and self.engine.store is not None:
+            with trio.CancelScope(shield=True):
+                await self._save()
+            self._dirty = False
 
     async def run(self, *, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
         await self._restore()
@@ -93,8 +105,9 @@ class Acd(Service):
                 await self._sleep_until_due()
                 self.apply(self.router.handle_timer(self.clock()))
                 self._end_finished_wrapups()
-                if self._dirty:
-                    self._dirty = False
+                if self._dirty and (self._urgent or self.clock() - self._saved_at >= SNAPSHOT_INTERVAL):
+                    self._dirty = self._urgent = False
+                    self._saved_at = self.clock()
                     await self._save()
 
     def ready(self) -> bool:
@@ -102,6 +115,8 @@ class Acd(Service):
 
     async def _sleep_until_due(self) -> None:
         due = self.router.next_timer()
+        if self._dirty:  # wake in time to write the throttled snapshot
+            due = min(due, self._saved_at + SNAPSHOT_INTERVAL) if due is not None else self._saved_at + SNAPSHOT_INTERVAL
         if self._wrapups:
             due = min([t for t in (due, *self._wrapups.values()) if t is not None])
         timeout = max(0.0, due - self.clock()) if due is not None else 3600.0
@@ -151,6 +166,9 @@ class Acd(Service):
             interaction.id, queue, now=self.clock(), kind=interaction.kind.value, priority=total,
             attributes=attributes, callback=callback,
         ))
+        if callback is not None:
+            self._urgent = True
+            self.kick()
 
     def answered(self, interaction: Interaction, agent: str) -> bool:
         """An agent answered a voice offer or accepted a message: True if they got it."""
@@ -189,6 +207,10 @@ class Acd(Service):
         self.apply(self.router.wrapup_done(agent, interaction, now=self.clock()))
         self._end_finished_wrapups(force=interaction)
 
+    def holding(self) -> set[str]:
+        """Interactions the router still has (waiting, offered, dialing back, active)."""
+        return set(self.router.interaction_ids())
+
     def reconfigure(self, config: Any) -> None:
         """New queues and agents; live interactions keep their place (the router keeps them)."""
         raw = routing_input(config.raw)
@@ -213,6 +235,10 @@ class Acd(Service):
             handler = getattr(self, f"_on_{type(event).__name__}", None)
             if handler is not None:
                 handler(event, interaction)
+        for iid in {getattr(e, "interaction", "") or "" for e in events}:
+            interaction = self.engine.interactions.get(iid)
+            if interaction is not None and interaction.state is InteractionState.ENDED:
+                self.engine.retire(interaction)  # routing may have just let go of it (a callback done)
         if events:
             self._dirty = True
             self.kick()
@@ -273,6 +299,8 @@ class Acd(Service):
     def _on_AgentComplete(self, event: AgentComplete, interaction: Interaction | None) -> None:
         if interaction is None:
             return
+        if event.reason == "transfer":
+            return  # the agent does wrap-up; the interaction goes on to its next queue
         if event.wrapup_until > self.clock() and interaction.state is InteractionState.ACTIVE:
             self._move(interaction, InteractionState.WRAPUP)
             self._wrapups[interaction.id] = event.wrapup_until
@@ -285,6 +313,7 @@ class Acd(Service):
                 interaction = self.engine.interactions.get(iid)
                 if interaction is not None and interaction.state is InteractionState.WRAPUP:
                     interaction.transition(InteractionState.ENDED)
+                    self.engine.retire(interaction)
 
     def _on_QueueCallerAbandon(self, event: QueueCallerAbandon, interaction: Interaction | None) -> None:
         if interaction is not None:

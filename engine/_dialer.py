@@ -130,7 +130,8 @@ class DialerService(Service):
             log.warning("campaign %s: %d calls were in flight at the last stop; closed as interrupted",
                         settings.name, len(interrupted))
         supervised = self._lines_report_answer()
-        dialer = CampaignDialer(settings, now=self.clock(), hopper=hopper, answer_supervision=supervised)
+        policy = self.engine.compliance_policies.get(settings.compliance)
+        dialer = CampaignDialer(settings, now=self.clock(), hopper=hopper, answer_supervision=supervised, policy=policy)
         campaign = Campaign(self, settings, dialer)
         last = await store.fetchone("SELECT max(seq) AS seq FROM dialer_leads WHERE campaign = ? AND lead IN "
                                     "(SELECT json_extract(record, '$.lead') FROM dialer_journal WHERE campaign = ? "

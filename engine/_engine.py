@@ -7,6 +7,7 @@ then close everything in reverse order.
 
 from __future__ import annotations
 
+import collections
 import logging
 import time
 from collections.abc import Mapping
@@ -43,11 +44,14 @@ from ._registry import (
 from ._services import Supervisor
 from .abc import DeviceSpec, EngineAPI, Service, VoiceChannel
 from ._errors import ConfigError
-from .dialing import validate_campaigns
+from .dialing import register_compliance_policies, validate_campaigns
 from .media import MediaEngine, PromptLibrary, apply_retention
 from .store import Store, open_store
 
 log = logging.getLogger("centralita.engine")
+
+#: ended interactions kept in memory for the API (CDRs in the store keep all of them)
+RECENT_INTERACTIONS = 1000
 
 
 @dataclass(frozen=True)
@@ -72,17 +76,20 @@ class Engine(EngineAPI):
         self.devices = DeviceDirectory()
         self.channels: dict[str, Service] = {}
         self.crm: dict[str, Any] = {}
+        #: live interactions; ended ones move to ``recent`` (bounded) so a long run does not grow
         self.interactions: dict[str, Interaction] = {}
+        self.recent: collections.deque[Interaction] = collections.deque(maxlen=RECENT_INTERACTIONS)
         self.agent_settings = {a.id: a for a in config.agents}
         required = config.plugins.required
         self.ivr_nodes = self.hooks.register("centralita_register_ivr_nodes", IvrNodeRegistry(), required=required)
-        self.compliance_policies = self.hooks.register(
-            "centralita_register_compliance_policies", CompliancePolicyRegistry(), required=required
-        )
+        self.compliance_policies = CompliancePolicyRegistry()
+        register_compliance_policies(self.compliance_policies)  # the built-in ones (US FCC, UK Ofcom)
+        self.hooks.register("centralita_register_compliance_policies", self.compliance_policies, required=required)
         self.acd = Acd(self)
         self.ivr: IvrRunner | None = None
         self.campaigns, problems = validate_campaigns(
-            config.raw.get("campaigns"), agents=set(self.agent_settings), queues={q.name for q in config.queues}
+            config.raw.get("campaigns"), agents=set(self.agent_settings), queues={q.name for q in config.queues},
+            policies=set(self.compliance_policies),
         )
         if problems:  # load_config reports these with file and line; this is a safety net for embedders
             raise ConfigError([f"{config.where(p.path)}: {p.path}: {p.message}" for p in problems])
@@ -482,6 +489,31 @@ class Engine(EngineAPI):
                 self.acd.reachable(agent_id, reachable)
         self.bus.publish("DeviceStateChange", Device=endpoint, State="NOT_INUSE" if reachable else "UNAVAILABLE")
 
+    def retire(self, interaction: Interaction) -> None:
+        """An interaction is over (``ended``): out of the live table, into the bounded recent list.
+
+        Not while routing still holds it (a callback keeps the caller's place after the call ended);
+        the ACD retires it when routing lets go.
+        """
+        if interaction.id in self.acd.holding():
+            return
+        if self.interactions.pop(interaction.id, None) is not None:
+            self.recent.append(interaction)
+
+    def all_interactions(self) -> list[Interaction]:
+        """Live interactions, then the recently ended ones."""
+        return [*self.interactions.values(), *self.recent]
+
+    def find_interaction(self, interaction_id: str) -> Interaction:
+        """A live or recently ended interaction; ``KeyError`` when unknown."""
+        found = self.interactions.get(interaction_id)
+        if found is not None:
+            return found
+        for item in reversed(self.recent):
+            if item.id == interaction_id:
+                return item
+        raise KeyError(interaction_id)
+
     def dtmf_received(self, interaction: Interaction, digit: str, duration_ms: int = 0, *, direction: str = "Received") -> None:
         """A channel heard a DTMF digit on ``interaction`` (RFC 4733, SIP INFO, in-band or a DLE code)."""
         self.bus.publish("DTMFEnd", interaction=interaction.id, Digit=digit, DurationMs=int(duration_ms), Direction=direction)
@@ -517,6 +549,7 @@ class Engine(EngineAPI):
         self.acd.ended(interaction, reason=cause)
         if interaction.state is not InteractionState.WRAPUP:
             interaction.transition(InteractionState.ENDED, now=now)
+            self.retire(interaction)
         interaction.attributes["hangup"] = now
         self.bus.publish("Hangup", interaction=interaction.id, Cause=cause, CallerIDNum=interaction.from_)
         if self.dialer is not None:
@@ -618,16 +651,17 @@ class Engine(EngineAPI):
         return detail
 
     def list_interactions(self, state: str | None = None) -> list[dict[str, Any]]:
+        everything = self.all_interactions()
         if state is not None:
             try:
                 wanted = InteractionState(state)
             except ValueError:
                 raise ValueError(f"state must be one of {[s.value for s in InteractionState]}, got {state!r}") from None
-            return [i.to_json() for i in self.interactions.values() if i.state is wanted]
-        return [i.to_json() for i in self.interactions.values()]
+            return [i.to_json() for i in everything if i.state is wanted]
+        return [i.to_json() for i in everything]
 
     async def interaction_action(self, interaction: str, action: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        item = self.interactions[interaction]
+        item = self.find_interaction(interaction)
         channel = self.channels.get(item.channel)
         if action in ("accept", "reject"):
             agent = body.get("agent")
@@ -667,6 +701,12 @@ class Engine(EngineAPI):
                 self.dialer.disposition(item, code, callback_at=float(callback_at) if callback_at else None)
             if item.state is InteractionState.WRAPUP and item.agent:
                 self.acd.wrapup_done(item.agent, item.id)
+            for backend in self.crm.values():
+                with trio.move_on_after(2.0):  # a slow CRM delays the answer a little, never forever
+                    try:
+                        await backend.record_interaction(item, code)
+                    except Exception:
+                        log.exception("CRM %s: recording the disposition of %s failed", getattr(backend, "name", "?"), item.id)
             return item.to_json()
         if action == "reply":
             text = body.get("text")

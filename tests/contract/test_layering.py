@@ -15,7 +15,12 @@ SANS_IO_GLOBS = [
     "engine/routing/**/*.py",
     "engine/dialing/**/*.py",
     "engine/ivr/**/*.py",
-    "engine/media/sansio/**/*.py",
+    *(f"engine/media/_{name}.py" for name in ("rtp", "session", "jitter", "dtmf", "inband", "mixer", "levels",
+                                                "g711", "audio", "tones")),
+    "engine/messaging/_retry.py",
+    "engine/reporting/_stats.py",
+    "engine/reporting/_staffing.py",
+    "plugins/crm_sqlite/_model.py",
     "hardware/*/sansio/**/*.py",
 ]
 IO_MODULES = {"trio", "socket", "asyncio", "serial", "sounddevice", "aiosqlite", "subprocess", "selectors"}
