@@ -28,6 +28,8 @@ from typing import Any, Literal, Protocol
 
 import trio
 
+from engine import StartupError
+
 from engine._events import safe_text
 
 __all__ = ["ListenAddress", "Peer", "TransportLimits", "SipTransports"]
@@ -231,13 +233,21 @@ class SipTransports:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 for address in self.requested:
+                    try:
+                        if address.transport == "udp":
+                            udp = _Udp(address, self._deliver, self._stats, self.limits)
+                        else:
+                            listeners = await trio.open_tcp_listeners(address.port, host=address.host, backlog=256)
+                    except OSError as exc:
+                        raise StartupError(
+                            f"SIP cannot listen on {address} ({exc.strerror or exc}): another program may use that "
+                            "port; stop it or change [sip] listen in the configuration"
+                        ) from None
                     if address.transport == "udp":
-                        udp = _Udp(address, self._deliver, self._stats, self.limits)
                         self._udp[udp.address] = udp
                         self.bound.append(udp.address)
                         nursery.start_soon(udp.serve)
                     else:
-                        listeners = await trio.open_tcp_listeners(address.port, host=address.host, backlog=256)
                         listener = listeners[0]
                         bound = ListenAddress("tcp", address.host, listener.socket.getsockname()[1])
                         self._tcp_listeners[bound] = listener

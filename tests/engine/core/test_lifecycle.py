@@ -244,3 +244,13 @@ def test_systemd_notifications_ready_and_stopping(tmp_path: Path) -> None:
     assert messages.index("READY=1") < messages.index("STOPPING=1")
     assert "WATCHDOG=1" in messages
 
+
+
+def test_sip_port_in_use_exits_2_naming_the_port(tmp_path: Path) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as busy:
+        busy.bind(("127.0.0.1", 0))
+        port = busy.getsockname()[1]
+        proc = start_engine(tmp_path, f'[console]\nlisten = "127.0.0.1:0"\n[sip]\nlisten = ["udp:127.0.0.1:{port}"]\n')
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2, err[-2000:]
+    assert str(port) in err
