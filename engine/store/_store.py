@@ -145,14 +145,28 @@ class Store:
                     continue
                 batch, self._pending = self._pending, []
                 self.hops += 1
-                results = await self._runner.run(lambda: self._enqueue_many(batch), shield=True)
+                try:
+                    results = await self._runner.run(lambda: self._enqueue_many(batch), shield=True)
+                except BaseException as exc:
+                    self._fail(batch, exc)
+                    raise
                 for item, result in zip(batch, results, strict=True):
                     item.result = result
                     item.done.set()
                 if self._pending or self._closed:
                     self._wake_forwarder.set()
         finally:
+            # whatever ended this task, no writer may wait forever (their wait is shielded)
+            self._fail(self._pending, StoreError("the store closed before this write was committed"))
+            self._pending = []
             self._forwarder_done.set()
+
+    @staticmethod
+    def _fail(items: list[_Pending], exc: BaseException) -> None:
+        for item in items:
+            if not item.done.is_set():
+                item.result = exc if isinstance(exc, Exception) else StoreError(f"write interrupted: {exc!r}")
+                item.done.set()
 
     async def fetchall(self, sql: str, params: Params = ()) -> list[dict[str, Any]]:
         async def query() -> list[dict[str, Any]]:
