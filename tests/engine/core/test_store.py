@@ -24,15 +24,16 @@ WRITER = textwrap.dedent(
     from engine.store import open_store
 
     async def main():
+        base = int(sys.argv[2])
         async with open_store(Path(sys.argv[1])) as store:
-            async def one(n):
-                await store.write("INSERT INTO kv(component, key, value) VALUES ('t', ?, 'v')", (str(n),))
-                print(n, flush=True)
+            async def writer(w):
+                for i in range(10**6):
+                    n = base + w * 10**6 + i
+                    await store.write("INSERT INTO kv(component, key, value) VALUES ('t', ?, 'v')", (str(n),))
+                    print(n, flush=True)  # acknowledged: the write has committed
             async with trio.open_nursery() as nursery:
-                for n in range(int(sys.argv[2]), 10**9):
-                    nursery.start_soon(one, n)
-                    if n % 50 == 0:
-                        await trio.sleep(0)
+                for w in range(100):  # 100 concurrent writers, as a busy engine would have
+                    nursery.start_soon(writer, w)
     trio.run(main)
     """
 )
@@ -140,7 +141,7 @@ def test_kill_9_during_writes_loses_no_acknowledged_write(tmp_path: Path) -> Non
                 break
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        start += 10**6
+        start += 10**9
         conn = sqlite3.connect(path)
         assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
         present = {int(k) for (k,) in conn.execute("SELECT key FROM kv WHERE component = 't'")}
