@@ -212,6 +212,16 @@ class Store:
         self._writer = asyncio.get_running_loop().create_task(self._write_loop())
 
     async def _write_loop(self) -> None:
+        try:
+            await self._write_loop_body()
+        finally:
+            # if this loop ever ends (closing, or a bug), no write may be left waiting for it
+            while self._queue is not None and not self._queue.empty():
+                item = self._queue.get_nowait()
+                if item is not None and not item.future.done():
+                    item.future.set_exception(StoreError("the store's writer stopped before this write"))
+
+    async def _write_loop_body(self) -> None:
         assert self._queue is not None
         while True:
             first = await self._queue.get()
