@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import enum
 import itertools
+import secrets
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,11 +72,16 @@ class Disposition(enum.Enum):
 
 
 _counter = itertools.count(1)
+#: random per process: ids stay unique across restarts and across engines sharing a clock
+_BOOT = secrets.token_hex(3)
 
 
 def new_interaction_id() -> str:
-    """An id that sorts by creation time and is unique across restarts (it is the CDR ``uniqueid``)."""
-    return f"{time.time():.6f}-{uuid.uuid4().hex[:8]}"
+    """An id that sorts by creation time and is unique across restarts (it is the CDR ``uniqueid``).
+
+    A counter, not ``uuid4`` per id: one fewer system call on the per-call hot path.
+    """
+    return f"{time.time():.6f}-{_BOOT}{next(_counter):x}"
 
 
 @dataclass

@@ -71,14 +71,14 @@ async def test_campaign_dials_each_lead_once_and_connects_answers(tmp_path: Path
         voice.register("fake:alice")
         with trio.fail_after(30):
             while len(voice.dialed) < 3 or any(
-                i.state is not InteractionState.ENDED for i in engine.interactions.values() if i.direction.value == "outbound"
+                i.state is not InteractionState.ENDED for i in engine.all_interactions() if i.direction.value == "outbound"
             ):
                 for interaction in list(engine.interactions.values()):
                     if interaction.state is InteractionState.ACTIVE and interaction.agent == "alice":
                         await engine.interaction_action(interaction.id, "hangup", {})
                 await trio.sleep(0.02)
         assert sorted(voice.dialed) == ["+34600000001", "+34600000002", "+34600000003"]
-        connected = [i for i in engine.interactions.values() if i.agent == "alice"]
+        connected = [i for i in engine.all_interactions() if i.agent == "alice"]
         assert sorted(i.to for i in connected) == ["+34600000001", "+34600000003"]
         audit = await engine.store.fetchall("SELECT kind FROM dialer_audit WHERE campaign = 'renewals' ORDER BY seq")
         kinds = [row["kind"] for row in audit]

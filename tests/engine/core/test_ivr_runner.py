@@ -174,7 +174,7 @@ async def test_callback_keeps_the_place_reserves_the_agent_then_dials_once(tmp_p
         assert voice.dialed == []
         await voice.caller_hangs_up(first)
         await wait_until(lambda: voice.dialed == ["+34911000002"])
-        callback = next(i for i in engine.interactions.values() if i.attributes.get("callback_for") == second.id)
+        callback = next(i for i in engine.all_interactions() if i.attributes.get("callback_for") == second.id)
         await wait_until(lambda: callback.state is InteractionState.ACTIVE)
         assert callback.agent == "alice" and (callback.id, "fake:alice") in voice.bridged
         rows = await engine.store.fetchall("SELECT value FROM kv WHERE component = 'callbacks'")
