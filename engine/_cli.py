@@ -14,7 +14,7 @@ import trio
 
 from . import __version__
 from ._config import Config, load_config
-from ._errors import ConfigError, EngineError, PluginError, StartupError
+from ._errors import ConfigError, EngineError
 from ._logging import setup_logging
 from ._plugins import PluginManager
 from ._registry import CliRegistry, ConfigSectionRegistry, IvrNodeRegistry

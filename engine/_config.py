@@ -7,6 +7,7 @@ The engine's own sections are declared here; each plugin declares its own with t
 
 from __future__ import annotations
 
+import difflib
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -342,10 +343,8 @@ def load_config(
     for name, schema in plugin_sections.items():
         schemas[name] = (schema, name in plugin_arrays)
     known = set(schemas) | set(DEFERRED_SECTIONS) | set(known_plugin_sections)
-    for key, value in raw.items():
+    for key in raw:
         if key not in known:
-            import difflib
-
             hint = difflib.get_close_matches(key, sorted(known), n=1)
             extra = f"; did you mean {hint[0]!r}?" if hint else " (no installed plugin declares it)"
             problems.append(Problem(key, f"unknown section{extra}"))

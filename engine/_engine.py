@@ -11,7 +11,7 @@ import collections
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import trio
@@ -243,7 +243,7 @@ class Engine(EngineAPI):
         channels = self.hooks.register("centralita_register_channels", ChannelRegistry(), required=required)
         for name, factory in channels.items():
             owner = channels.owner(name)
-            service = self._build(owner, name, lambda f=factory, o=owner, n=name: f(self._context(o, n)))
+            service = self._build(owner, name, lambda: factory(self._context(owner, name)))
             if service is None:
                 log.info("channel %s is not configured; not started", name)
             else:
@@ -255,7 +255,8 @@ class Engine(EngineAPI):
                                      nursery=nursery)
         crms = self.hooks.register("centralita_register_crm_backends", CrmRegistry(), required=required)
         for name, factory in crms.items():
-            backend = self._build(crms.owner(name), name, lambda f=factory, o=crms.owner(name), n=name: f(self._context(o, n)))
+            owner = crms.owner(name)
+            backend = self._build(owner, name, lambda: factory(self._context(owner, name)))
             if backend is not None:
                 self.crm[name] = backend
         self.hooks.register("centralita_register_http_routes", self.http_routes, required=required)
@@ -265,7 +266,7 @@ class Engine(EngineAPI):
         services = self.hooks.register("centralita_register_services", ServiceRegistry(), required=required)
         for name, factory in services.items():
             owner = services.owner(name)
-            service = self._build(owner, name, lambda f=factory, o=owner, n=name: f(self._context(o, n)))
+            service = self._build(owner, name, lambda: factory(self._context(owner, name)))
             if service is not None:  # None: the plugin has nothing to run in this configuration
                 await self.supervisor.start(nursery, service, name=f"service:{name}", plugin=owner)
 
@@ -289,7 +290,10 @@ class Engine(EngineAPI):
         return True
 
     def _build(self, plugin: str, name: str, make: Any) -> Any:
-        """Call a plugin's factory; None means "not configured, nothing to run" (not an error)."""
+        """Call ``make()`` (a plugin's factory, at once); None means "not configured, nothing to run".
+
+        A factory that raises is logged with the plugin's name and the engine goes on without it,
+        unless the plugin is required."""
         try:
             return make()
         except Exception as exc:

@@ -11,7 +11,7 @@ import asyncio
 import concurrent.futures
 import threading
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import trio
 
@@ -73,6 +73,3 @@ def _wake(token: trio.lowlevel.TrioToken, event: trio.Event) -> None:
     except trio.RunFinishedError:
         pass
 
-
-def result_or_raise(future: concurrent.futures.Future[Any]) -> Any:
-    return future.result()

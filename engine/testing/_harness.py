@@ -34,7 +34,6 @@ def make_manager(plugins: Iterable[ModuleType | object] = (), *, entry_points: b
 
 def load_test_config(text: str, manager: PluginManager, directory: Path) -> Config:
     """Write ``text`` to ``directory/centralita.toml`` and load it as ``centralita run --config`` would."""
-    from .._config import load_config
 
     if "[console]" not in text:
         text += TEST_CONSOLE

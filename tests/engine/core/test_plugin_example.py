@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 import engine
-from engine import Direction, InteractionKind
 from engine._plugins import PluginManager
 from engine.testing import check_plugin_module, open_test_engine
 
