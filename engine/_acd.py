@@ -207,9 +207,9 @@ class Acd(Service):
         self.apply(self.router.wrapup_done(agent, interaction, now=self.clock()))
         self._end_finished_wrapups(force=interaction)
 
-    def holding(self) -> set[str]:
-        """Interactions the router still has (waiting, offered, dialing back, active)."""
-        return set(self.router.interaction_ids())
+    def holds(self, interaction_id: str) -> bool:
+        """Does the router still have this interaction (waiting, offered, dialing back, active)?"""
+        return self.router.has_interaction(interaction_id)
 
     def reconfigure(self, config: Any) -> None:
         """New queues and agents; live interactions keep their place (the router keeps them)."""

@@ -499,7 +499,7 @@ class Engine(EngineAPI):
         Not while routing still holds it (a callback keeps the caller's place after the call ended);
         the ACD retires it when routing lets go.
         """
-        if interaction.id in self.acd.holding():
+        if self.acd.holds(interaction.id):
             return
         if self.interactions.pop(interaction.id, None) is not None:
             self.recent.append(interaction)

@@ -526,6 +526,10 @@ class Router:
     def interaction_ids(self) -> list[str]:
         return list(self._entries)
 
+    def has_interaction(self, interaction_id: str) -> bool:
+        """Does routing still hold this interaction (waiting, offered, dialing back or active)?"""
+        return interaction_id in self._entries
+
     def statistics(self) -> dict[str, int]:
         return {"waiting": sum(len(q.waiting) for q in self._queues.values()),
                 "interactions": len(self._entries), "agents": len(self._agents),
