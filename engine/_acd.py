@@ -275,7 +275,12 @@ class Acd(Service):
     async def _ring(self, channel: Any, interaction: Interaction, agent: str, endpoint: str, scope: trio.CancelScope) -> None:
         with scope:
             try:
-                await channel.offer(interaction, agent, endpoint)
+                owner = self.engine.channels.get(interaction.channel)
+                if self.engine.crossconnect.applies(owner, channel):
+                    # An analog caller for a SIP agent, a SIP caller for the headset: the engine pairs them.
+                    await self.engine.crossconnect.offer(owner, channel, interaction, agent, endpoint)
+                else:
+                    await channel.offer(interaction, agent, endpoint)
             except Exception:
                 log.exception("ringing %s for %s failed", endpoint, interaction.id)
                 self.failed(interaction, agent, "busy")

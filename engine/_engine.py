@@ -45,6 +45,7 @@ from ._services import Supervisor
 from .abc import DeviceSpec, EngineAPI, Service, VoiceChannel
 from ._errors import ConfigError
 from .dialing import register_compliance_policies, validate_campaigns
+from ._crossconnect import CrossConnect
 from .media import MediaEngine, PromptLibrary, apply_retention
 from .store import Store, open_store
 
@@ -86,6 +87,7 @@ class Engine(EngineAPI):
         register_compliance_policies(self.compliance_policies)  # the built-in ones (US FCC, UK Ofcom)
         self.hooks.register("centralita_register_compliance_policies", self.compliance_policies, required=required)
         self.acd = Acd(self)
+        self.crossconnect = CrossConnect(self)
         self.ivr: IvrRunner | None = None
         self.campaigns, problems = validate_campaigns(
             config.raw.get("campaigns"), agents=set(self.agent_settings), queues={q.name for q in config.queues},

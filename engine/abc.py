@@ -111,6 +111,61 @@ class VoiceChannel(Channel):
         """
         raise NotImplementedError(f"{type(self).__name__} cannot connect agents to outbound calls")
 
+    # Calls that cross channels: an analog caller answered by a SIP agent, a SIP caller answered on the
+    # receptionist's headset. The engine pairs the two halves through ``engine.media``.
+
+    async def ring_agent(self, interaction: Interaction, agent: str, endpoint: str) -> AgentLeg:
+        """Ring ``endpoint`` for ``interaction``, which *another* channel owns; return once it answered or failed.
+
+        The answered leg's audio is an ``engine.media`` RTP endpoint or a Source/Sink pair; the engine joins
+        it with the owner's :meth:`media_of`. Cancelled while ringing: stop ringing. The returned leg's
+        ``ended`` is set when the agent hangs up (a channel may instead end the interaction itself).
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot ring agents for other channels' calls")
+
+    def media_of(self, interaction: Interaction) -> Any:
+        """The audio of an answered ``interaction`` this channel owns, for a bridge to another channel's
+        agent: an ``engine.media`` RTP endpoint, a ``(Source, Sink)`` pair, or None (no audio path here)."""
+        return None
+
+
+class AgentLeg:
+    """An agent's phone rung by :meth:`VoiceChannel.ring_agent`: how it went and, once answered, its audio.
+
+    ``outcome`` is ``answered``, ``busy``, ``rejected``, ``no-answer`` or ``failed``. When answered, the
+    audio is ``endpoint`` (an ``engine.media`` RtpEndpoint) or ``source``/``sink``. ``hangup()`` ends the
+    agent's side (idempotent); ``ended`` is set once it is over, whoever hung up.
+    """
+
+    def __init__(
+        self,
+        outcome: str,
+        *,
+        endpoint: Any = None,
+        source: Any = None,
+        sink: Any = None,
+        on_hangup: Any = None,
+    ) -> None:
+        self.outcome = outcome
+        self.endpoint = endpoint
+        self.source = source
+        self.sink = sink
+        self.ended = trio.Event()
+        self._on_hangup = on_hangup
+        if outcome != "answered":
+            self.ended.set()
+
+    @property
+    def answered(self) -> bool:
+        return self.outcome == "answered"
+
+    async def hangup(self) -> None:
+        if self.ended.is_set():
+            return
+        self.ended.set()
+        if self._on_hangup is not None:
+            await self._on_hangup()
+
 
 @dataclass(frozen=True)
 class DialResult:

@@ -17,7 +17,7 @@ ENGINE_EXPORTS = {
 }
 
 ABC_EXPORTS = {
-    "Capability", "Channel", "CrmBackend", "Device", "DeviceHealth", "DeviceSpec", "DialResult", "EngineAPI",
+    "AgentLeg", "Capability", "Channel", "CrmBackend", "Device", "DeviceHealth", "DeviceSpec", "DialResult", "EngineAPI",
     "MessagingChannel", "Service", "VoiceChannel",
 }
 
