@@ -336,8 +336,7 @@ class CallManager:
         scope.cancel()
 
     def _ring(self, call: Call, binding: Any, agent: str) -> Leg:
-        caller = call.caller
-        assert caller is not None
+        caller = call.caller  # None: the caller is on another channel (``_crosscalls.ring_for``)
         interaction = call.interaction
         core = self.core
         leg = Leg(call, "agent", binding.peer, agent=agent)
@@ -360,8 +359,8 @@ class CallManager:
         if interaction.queue:
             headers.add("X-Centralita-Queue", interaction.queue)
         headers.add("X-Centralita-Interaction", interaction.id)
-        body = caller.remote_sdp
-        if call.anchor is None and caller.state is LegState.RINGING and caller.remote_sdp and self.channel.settings.anchor_media:
+        body = caller.remote_sdp if caller is not None else b""
+        if caller is not None and call.anchor is None and caller.state is LegState.RINGING and caller.remote_sdp and self.channel.settings.anchor_media:
             try:
                 anchored = MediaLeg.answer(
                     self.channel,
@@ -374,10 +373,11 @@ class CallManager:
                 anchored = None
             if anchored is not None:
                 call.anchor, call.anchor_sdp = anchored
-        if call.anchor is not None:
+        if call.anchor is not None or caller is None:
             # The caller's media ends on our endpoint: the agent gets an endpoint of ours too, bridged.
+            codec = call.anchor.endpoint.codec if call.anchor is not None else "PCMU"
             try:
-                offered = MediaLeg.offer(self.channel, name=f"sip-{interaction.id}-agent", codec=call.anchor.endpoint.codec)
+                offered = MediaLeg.offer(self.channel, name=f"sip-{interaction.id}-agent", codec=codec)
             except Exception:
                 log.exception("sip: no RTP endpoint for the agent leg of %s", interaction.id)
                 offered = None

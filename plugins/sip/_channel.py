@@ -16,7 +16,7 @@ import trio
 
 from engine import Interaction, InteractionKind
 from engine._events import safe_text
-from engine.abc import VoiceChannel
+from engine.abc import AgentLeg, VoiceChannel
 
 from ._calls import CallManager
 from ._core import SipCore
@@ -185,6 +185,12 @@ class SipChannel(VoiceChannel):
 
     async def hangup(self, interaction: Interaction, cause: str = "normal") -> None:
         self.calls.hangup(interaction, cause)
+
+    async def ring_agent(self, interaction: Interaction, agent: str, endpoint: str) -> AgentLeg:
+        """Ring a SIP agent for another channel's caller (an analog line): see ``_crosscalls``."""
+        from ._crosscalls import ring_for
+
+        return await ring_for(self.calls, interaction, agent, endpoint)
 
     async def answer(self, interaction: Interaction) -> bool:
         """Answer a ringing inbound call with the engine's own media (IVR, announcements)."""
