@@ -265,9 +265,12 @@ class Router:
         self._out.append(QueueCallerJoin(iid, q.config.name, entry.original_position, len(q.waiting), kind))
         self._schedule_entry_timers(entry, now)
         self._try_entry(entry, now)
-        if announce and entry.state == "waiting" and kind == "voice" and entry.callback is None \
-                and q.config.announce_frequency > 0:
-            self._announce(entry, now)
+        if announce and kind == "voice" and entry.callback is None and q.config.announce_frequency > 0:
+            if entry.state == "waiting":
+                self._announce(entry, now)
+            else:  # ringing at once: the first announcement is due a period later, if the ring fails
+                entry.next_announce = now + q.config.announce_frequency
+                self._push_timer(entry.next_announce, "announce", entry.id)
         return entry
 
     def request_callback(self, interaction_id: str, request: CallbackRequest, *,
@@ -562,10 +565,11 @@ class Router:
             return False
         if kind == "offer":
             return entry.offers.get(extra) == when
+        if kind == "announce":
+            # live while ringing too: a caller whose offer goes unanswered keeps hearing announcements
+            return entry.next_announce == when and entry.state in ("waiting", "offered")
         if entry.state != "waiting":
             return False
-        if kind == "announce":
-            return entry.next_announce == when
         if kind == "maxwait":
             return True
         if kind == "retry":
@@ -588,7 +592,11 @@ class Router:
             if q.config.max_wait is not None and now - entry.joined >= q.config.max_wait:
                 self._overflow(entry, now, "max-wait")
         elif kind == "announce":
-            self._announce(entry, now)
+            if entry.state == "waiting":
+                self._announce(entry, now)
+            elif q.config.announce_frequency > 0:  # ringing an agent: say nothing now, keep the schedule
+                entry.next_announce = now + q.config.announce_frequency
+                self._push_timer(entry.next_announce, "announce", entry.id)
         elif kind == "retry":
             self._try_entry(entry, now)
         elif kind == "window":
