@@ -91,6 +91,9 @@ class Leg:
     last_ack: bytes | None = None
     pending_reinvite: ServerTransaction | None = None  # a relayed re-INVITE waiting for the other side
     media_leg: MediaLeg | None = None  # our RTP endpoint facing this leg, when the call is anchored
+    #: a customer leg the engine called out to (``dial``): its INVITE is ours, so a hang-up while it
+    #: rings is a CANCEL, not a final response
+    outgoing: bool = False
 
 
 @dataclass(eq=False)
@@ -322,9 +325,9 @@ class CallManager:
         self.stats["offers_answered"] += 1
         self._connect(call, winner)
 
-    async def _wait_legs(self, legs: list[Leg]) -> None:
-        """Until one leg answers or every leg has failed, at most ``ring_timeout``."""
-        with trio.move_on_after(self.channel.settings.timers.ring_timeout):
+    async def _wait_legs(self, legs: list[Leg], timeout: float | None = None) -> None:
+        """Until one leg answers or every leg has failed, at most ``timeout`` (default ``ring_timeout``)."""
+        with trio.move_on_after(self.channel.settings.timers.ring_timeout if timeout is None else timeout):
             while not any(leg.result == "answered" for leg in legs) and not all(leg.outcome.is_set() for leg in legs):
                 async with trio.open_nursery() as nursery:
                     for leg in legs:
@@ -335,7 +338,7 @@ class CallManager:
         await leg.outcome.wait()
         scope.cancel()
 
-    def _ring(self, call: Call, binding: Any, agent: str) -> Leg:
+    def _ring(self, call: Call, binding: Any, agent: str, *, shown_caller: str | None = None) -> Leg:
         caller = call.caller  # None: the caller is on another channel (``_crosscalls.ring_for``)
         interaction = call.interaction
         core = self.core
@@ -348,9 +351,11 @@ class CallManager:
             leg.outcome.set()
             return leg
         local_host = core.local.get(binding.peer.transport, next(iter(core.local.values()))).host
-        display = interaction.caller_name.replace('"', "")
+        # The agent's phone shows who is on the line: the caller, or for an outbound call the customer.
+        shown = interaction.from_ if shown_caller is None else shown_caller
+        display = interaction.caller_name.replace('"', "") if shown_caller is None else ""
         headers = Headers()
-        headers.add("From", f'"{display or interaction.from_}" <sip:{_user_part(interaction.from_)}@{local_host}>;tag={new_tag()}')
+        headers.add("From", f'"{display or _user_part(shown)}" <sip:{_user_part(shown)}@{local_host}>;tag={new_tag()}')
         headers.add("To", f"<sip:{binding.user}@{local_host}>")
         headers.add("Call-ID", f"{new_tag()}{new_tag()}@centralita")
         headers.add("CSeq", "1 INVITE")
@@ -660,7 +665,18 @@ class CallManager:
         for leg in [call.caller, *call.agents]:
             if leg is not None:
                 self._hangup_leg(leg)
+                if leg.dialog is not None:
+                    self._by_dialog.pop(leg.dialog.id, None)
         self.calls.pop(interaction.id, None)
+        self._release_media(call)
+
+    def _release_media(self, call: Call) -> None:
+        for media_leg in [call.anchor, *(leg.media_leg for leg in call.agents)]:
+            if media_leg is not None:
+                media_leg.release()
+        call.anchor = None
+        for leg in call.agents:
+            leg.media_leg = None
 
     def _hangup_leg(self, leg: Leg) -> None:
         if leg.state is LegState.ENDED:
@@ -668,7 +684,7 @@ class CallManager:
         if leg.state is LegState.RINGING:
             if leg.role == "caller" and leg.invite_txn is not None and leg.invite_txn.final_status == 0:
                 self.core.respond(leg.invite_txn, 480, to_tag=leg.invite_txn.to_tag)
-            elif leg.role == "agent":
+            elif leg.role == "agent" or leg.outgoing:
                 self._cancel_leg(leg)
             leg.state = LegState.ENDED
             return
@@ -688,9 +704,7 @@ class CallManager:
             if leg is not None:
                 self._hangup_leg(leg)
         self.stats["ended"] += 1
-        for media_leg in [call.anchor, *(leg.media_leg for leg in call.agents)]:
-            if media_leg is not None:
-                media_leg.release()
+        self._release_media(call)
         engine = self.engine
         if engine is not None:
             self.channel.spawn(self._end_interaction, call.interaction, cause, disposition)

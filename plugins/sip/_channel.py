@@ -16,10 +16,11 @@ import trio
 
 from engine import Interaction, InteractionKind
 from engine._events import safe_text
-from engine.abc import AgentLeg, VoiceChannel
+from engine.abc import AgentLeg, DialResult, VoiceChannel
 
 from ._calls import CallManager
 from ._core import SipCore
+from ._outbound import OutboundCalls
 from ._registrar import Registrar
 from ._security import DEFAULT_SCANNER_USER_AGENTS, SecurityEvent, SecurityGuard, SecurityPolicy
 from ._settings import SipSettings
@@ -103,6 +104,7 @@ class SipChannel(VoiceChannel):
         self.registrar = Registrar(self, store)
         self.trunks = TrunkManager(self)
         self.calls = CallManager(self)
+        self.outbound = OutboundCalls(self, self.calls)
         self.nursery: trio.Nursery | None = None
         self._wake = trio.Event()
         self.scheduler.on_earlier = self._wake_timer_task
@@ -167,6 +169,7 @@ class SipChannel(VoiceChannel):
             "registrations": self.registrar.statistics(),
             "trunks": self.trunks.statistics(),
             "calls": self.calls.statistics(),
+            "outbound": self.outbound.statistics(),
         }
 
     def _advertised(self, address: ListenAddress) -> ListenAddress:
@@ -212,6 +215,20 @@ class SipChannel(VoiceChannel):
         if call is None or not self.registrar.contacts(user):
             raise ValueError(f"cannot transfer to {destination!r}: not a registered SIP user")
         await self.calls._transfer(call, user)
+
+    async def dial(self, interaction: Interaction, number: str, *, caller_id: str, ring_timeout: float) -> DialResult:
+        """Call a customer for the dialer or a callback: a registered SIP user, or a number through an
+        outbound trunk (see ``docs/sip.md`` for the trunk choice and the outcome table)."""
+        return await self.outbound.dial(interaction, number, caller_id=caller_id, ring_timeout=ring_timeout)
+
+    async def connect_agent(self, interaction: Interaction, agent: str, endpoint: str) -> bool:
+        """Ring ``agent``'s phone and bridge it to the answered customer of ``interaction``."""
+        return await self.outbound.connect_agent(interaction, agent, endpoint)
+
+    def media_of(self, interaction: Interaction) -> Any:
+        """The engine's RTP endpoint facing the customer of ``interaction`` (None when the call is not
+        anchored on ``engine.media``): what answering-machine detection and supervisors listen to."""
+        return self.outbound.media_of(interaction)
 
     async def originate(self, body: Mapping[str, Any]) -> Interaction:
         """``POST /api/v1/calls``: ``{"to": "1001" or a number, "from": ..., "purpose": ...}``."""

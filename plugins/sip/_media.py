@@ -75,12 +75,20 @@ class MediaLeg:
         return cls(media, endpoint, session), answer.serialize()
 
     @classmethod
-    def offer(cls, channel: SipChannel, *, name: str, codec: str = "PCMU") -> tuple[MediaLeg, bytes] | None:
-        """A new endpoint and our SDP offer for it (the agent leg of an anchored call)."""
+    def offer(
+        cls, channel: SipChannel, *, name: str, codec: str = "PCMU", on_digit: Any = None
+    ) -> tuple[MediaLeg, bytes] | None:
+        """A new endpoint and our SDP offer for it (the agent leg of an anchored call, or a customer the
+        engine calls out to: ``on_digit(digit, duration_ms)`` hears that customer's RFC 4733 digits)."""
         media = media_engine(channel)
         if media is None:
             return None
-        endpoint = media.allocate(codec=codec, name=name)
+        if on_digit is None:
+            endpoint = media.allocate(codec=codec, name=name)
+        else:
+            endpoint = media.allocate(
+                codec=codec, name=name, on_dtmf=lambda ep, event: on_digit(event.digit, event.duration_ms)
+            )
         host, port = endpoint.local_address[:2]
         session = MediaSession(host, port, codecs=(codec, *(c for c in ("PCMU", "PCMA") if c != codec)), session_id=session_id())
         return cls(media, endpoint, session), session.make_offer().serialize()

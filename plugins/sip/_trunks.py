@@ -136,6 +136,8 @@ class TrunkManager:
         """The trunk that may carry a call to ``number`` (checked against its ``dial`` allowlist)."""
         check_dial_string(number)
         candidates = [self.trunks[name]] if name in self.trunks else [t for t in self.trunks.values() if t.settings.outbound]
+        # A trunk whose registration is failing is tried last (the provider is probably unreachable).
+        candidates.sort(key=lambda t: t.settings.register and t.state == "failed")
         if not candidates:
             raise DialRefused("no outbound trunk is configured")
         for trunk in candidates:

@@ -1,0 +1,159 @@
+"""Outbound calls (``SipChannel.dial``) against SIPp customers behind a trunk: answered, early media,
+busy, not found, never answering (CANCEL at the ring timeout), and a provider that challenges with 401."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import trio
+
+from engine import Direction, InteractionKind
+from engine.testing import wait_until
+from sip_interop_helpers import SCENARIOS, describe, free_udp_port, run_sipp
+
+pytestmark = pytest.mark.interop
+
+CALLER_ID = "+34910000000"
+
+
+def carrier(port: int, credentials: str = "") -> str:
+    return (
+        f'\n[[sip.trunks]]\nname = "carrier"\nserver = "sip:127.0.0.1:{port}"\noutbound = true\n'
+        f'dial = ["_X."]\n{credentials}'
+    )
+
+
+def new_call(engine, number: str):
+    return engine.new_interaction(
+        InteractionKind.VOICE, Direction.OUTBOUND, from_=CALLER_ID, to=number, channel="sip"
+    )
+
+
+async def dial_with_callee(channel, interaction, number: str, sipp_args: list[str], *, ring_timeout: float = 10):
+    """Start the SIPp customer, dial it, and return (DialResult, SIPp's completed process)."""
+    results: dict = {}
+    async with trio.open_nursery() as nursery:
+
+        async def callee() -> None:
+            results["sipp"] = await run_sipp(sipp_args)
+
+        nursery.start_soon(callee)
+        results["dial"] = await channel.dial(interaction, number, caller_id=CALLER_ID, ring_timeout=ring_timeout)
+        if results["dial"].outcome == "answered":
+            results["answered_state"] = channel.calls.calls.get(interaction.id) is not None
+            await channel.hangup(interaction)
+    return results["dial"], results["sipp"], results.get("answered_state")
+
+
+async def test_answered_call_stays_up_until_the_customer_hangs_up_with_a_cdr(sip_engine) -> None:
+    port = free_udp_port()
+    async with sip_engine(sip=carrier(port)) as (engine, channel):
+        interaction = new_call(engine, "600123456")
+        results: dict = {}
+        async with trio.open_nursery() as nursery:
+
+            async def callee() -> None:
+                results["sipp"] = await run_sipp(
+                    ["-sf", str(SCENARIOS / "callee_hangs_up.xml"), "-i", "127.0.0.1", "-p", str(port), "-m", "1", "-d", "1000"]
+                )
+
+            nursery.start_soon(callee)
+            result = await channel.dial(interaction, "600123456", caller_id=CALLER_ID, ring_timeout=10)
+            assert result.outcome == "answered" and result.status == 200
+            # The answered call is the channel's, anchored on the engine's media, until the customer's BYE.
+            assert channel.media_of(interaction) is not None
+            assert engine.media.statistics()["endpoints"] == 1
+        assert results["sipp"].returncode == 0, describe(results["sipp"])
+        await wait_until(lambda: interaction.state.value == "ended")
+        rows = await engine.cdr()
+        (row,) = [r for r in rows if r["uniqueid"] == interaction.id]
+        assert row["disposition"] == "ANSWERED" and row["dst"] == "600123456"
+        await wait_until(lambda: engine.media.statistics()["endpoints"] == 0)
+
+
+async def test_early_media_reaches_the_engine_before_the_answer(sip_engine) -> None:
+    if not os.path.exists("/usr/share/sip-tester/g711a.pcap"):
+        pytest.fail("SIPp's G.711 capture is needed: apt-get install -y sip-tester")
+    port = free_udp_port()
+    async with sip_engine(sip=carrier(port)) as (engine, channel):
+        interaction = new_call(engine, "600123457")
+        heard_before_answer: list[int] = []
+        results: dict = {}
+
+        class Tap:
+            def write_frame(self, frame) -> None:
+                if interaction.answered is None and abs(frame.astype("int32")).max() > 500:
+                    heard_before_answer.append(len(frame))
+
+        async with trio.open_nursery() as nursery:
+
+            async def callee() -> None:
+                results["sipp"] = await run_sipp(
+                    ["-sf", str(SCENARIOS / "callee_early_media.xml"), "-i", "127.0.0.1", "-p", str(port), "-m", "1"]
+                )
+
+            async def attach_tap() -> None:
+                # What answering-machine detection would do: listen from the first ring on.
+                await wait_until(lambda: channel.media_of(interaction) is not None)
+                channel.media_of(interaction).sinks.append(Tap())
+
+            nursery.start_soon(callee)
+            nursery.start_soon(attach_tap)
+            result = await channel.dial(interaction, "600123457", caller_id=CALLER_ID, ring_timeout=10)
+            assert result.outcome == "answered"
+            assert interaction.attributes.get("early_media") is True
+            assert channel.media_of(interaction).codec == "PCMA"
+            await channel.hangup(interaction)
+        assert results["sipp"].returncode == 0, describe(results["sipp"])
+        assert heard_before_answer, "no early-media audio reached the engine's endpoint before the 200"
+
+
+async def test_busy_not_found_and_no_answer_outcomes(sip_engine) -> None:
+    cases = [
+        ("agent_busy.xml", "busy", 486),
+        ("callee_not_found.xml", "invalid", 404),
+        ("callee_never_answers.xml", "no-answer", None),
+    ]
+    for scenario, outcome, status in cases:
+        port = free_udp_port()
+        async with sip_engine(sip=carrier(port)) as (engine, channel):
+            interaction = new_call(engine, "600000001")
+            result, sipp, _ = await dial_with_callee(
+                channel, interaction, "600000001",
+                ["-sf", str(SCENARIOS / scenario), "-i", "127.0.0.1", "-p", str(port), "-m", "1"],
+                ring_timeout=1.5,
+            )
+            assert sipp.returncode == 0, scenario + ": " + describe(sipp)
+            assert result.outcome == outcome, (scenario, result)
+            if status is not None:
+                assert result.status == status
+            # A failed attempt leaves nothing behind: no call, no RTP endpoint.
+            assert interaction.id not in channel.calls.calls
+            assert engine.media.statistics()["endpoints"] == 0
+
+
+async def test_trunk_that_challenges_with_401_gets_our_credentials(sip_engine) -> None:
+    port = free_udp_port()
+    credentials = 'username = "acct"\npassword = "t0ps3cret"\n'
+    async with sip_engine(sip=carrier(port, credentials)) as (engine, channel):
+        interaction = new_call(engine, "600123458")
+        result, sipp, was_up = await dial_with_callee(
+            channel, interaction, "600123458",
+            ["-sf", str(SCENARIOS / "carrier_digest.xml"), "-i", "127.0.0.1", "-p", str(port), "-m", "1"],
+        )
+        assert result.outcome == "answered", result
+        assert was_up
+        assert sipp.returncode == 0, describe(sipp)
+
+
+async def test_wrong_trunk_password_is_a_failed_attempt(sip_engine) -> None:
+    port = free_udp_port()
+    credentials = 'username = "acct"\npassword = "wrong"\n'
+    async with sip_engine(sip=carrier(port, credentials)) as (engine, channel):
+        interaction = new_call(engine, "600123459")
+        result, sipp, _ = await dial_with_callee(
+            channel, interaction, "600123459",
+            ["-sf", str(SCENARIOS / "carrier_digest.xml"), "-i", "127.0.0.1", "-p", str(port), "-m", "1"],
+        )
+        assert result.outcome == "failed" and result.status == 403, result
