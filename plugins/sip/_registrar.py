@@ -126,8 +126,7 @@ class Registrar:
         unless they are good, in which case it returns the authenticated user name."""
         core = self.channel.core
         guard = core.guard
-        header = "Proxy-Authorization" if proxy else "Authorization"
-        result = self.digest.verify(request.method, request.headers.get_all(header), self._password_of)
+        result = self.digest.verify(request, self._password_of, proxy=proxy)
         now = core.clock()
         if result.outcome is AuthOutcome.OK and guard.is_user_locked(result.username, now):
             result = type(result)(AuthOutcome.FAILED, result.username, result.known_user)

@@ -38,6 +38,7 @@ from ._digest import (
     DigestOutcome,
     DigestResult,
     answer_challenge,
+    authorization_value,
     digest_response,
     parse_auth_params,
 )
@@ -112,6 +113,7 @@ __all__ = [
     "DigestOutcome",
     "DigestResult",
     "answer_challenge",
+    "authorization_value",
     "digest_response",
     "parse_auth_params",
     "DeliverRequest",

@@ -30,6 +30,7 @@ __all__ = [
     "DigestOutcome",
     "DigestResult",
     "answer_challenge",
+    "authorization_value",
     "parse_auth_params",
     "digest_response",
 ]
@@ -292,21 +293,36 @@ def answer_challenge(
             best = params
     if best is None:
         raise SipParseError("no usable digest challenge", None)
-    realm, nonce = best.get("realm", ""), best["nonce"]
-    algorithm = best.get("algorithm", "MD5")
-    qops = [q.strip() for q in best.get("qop", "").split(",") if q.strip()]
+    value = authorization_value(best, request.method, str(request.uri), username, password, cnonce=cnonce, nc=nc)
+    return ("Proxy-Authorization" if proxy else "Authorization", value)
+
+
+def authorization_value(
+    challenge: dict[str, str],
+    method: str,
+    uri: str,
+    username: str,
+    password: str,
+    *,
+    cnonce: str | None = None,
+    nc: int = 1,
+) -> str:
+    """The ``Digest ...`` credentials answering one parsed challenge (:func:`parse_auth_params`), which must
+    hold a ``nonce`` and name a supported algorithm."""
+    realm, nonce = challenge.get("realm", ""), challenge["nonce"]
+    algorithm = challenge.get("algorithm", "MD5")
+    qops = [q.strip() for q in challenge.get("qop", "").split(",") if q.strip()]
     qop = "auth" if "auth" in qops else None
-    uri = str(request.uri)
     cnonce = cnonce or secrets.token_hex(8)
     ncs = f"{nc:08x}"
     response = digest_response(
-        algorithm=algorithm, username=username, realm=realm, password=password, method=request.method,
+        algorithm=algorithm, username=username, realm=realm, password=password, method=method,
         uri=uri, nonce=nonce, qop=qop, nc=ncs, cnonce=cnonce,
     )
     parts = [f"username={quote(username)}", f"realm={quote(realm)}", f"nonce={quote(nonce)}",
              f"uri={quote(uri)}", f"response={quote(response)}", f"algorithm={algorithm}"]
     if qop:
         parts += [f"qop={qop}", f"nc={ncs}", f"cnonce={quote(cnonce)}"]
-    if "opaque" in best:
-        parts.append(f"opaque={quote(best['opaque'])}")
-    return ("Proxy-Authorization" if proxy else "Authorization", "Digest " + ", ".join(parts))
+    if "opaque" in challenge:
+        parts.append(f"opaque={quote(challenge['opaque'])}")
+    return "Digest " + ", ".join(parts)
