@@ -249,8 +249,10 @@ def run_one(calls: int, record: bool, warmup: float, seconds: float) -> dict:
             generator.stdin.close()
             assert generator.stdout.readline().strip() == "MEASURE"
             (user0, sys0), t0 = cpu_split(engine.pid), time.monotonic()
+            gen0 = cpu_seconds(generator.pid)
             time.sleep(seconds)
             (user1, sys1), t1 = cpu_split(engine.pid), time.monotonic()
+            gen1 = cpu_seconds(generator.pid)
             cpu0, cpu1 = user0 + sys0, user1 + sys1
             load = json.loads(generator.stdout.readline())
             generator.wait(timeout=30)
@@ -269,6 +271,7 @@ def run_one(calls: int, record: bool, warmup: float, seconds: float) -> dict:
         "packets_per_s": round(relayed_pps),
         "engine_cpu_percent": round(100 * cpu, 1),
         "cpu_us_per_packet": round(1e6 * (cpu1 - cpu0) / max(load["received"], 1), 2),
+        "generator_cpu_percent": round(100 * (gen1 - gen0) / (t1 - t0), 1),
         "kernel_share_percent": round(100 * (sys1 - sys0) / max(cpu1 - cpu0, 1e-9)),
         "p50_delay_ms": load["p50_ms"],
         "p99_delay_ms": load["p99_ms"],

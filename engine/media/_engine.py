@@ -34,6 +34,7 @@ from ._dtmf import DtmfEvent, DtmfMethod
 from ._endpoint import RtpEndpoint
 from ._errors import MediaUsageError
 from ._g711 import transcode_table
+from ._receive import ReceiveBuffer, receive_round
 from ._recording import Recording
 
 __all__ = ["MediaEngine"]
@@ -41,7 +42,6 @@ __all__ = ["MediaEngine"]
 log = logging.getLogger("centralita.media")
 
 Address = tuple[str, int]
-_MAX_DATAGRAM = 2048
 _HOUSEKEEPING_SECONDS = 0.5
 
 
@@ -303,6 +303,7 @@ class MediaEngine(Service):
         epoll_fd = self._epoll.fileno()
         by_fd = self._by_fd
         budget = self.burst
+        buffer = ReceiveBuffer()
         while True:
             await trio.lowlevel.wait_readable(epoll_fd)
             self.passes += 1
@@ -314,30 +315,10 @@ class MediaEngine(Service):
                 if not events:
                     break
                 handled += len(events)
-                now = trio.current_time()
-                for fd, _ in events:
-                    entry = by_fd.get(fd)
-                    if entry is None:
-                        continue
-                    endpoint, is_rtcp, sock = entry
-                    try:
-                        if is_rtcp or not endpoint._connected:
-                            data, address = sock.recvfrom(_MAX_DATAGRAM)
-                            address = address[:2]
-                        else:
-                            data = sock.recv(_MAX_DATAGRAM)
-                            address = endpoint.session.latched
-                    except BlockingIOError:
-                        continue
-                    except OSError:
-                        # ICMP errors from an earlier send (ECONNREFUSED) surface here: not fatal.
-                        self.receive_errors += 1
-                        continue
-                    self.datagrams += 1
-                    if is_rtcp:
-                        endpoint._on_rtcp(data, address, now)
-                    else:
-                        endpoint._on_rtp(data, address, now)
+                datagrams, receive_errors, send_errors = receive_round(by_fd, events, trio.current_time(), buffer)
+                self.datagrams += datagrams
+                self.receive_errors += receive_errors
+                self.send_errors += send_errors
 
     async def _serve_clock(self) -> None:
         next_tick = trio.current_time()
