@@ -22,8 +22,12 @@ import trio
 from ._model import Direction, Disposition, Interaction, InteractionKind, InteractionState
 from ._registry import Migration
 from .abc import DialResult, Service
+from ._dialer_listen import listen_to_answer
 from .dialing import (
+    AnswerListener,
+    BeepEnded,
     CampaignDialer,
+    Decided,
     CampaignSettings,
     ConnectAgent,
     Hangup,
@@ -272,7 +276,15 @@ class DialerService(Service):
         now = self.clock()
         if result.outcome == "answered":
             interaction.transition(InteractionState.ACTIVE)
-            campaign.dialer.answered(command.call, now, machine=bool(result.machine))
+            endpoint = None
+            if result.machine is None and campaign.settings.amd and command.agent is None:
+                endpoint = _listenable_media(channel, interaction)
+            if endpoint is None:
+                # The channel ran detection itself, the campaign does not want it, a preview agent is
+                # already waiting, or the call has no media of ours to listen to: a person until told.
+                campaign.dialer.answered(command.call, now, machine=bool(result.machine))
+            else:
+                await self._detect(campaign, command.call, interaction, endpoint, now)
         else:
             outcome = outcome_from_sip(result.status) if result.status else _DIAL_OUTCOMES.get(result.outcome, Outcome.FAILED)
             campaign.dialer.failed(command.call, now, outcome)
@@ -280,6 +292,37 @@ class DialerService(Service):
             await self.engine.end_interaction(interaction, cause=result.outcome,
                                               disposition=_disposition_for(result.outcome))
         self._wake(campaign)
+
+    async def _detect(self, campaign: Campaign, call: str, interaction: Interaction, endpoint: Any,
+                      started: float) -> None:
+        """Listen to the answered call: tell the dialer who answered as soon as the detector decides,
+        then (machine, ``on_machine = "message"``) when the beep has ended."""
+        listener = AnswerListener(started, listen_for_beep=campaign.settings.on_machine == "message",
+                                  beep_wait=campaign.settings.beep_wait)
+
+        def on_event(event: Decided | BeepEnded) -> bool:
+            if isinstance(event, Decided):
+                if not campaign.dialer.awaiting_answer(call):
+                    return False  # hung up (or timed out) while we listened
+                verdict = event.result.verdict.value
+                interaction.attributes["amd"] = verdict
+                interaction.attributes["amd_cause"] = event.result.cause
+                campaign.dialer.answered(call, event.at, machine=event.machine, amd=event.result.cause)
+                self.engine.bus.publish("DialerAmdResult", interaction.id, Campaign=campaign.settings.name,
+                                        Result=verdict, Cause=event.result.cause,
+                                        AudioSeconds=event.result.decided_at)
+            else:
+                if call not in campaign.calls:
+                    return False
+                interaction.attributes["beep"] = "heard" if event.heard else "not-heard"
+                campaign.dialer.beep(call, event.at)
+            self._wake(campaign)
+            return True
+
+        await listen_to_answer(endpoint, listener, self.clock, on_event)
+        if listener.decision is None and campaign.dialer.awaiting_answer(call):
+            # the media went away before a decision (the endpoint closed): the far end is gone
+            campaign.dialer.answered(call, self.clock(), machine=False, amd="NOMEDIA")
 
     async def _connect_agent(self, campaign: Campaign, command: ConnectAgent) -> None:
         interaction = campaign.calls.get(command.call)
@@ -355,6 +398,14 @@ class DialerService(Service):
 
     def _wake(self, campaign: Campaign) -> None:
         campaign.kick.set()
+
+
+def _listenable_media(channel: Any, interaction: Interaction) -> Any:
+    """The answered call's RTP endpoint from ``VoiceChannel.media_of`` (None when the channel has no
+    media of the engine's for it, or offers a Source/Sink pair: detection reads endpoint sinks)."""
+    media_of = getattr(channel, "media_of", None)
+    media = media_of(interaction) if media_of is not None else None
+    return media if isinstance(getattr(media, "sinks", None), list) else None
 
 
 def _disposition_for(outcome: str) -> Disposition:

@@ -34,7 +34,8 @@ Pieces, each usable alone:
   :func:`recompute_abandonment` for auditors.
 * :mod:`engine.dialing.leads`: CSV import, :func:`checked_dial_string` (the only way a number becomes a
   dial string), ``run_import_cli(argv)`` for ``centralita import-leads``.
-* :mod:`engine.dialing.amd`: :class:`CadenceDetector` (answering machine), :class:`BeepDetector`.
+* :mod:`engine.dialing.amd`: :class:`CadenceDetector` (answering machine), :class:`BeepDetector`;
+  :class:`AnswerListener` runs both on an answered call's frames as they arrive (gaps count as silence).
 * :mod:`engine.dialing.simulate`: ``run_cli(argv)`` for ``centralita simulate dialer``.
 """
 
@@ -52,12 +53,13 @@ from ._runner import (CampaignDialer, Command, ConnectAgent, Hangup, PacingChang
                       Remind, ShowPreview)
 from .amd import (AmdResult, AmdSettings, AmdVerdict, AnsweringMachineDetector, BeepDetector, CadenceDetector,
                   FaxDetector)
+from ._listen import AnswerListener, BeepEnded, Decided
 from .leads import InvalidDialString, checked_dial_string, import_leads, run_import_cli
 from .simulate import run_cli as run_simulate_cli
 
 __all__ = [
     "DEFAULT_RETRY", "POLICIES", "Abandon", "AbandonTally", "AbandonmentPolicy", "AmdResult", "AmdSettings",
-    "AmdVerdict", "AnsweringMachineDetector", "Attempt", "AttemptLimiter", "AuditLog", "AuditRecord",
+    "AmdVerdict", "AnswerListener", "AnsweringMachineDetector", "BeepEnded", "Decided", "Attempt", "AttemptLimiter", "AuditLog", "AuditRecord",
     "BeepDetector", "CadenceDetector", "Callback", "CallingWindow", "CampaignDialer", "CampaignSettings",
     "Command", "CompliancePolicy", "Connect", "ConnectAgent", "Dial", "Dialer", "DialerStatistics", "DncEntry",
     "DoNotCallList", "FaxDetector", "Hangup", "Hopper", "InvalidDialString", "ModeChanged", "OfferPreview", "Outcome",

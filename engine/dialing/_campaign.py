@@ -159,6 +159,10 @@ class CampaignSettings:
     lines_per_agent: float = field(default=1.0, metadata={"min": 1, "max": 10})
     max_lines: int | None = None
     on_machine: Literal["hangup", "message", "agent"] = "hangup"
+    #: listen to each answered call (the engine's media) to tell people from answering machines
+    amd: bool = True
+    #: on_machine = "message": with no beep, leave it once the greeting has been silent this long
+    beep_wait: float = field(default=3.0, metadata={"min": 0.5, "max": 30})
     abandon_message: str = ""
     machine_message: str = ""
     region: str = "US"  # for numbers imported without a country code

@@ -204,12 +204,21 @@ class CampaignDialer:
         self._record(now, "skipped", number=attempt.number, lead=attempt.lead, agent=agent)
         self.dialer.preview_skip(agent, now)
 
-    def answered(self, call: str, now: float, *, machine: bool = False) -> None:
-        """Far end answered; ``now`` is when detection decided (the end of a person's greeting)."""
+    def awaiting_answer(self, call: str) -> bool:
+        """True while ``call`` is placed and nobody has said yet who answered (detection may still run)."""
+        live = self._calls.get(call)
+        return live is not None and not live.finished and live.verdict is None
+
+    def answered(self, call: str, now: float, *, machine: bool = False, amd: str | None = None) -> None:
+        """Far end answered; ``now`` is when detection decided (the end of a person's greeting).
+        ``amd``: the detector's cause (``HUMAN``, ``NOTSURE``, ``LONGGREETING``...), kept in the audit
+        record so its verdicts can be checked against agents' dispositions later."""
         live = self._calls[call]
         live.verdict = "machine" if machine else "live"
         self._count(now, "machine" if machine else "live")
-        self._record(now, "answer-machine" if machine else "answer-live", call=call, number=live.attempt.number)
+        detail = {} if amd is None else {"amd": amd}
+        self._record(now, "answer-machine" if machine else "answer-live", call=call, number=live.attempt.number,
+                     **detail)
         self.dialer.call_answered(call, now, machine=machine)
         if machine and live.attempt.agent is None:
             action = self.settings.on_machine
@@ -222,7 +231,9 @@ class CampaignDialer:
 
     def beep(self, call: str, now: float) -> None:
         """The machine's beep ended: leave the campaign's message, if it has one."""
-        live = self._calls[call]
+        live = self._calls.get(call)
+        if live is None or live.finished:
+            return  # hung up meanwhile
         if self.settings.on_machine == "message" and live.verdict == "machine" and live.connected_agent is None:
             self._commands.append(PlayMessage(call, self.settings.machine_message, "machine"))
             self._record(now, "machine-message", call=call, number=live.attempt.number)

@@ -1,0 +1,74 @@
+"""Answering-machine detection on live media for the dialer service (the trio side of
+:class:`engine.dialing.AnswerListener`).
+
+The far end's audio is read where the media framework decodes it: a sink appended to the call's RTP
+endpoint (``RtpEndpoint.sinks``) gets every 20 ms frame the endpoint's clock produces, and the media
+framework's own voice-activity measurement (:class:`engine.media.VoiceActivityDetector`, run here
+without hang-over so the detector still sees the short pauses between words) says which frames are
+speech. The sink never blocks the media clock: frames go through a bounded channel and are dropped
+(counted) if this task falls behind, which the listener then treats as silence.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import trio
+
+from .dialing import AnswerListener, BeepEnded, Decided
+from .media import VoiceActivityDetector
+
+log = logging.getLogger("centralita.dialer")
+
+__all__ = ["listen_to_answer"]
+
+#: ~1 s of frames: enough to ride out a slow scheduler turn, bounded whatever the far end sends
+_QUEUE_FRAMES = 50
+
+
+class _Tap:
+    """A media Sink handing frames to the listening task; must not block the media clock."""
+
+    def __init__(self, send: trio.MemorySendChannel[tuple[np.ndarray, float]], clock: Callable[[], float]) -> None:
+        self._send = send
+        self._clock = clock
+        self.dropped = 0
+
+    def write_frame(self, frame: np.ndarray) -> None:
+        try:
+            self._send.send_nowait((frame.copy(), self._clock()))
+        except (trio.WouldBlock, trio.ClosedResourceError, trio.BrokenResourceError):
+            self.dropped += 1
+
+
+async def listen_to_answer(endpoint: Any, listener: AnswerListener, clock: Callable[[], float],
+                           on_event: Callable[[Decided | BeepEnded], bool]) -> None:
+    """Feed ``listener`` from ``endpoint`` until it is done, the endpoint closes, or ``on_event``
+    returns False (the call is gone). ``on_event`` is called for each event as it happens."""
+    send, receive = trio.open_memory_channel[tuple[np.ndarray, float]](_QUEUE_FRAMES)
+    tap = _Tap(send, clock)
+    vad = VoiceActivityDetector(hangover_ms=0)
+    endpoint.sinks.append(tap)
+    try:
+        while not listener.done and not getattr(endpoint, "closed", False):
+            events: list[Decided | BeepEnded] = []
+            with trio.move_on_after(max(0.0, listener.next_deadline() - clock())):
+                frame, at = await receive.receive()
+                events = listener.feed(frame, at, voiced=vad.feed(frame))
+            if not events:
+                events = listener.catch_up(clock())
+            for event in events:
+                if not on_event(event):
+                    return
+    finally:
+        try:
+            endpoint.sinks.remove(tap)
+        except ValueError:
+            pass
+        send.close()
+        if tap.dropped:
+            log.info("dialer: %d frames of %s arrived faster than detection read them", tap.dropped,
+                     getattr(endpoint, "name", "a call"))
