@@ -84,6 +84,26 @@ class CrossConnect:
         self._ended[interaction.id] = trio.Event()
         engine._nursery.start_soon(self._connected, owner, interaction, leg)
 
+    async def connect(self, owner: Any, interaction: Interaction, agent: str, endpoint: str) -> bool:
+        """Ring ``agent`` for an answered call ``owner`` placed (the dialer, a callback) and bridge them;
+        no routing involved. True once bridged (the call then runs in the engine's nursery)."""
+        engine = self.engine
+        ringer = engine.voice_channel_for(endpoint)
+        if not self.applies(owner, ringer) or engine._nursery is None:
+            return False
+        self.counters["offers"] += 1
+        leg = await ringer.ring_agent(interaction, agent, endpoint)
+        if not leg.answered:
+            self.counters["failed"] += 1
+            return False
+        if interaction.state is InteractionState.ENDED:
+            await leg.hangup()
+            return False
+        interaction.agent = agent
+        self._ended[interaction.id] = trio.Event()
+        engine._nursery.start_soon(self._connected, owner, interaction, leg)
+        return True
+
     async def _connected(self, owner: Any, interaction: Interaction, leg: Any) -> None:
         engine = self.engine
         ended = self._ended[interaction.id]

@@ -64,6 +64,8 @@ class VoiceModemEmulator:
         self.voice_sessions = 0
         self.flow_control = "xon/xoff"  # a factory default some modems ship with: the driver must change it
         self.host_codes: list[int] = []
+        #: What the next ``ATD`` answers (then back to ``OK``): ``BUSY``, ``NO DIALTONE``, ``NO CARRIER``...
+        self.dial_result = "OK"
 
     @property
     def path(self) -> str:
@@ -289,9 +291,10 @@ class VoiceModemEmulator:
             if not number or any(c not in "0123456789*#,WABCD" for c in number):
                 await self._reply("ERROR")
                 return
-            st.off_hook = True
             st.dialled.append(number)
-            await self._reply("OK")
+            result, self.dial_result = self.dial_result, "OK"
+            st.off_hook = result == "OK"
+            await self._reply(result)
         elif body in ("H", "H0"):
             st.off_hook = False
             await self._reply("OK")

@@ -74,6 +74,9 @@ class VoiceModemTimings:
     ring_gone: float = 8.0
     answer_after_rings: int = 2
     stream_end_timeout: float = 2.0
+    #: After dialling out on a line without answer supervision: listen this long for busy or dial
+    #: tone before counting the call as answered (nothing else can tell us).
+    answer_wait: float = 4.0
 
 
 @dataclass(frozen=True)
@@ -227,6 +230,9 @@ class VoiceModem(SerialDevice):
                 f"(known: {', '.join(PROFILES)})"
             )
         self.profile: ModemProfile = profile
+        if profile.line.reports_answer:
+            # Per instance: the dialer runs predictive campaigns only when every line has this.
+            self.capabilities = type(self).capabilities | Capability.ANSWER_SUPERVISION
         options = dict(spec.options)
         base = timings or VoiceModemTimings()
         self.timings = VoiceModemTimings(
@@ -308,7 +314,15 @@ class VoiceModem(SerialDevice):
         await port.command(self.profile.off_hook, timeout=self.timings.command_timeout)
         # Tone dialling takes ~0.2 s a digit and a ',' pauses ~2 s (S8): allow for both.
         dial_time = self.timings.command_timeout + 0.2 * len(number) + 2.0 * number.count(",")
-        await port.command(f"{self.profile.dial_prefix}{number};", timeout=dial_time)
+        try:
+            await port.command(f"{self.profile.dial_prefix}{number};", timeout=dial_time)
+        except (AtCommandError, AtCommandTimeout):
+            # BUSY, NO DIALTONE, NO CARRIER...: put the line back on hook before reporting it.
+            try:
+                await port.command(self.profile.on_hook, timeout=self.timings.command_timeout, check=False)
+            except AtCommandTimeout:
+                pass  # the keep-alive resynchronises a modem that stopped answering
+            raise
         self.counters["calls_out"] += 1
         return await self._start_voice(CallerId(number=number), "out")
 

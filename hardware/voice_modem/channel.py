@@ -20,8 +20,9 @@ import numpy as np
 import trio
 
 from engine import Direction, Interaction, InteractionKind
-from engine.abc import Capability, VoiceChannel
+from engine.abc import Capability, DeviceHealth, DialResult, VoiceChannel
 
+from ._dialout import dial as dial_out
 from ._device import CallEnded, DtmfReceived, IncomingCall, RingingStopped, VoiceCall, VoiceModem
 
 __all__ = ["FxoChannel"]
@@ -41,7 +42,8 @@ class FxoChannel(VoiceChannel):
         self._by_line: dict[str, Interaction] = {}
         self._calls: dict[str, VoiceCall] = {}
         self._inbox_send, self._inbox = trio.open_memory_channel[tuple[VoiceModem, Any]](256)
-        self.counters = {"calls": 0, "answered": 0, "rejected": 0, "ended": 0}
+        self.counters = {"calls": 0, "answered": 0, "rejected": 0, "ended": 0, "dialled": 0}
+        self._dialling: set[str] = set()  # lines with an ATD in progress
         self._ended_changed = trio.Event()
 
     def statistics(self) -> dict[str, int]:
@@ -162,6 +164,45 @@ class FxoChannel(VoiceChannel):
 
     async def offer(self, interaction: Interaction, agent: str, endpoint: str) -> None:
         raise NotImplementedError("analog lines cannot ring agents yet (use sip: or headset: endpoints)")
+
+    # ------------------------------------------------------------------ dialling out
+    def _free_line(self, interaction: Interaction) -> VoiceModem | None:
+        wanted = interaction.attributes.get("device")
+        for name, device in self._lines.items():
+            if wanted and name != wanted:
+                continue
+            busy = device.call is not None or name in self._by_line or name in self._dialling
+            if not busy and device.health() is DeviceHealth.OK:
+                return device
+        return None
+
+    async def dial(self, interaction: Interaction, number: str, *, caller_id: str, ring_timeout: float) -> DialResult:
+        """Dial ``number`` on a free line (``interaction.attributes["device"]`` picks one). Outcomes and
+        what an analog line cannot tell: see ``_dialout``. An answered call stays up, owned here.
+        ``caller_id`` is the exchange's business on an analog line; ``ring_timeout`` cannot be kept
+        without answer supervision (``answer_wait`` decides)."""
+        device = self._free_line(interaction)
+        if device is None:
+            return DialResult("congestion")
+        self._dialling.add(device.name)
+        try:
+            result, call = await dial_out(device, number)
+        finally:
+            self._dialling.discard(device.name)
+        if call is None:
+            return result
+        interaction.attributes["device"] = device.name
+        interaction.attributes["answer_supervision"] = device.line_capabilities.reports_answer
+        self._by_line[device.name] = interaction
+        self._calls[interaction.id] = call
+        self.counters["dialled"] += 1
+        return result
+
+    async def connect_agent(self, interaction: Interaction, agent: str, endpoint: str) -> bool:
+        """Ring ``agent`` (a SIP phone, a headset) and bridge it to the line's answered call."""
+        if interaction.id not in self._calls:
+            return False
+        return await self.engine.crossconnect.connect(self, interaction, agent, endpoint)
 
     async def transfer(self, interaction: Interaction, destination: str) -> None:
         raise NotImplementedError("transfer on an analog line (hook flash + dial) is not wired yet")
