@@ -282,6 +282,13 @@ class CampaignDialer:
         elif disposition in ("sale", "wrong-number", "no-sale"):
             self.hopper.close(lead, disposition)
 
+    def opted_out(self, number: str, channel: str, now: float, note: str = "") -> None:
+        """Someone asked, on ``channel`` (``sms``, ``email``...), not to be contacted: never dial ``number``
+        again (the do-not-call list may be shared by every campaign) and say so in the audit log."""
+        if self.compliance.dnc.match(number) is None:
+            self.compliance.dnc.opt_out(number, channel, now, note=note)
+        self._record(now, "opt-out", number=number, channel=channel)
+
     # -------------------------------------------------------------------------------------- clock
 
     def next_timer(self) -> float | None:

@@ -126,6 +126,27 @@ def normalise_number(raw: str, region: str, cache: NumberCache | None = None) ->
     return e164
 
 
+def opt_out_number(address: str, region: str = "US") -> str | None:
+    """The E.164 number an opt-out on another channel (an SMS "STOP", a tel: URI) refers to, or None
+    when the address is no phone number (an email address, a chat visitor id).
+
+    Unlike :func:`normalise_number` a number written with ``+`` is kept even if the numbering plan does
+    not know it: whoever texted STOP from it must not be called on it, valid range or not.
+    """
+    text = address.strip()[:64]
+    if text[:4].lower() == "tel:":
+        text = text[4:].split(";", 1)[0]
+    if not _WRITTEN_NUMBER.fullmatch(text):
+        return None
+    try:
+        if text.startswith("+"):
+            return checked_dial_string("+" + _NON_DIGITS.sub("", text))
+        parsed = phonenumbers.parse(text, region)
+        return checked_dial_string(phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164))
+    except (ValueError, phonenumbers.NumberParseException):
+        return None
+
+
 # ------------------------------------------------------------------------------------ data types
 
 
