@@ -21,6 +21,7 @@ from .._events import safe_text
 from .._registry import HttpRouteRegistry
 from ..abc import EngineAPI
 from ._api import Api
+from ._desk_api import DeskApi
 from ._auth import SESSION_COOKIE, SESSION_LIFETIME, Authenticator, Principal
 from ._http import HttpError, Receive, Request, Response, Router, Scope, Send, error_response, json_response, redirect
 from ._html import page as html_page
@@ -28,6 +29,7 @@ from ._html import tag
 from ._logs import RingLogHandler
 from ._metrics import render_metrics
 from ._pages import Pages
+from ._pages_admin import AdminPages
 from ._ws import WsStatistics, serve_events
 
 log = logging.getLogger("centralita.console")
@@ -60,9 +62,15 @@ class ConsoleApp:
         self.router.add("GET", "/readyz", self.readyz, role=None)
         self.router.add("GET", "/metrics", self.metrics, role=None)
         self.logs = logs or RingLogHandler()
+        # the desk's literal routes (/interactions/{id}/notes...) go before the API's generic {action}
+        self.desk_api = DeskApi(engine, auth.store)
+        self.desk_api.mount(self.router)
         Api(engine, auth, self.set_session_cookie, self.logs).mount(self.router)
         self.pages = Pages(engine, auth, self.set_session_cookie, tls_fingerprint=tls_fingerprint, logs=self.logs)
+        self.pages.desk_tools = self.desk_api
+        self.pages.mount_desk(self.router)
         self.pages.mount(self.router)
+        AdminPages(engine, auth.store).mount(self.router)  # technicians: configuration, backup
 
     # --------------------------------------------------------------------------------------- ASGI
 

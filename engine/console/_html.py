@@ -62,8 +62,10 @@ def post_button(action: str, label: str, csrf: str, **fields: str) -> Markup:
 
 
 NAV = [("/", "Dashboard", "supervisor"), ("/wallboard", "Wallboard", "supervisor"), ("/desk", "Agent desk", "agent"),
-       ("/agents", "Agents", "supervisor"), ("/queues", "Queues", "supervisor"), ("/reports", "Reports", "supervisor"),
-       ("/devices", "Devices", "admin"), ("/plugins", "Plugins", "admin"), ("/logs", "Logs", "admin"), ("/users", "Users", "admin")]  # fmt: skip
+       ("/agents", "Agents", "supervisor"), ("/supervise", "Supervise", "supervisor"), ("/canned", "Canned", "supervisor"),
+       ("/queues", "Queues", "supervisor"), ("/reports", "Reports", "supervisor"),
+       ("/devices", "Devices", "admin"), ("/config", "Configuration", "admin"), ("/backup", "Backup", "admin"),
+       ("/plugins", "Plugins", "admin"), ("/logs", "Logs", "admin"), ("/users", "Users", "admin")]  # fmt: skip
 
 
 def page(title: str, body: Any, *, principal: Any = None, status: int = 200, page_id: str = "") -> Response:
