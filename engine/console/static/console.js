@@ -6,7 +6,7 @@
 (function () {
   const page = document.body.dataset.page;
   if (page === "logs") { tailLogs(); return; }
-  if (page !== "dashboard" && page !== "desk" && page !== "wallboard") return;
+  if (page !== "dashboard" && page !== "wallboard") return;  // the desk has desk.js
   const csrfMeta = document.querySelector('meta[name="csrf-token"]');
   const csrf = csrfMeta ? csrfMeta.content : "";
   const eventsList = document.getElementById("events");

@@ -1,0 +1,174 @@
+"""Listen, whisper and barge: a supervisor joins a live call through their own phone.
+
+The engine rings the supervisor's endpoint through the call's voice channel, then moves the caller,
+the agent and the supervisor into one conference room of the media framework
+(``engine.media.ConferenceRoom``), whose mixer decides who hears whom: ``listen`` hears both and is
+heard by nobody, ``whisper`` is heard by the agent only, ``barge`` is heard by everyone. Switching
+mode on the same call changes the supervisor's role in place (no new ring). When the supervisor leaves
+(API, or their phone hangs up) the caller and the agent are bridged again; when the call ends the
+supervisor's leg is dropped.
+
+What a voice channel implements for this (duck-typed; a channel without it answers 409):
+
+``media_legs(interaction) -> (caller_leg, agent_leg) | None``
+    the two ``RtpEndpoint`` of an anchored call (media through the engine), or None.
+``async call_supervisor(interaction, endpoint, *, ring_timeout) -> RtpEndpoint | None``
+    ring ``endpoint``; the answered leg, or None (no answer, busy, unknown).
+``drop_supervisor(interaction, leg) -> None``
+    hang the supervisor's leg up (the channel sends BYE in its own time).
+
+Known limit: moving the call into a conference stops a recording of its bridge (logged).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from .._events import safe_text
+from ._http import HttpError
+
+log = logging.getLogger("centralita.console.supervise")
+
+MODES = ("listen", "whisper", "barge")
+DEFAULT_RING_TIMEOUT = 30.0
+
+
+@dataclass
+class SupervisedCall:
+    interaction: str
+    supervisor: str
+    endpoint: str
+    mode: str
+    channel: Any
+    caller_leg: Any = None
+    agent_leg: Any = None
+    supervisor_leg: Any = None
+    room: Any = None
+    ringing: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"interaction": self.interaction, "supervisor": self.supervisor, "endpoint": self.endpoint,
+                "mode": self.mode, "state": "ringing" if self.ringing else "joined"}
+
+
+class Supervision:
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+        self.calls: dict[str, SupervisedCall] = {}
+        bus = getattr(engine, "bus", None)
+        if bus is not None:
+            bus.add_listener(self._on_event)
+
+    # ------------------------------------------------------------------------------------ API
+
+    def state(self, interaction_id: str) -> dict[str, Any] | None:
+        call = self._live(interaction_id)
+        return call.to_json() if call else None
+
+    async def start(self, interaction_id: str, mode: str, supervisor: str, endpoint: str, *,
+                    ring_timeout: float = DEFAULT_RING_TIMEOUT) -> dict[str, Any]:
+        if mode not in MODES:
+            raise HttpError(404, f"unknown mode {safe_text(mode, 20)!r}; one of {', '.join(MODES)}")
+        find = getattr(self.engine, "find_interaction", None)
+        media = getattr(self.engine, "media", None)
+        if find is None or media is None:
+            raise HttpError(501, "this engine has no media framework to supervise calls with")
+        item = find(interaction_id)
+        current = self._live(interaction_id)
+        if current is not None:
+            if current.supervisor != supervisor:
+                raise HttpError(409, f"{current.supervisor} is already supervising this call")
+            if current.ringing:
+                raise HttpError(409, "your phone is still ringing for this call")
+            self._set_mode(current, mode)
+            return current.to_json()
+        if item.kind.value != "voice" or item.state.value != "active" or not item.agent:
+            raise HttpError(409, "only an answered voice call with an agent can be supervised")
+        channel = (getattr(self.engine, "channels", None) or {}).get(item.channel)
+        legs = getattr(channel, "media_legs", None)
+        ring = getattr(channel, "call_supervisor", None)
+        pair = legs(item) if legs is not None else None
+        if pair is None or ring is None:
+            raise HttpError(409, f"the media of this call does not pass through the engine (channel {item.channel!r}); "
+                                 "with SIP, set [sip] anchor_media = true")
+        if not isinstance(endpoint, str) or not endpoint or len(endpoint) > 128 or \
+                getattr(self.engine, "voice_channel_for", lambda e: None)(endpoint) is not channel:
+            raise HttpError(400, f"'endpoint' must be a phone on the call's channel ({item.channel}), "
+                                 f"got {safe_text(endpoint, 60)!r}")
+        call = SupervisedCall(interaction_id, supervisor, endpoint, mode, channel, pair[0], pair[1])
+        self.calls[interaction_id] = call
+        try:
+            leg = await ring(item, endpoint, ring_timeout=ring_timeout)
+        except BaseException:
+            self.calls.pop(interaction_id, None)
+            raise
+        if leg is None:
+            self.calls.pop(interaction_id, None)
+            raise HttpError(409, f"{safe_text(endpoint, 60)} did not answer")
+        if item.state.value != "active" or call.caller_leg.closed or call.agent_leg.closed or \
+                self.calls.get(interaction_id) is not call:
+            self.calls.pop(interaction_id, None)
+            channel.drop_supervisor(item, leg)
+            raise HttpError(409, "the call ended while the supervisor's phone was ringing")
+        if call.caller_leg.bridge is not None and call.caller_leg.bridge.recording is not None:
+            log.warning("supervising %s stops its recording (the bridge becomes a conference)", interaction_id)
+        call.supervisor_leg = leg
+        call.room = media.conference()
+        call.room.join_endpoint("caller", call.caller_leg)
+        call.room.join_endpoint("agent", call.agent_leg)
+        call.room.join_endpoint("supervisor", leg, mode,
+                                whisper_to="agent" if mode == "whisper" else None)
+        call.ringing = False
+        self.engine.bus.publish("SupervisorJoined", interaction=interaction_id, Supervisor=supervisor, Mode=mode,
+                                Endpoint=endpoint, Agent=item.agent)
+        return call.to_json()
+
+    def stop(self, interaction_id: str, *, reason: str = "api") -> bool:
+        """The supervisor leaves: their leg is dropped, caller and agent are bridged again."""
+        call = self.calls.pop(interaction_id, None)
+        if call is None or call.ringing:
+            if call is not None:
+                self.calls[interaction_id] = call  # still ringing: the ring's own outcome decides
+            return False
+        self._teardown(call, rebridge=True)
+        self.engine.bus.publish("SupervisorLeft", interaction=interaction_id, Supervisor=call.supervisor, Cause=reason)
+        return True
+
+    # ------------------------------------------------------------------------------------ internals
+
+    def _live(self, interaction_id: str) -> SupervisedCall | None:
+        call = self.calls.get(interaction_id)
+        if call is not None and not call.ringing and call.supervisor_leg is not None and call.supervisor_leg.closed:
+            self.stop(interaction_id, reason="supervisor-hangup")  # their phone hung up on its own
+            return None
+        return call
+
+    def _set_mode(self, call: SupervisedCall, mode: str) -> None:
+        call.room.set_role("supervisor", mode, whisper_to="agent" if mode == "whisper" else None)
+        call.mode = mode
+        self.engine.bus.publish("SupervisorJoined", interaction=call.interaction, Supervisor=call.supervisor,
+                                Mode=mode, Endpoint=call.endpoint)
+
+    def _teardown(self, call: SupervisedCall, *, rebridge: bool) -> None:
+        if call.room is not None:
+            call.room.close()
+        if call.supervisor_leg is not None and not call.supervisor_leg.closed:
+            try:
+                item = self.engine.find_interaction(call.interaction)
+            except KeyError:
+                item = None
+            call.channel.drop_supervisor(item, call.supervisor_leg)
+        caller, agent = call.caller_leg, call.agent_leg
+        if rebridge and caller is not None and agent is not None and not caller.closed and not agent.closed:
+            self.engine.media.bridge(caller, agent)
+
+    def _on_event(self, event: Any) -> None:
+        if event.event == "Hangup" and event.interaction in self.calls:
+            call = self.calls.pop(event.interaction)
+            if not call.ringing:
+                self._teardown(call, rebridge=False)
+                self.engine.bus.publish("SupervisorLeft", interaction=call.interaction, Supervisor=call.supervisor,
+                                        Cause="call-ended")
