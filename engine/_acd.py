@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from ._model import Interaction, InteractionKind, InteractionState
-from .abc import Service
+from .abc import Service, VoiceChannel
 from .routing import (
     AgentComplete,
     AgentRingNoAnswer,
@@ -40,6 +40,7 @@ from .routing import (
     build_agents,
     build_queues,
 )
+from .routing._announce import announcement_prompts
 
 if TYPE_CHECKING:
     from ._engine import Engine
@@ -76,6 +77,8 @@ class Acd(Service):
         self.router = Router(build_queues(raw), build_agents(raw), now=clock(), chooser=self._choose)
         self._kick = trio.Event()
         self._rings: dict[tuple[str, str], trio.CancelScope] = {}
+        self._announcing: dict[str, trio.CancelScope] = {}  # interaction id -> the announcement being said
+        self._reserved_for_callback: list[tuple[str, str]] = []  # (interaction, agent) to accept after apply()
         self._wrapups: dict[str, float] = {}
         self._nursery: trio.Nursery | None = None
         self._dirty = False
@@ -187,6 +190,11 @@ class Acd(Service):
 
     def ended(self, interaction: Interaction, reason: str) -> None:
         self.apply(self.router.end(interaction.id, now=self.clock(), reason=reason))
+        original = interaction.attributes.get("callback_for")
+        if isinstance(original, str) and self.router.interaction_state(original) == "active":
+            # The call back to a customer is over: routing holds the agent on the request's own entry
+            # (the customer's first call), so that is what completes (talk time, wrap-up, agent freed).
+            self.apply(self.router.end(original, now=self.clock(), reason=reason))
 
     def agent_state(self, agent: str, state: str, reason: str) -> None:
         now = self.clock()
@@ -235,6 +243,14 @@ class Acd(Service):
             handler = getattr(self, f"_on_{type(event).__name__}", None)
             if handler is not None:
                 handler(event, interaction)
+        while self._reserved_for_callback:
+            # Accepted after the events that reserved the agent have all been acted on, so the bus
+            # shows them in the router's order (AgentCalled, then the dial).
+            iid, agent = self._reserved_for_callback.pop(0)
+            try:
+                self.apply(self.router.accept(iid, agent, now=self.clock()))
+            except NoSuchOffer:
+                pass
         for iid in {getattr(e, "interaction", "") or "" for e in events}:
             interaction = self.engine.interactions.get(iid)
             if interaction is not None and interaction.state is InteractionState.ENDED:
@@ -254,6 +270,13 @@ class Acd(Service):
                 self._move(interaction, InteractionState.QUEUED)
 
     def _on_Offer(self, event: Offer, interaction: Interaction | None) -> None:
+        if event.callback is not None:
+            # A callback's turn: the customer's line is long gone, so there is no call to ring the agent
+            # with (ringing it failed, the agent sat out, and the request never got dialed). The agent is
+            # reserved; accepting makes routing emit DialCallback, and the engine rings the agent itself
+            # once the customer answers (engine.dial_callback -> connect_agent).
+            self._reserved_for_callback.append((event.interaction, event.agent))
+            return
         if interaction is None:
             return
         if interaction.state is InteractionState.QUEUED:
@@ -297,6 +320,7 @@ class Acd(Service):
             self._move(interaction, InteractionState.QUEUED)
 
     def _on_Connect(self, event: Connect, interaction: Interaction | None) -> None:
+        self._stop_announcing(event.interaction)
         if interaction is not None:
             interaction.agent = event.agent
             self._move(interaction, InteractionState.ACTIVE)
@@ -320,7 +344,11 @@ class Acd(Service):
                     interaction.transition(InteractionState.ENDED)
                     self.engine.retire(interaction)
 
+    def _on_QueueCallerLeave(self, event: Any, interaction: Interaction | None) -> None:
+        self._stop_announcing(event.interaction)
+
     def _on_QueueCallerAbandon(self, event: QueueCallerAbandon, interaction: Interaction | None) -> None:
+        self._stop_announcing(event.interaction)
         if interaction is not None:
             interaction.attributes["abandoned"] = True
 
@@ -342,12 +370,41 @@ class Acd(Service):
         self._spawn(self.engine.deliver_to(interaction, kind, target))
 
     def _on_Announce(self, event: Announce, interaction: Interaction | None) -> None:
-        if interaction is None:
+        if interaction is None or interaction.state is InteractionState.ENDED:
             return
         channel = self.engine.channels.get(interaction.channel)
         announce = getattr(channel, "announce", None)
         if announce is not None:
             self._spawn(announce(interaction, event.position, event.wait_low, event.wait_high))
+            return
+        if not isinstance(channel, VoiceChannel) or type(channel).play is VoiceChannel.play or self._nursery is None:
+            return
+        if interaction.id in self._announcing:
+            return  # the last one is still being said (a long announcement, a short period)
+        settings = next((q for q in self.engine.config.queues if q.name == event.queue), None)
+        names = announcement_prompts(event.position, event.wait_low, event.wait_high,
+                                     say_position=getattr(settings, "announce_position", True))
+        prompts = getattr(self.engine, "prompts", None)
+        names = [name for name in names if prompts is not None and prompts.has_prompt(name)]
+        if names:
+            scope = self._announcing[interaction.id] = trio.CancelScope()
+            self._nursery.start_soon(self._say, channel, interaction, names, scope)
+
+    async def _say(self, channel: Any, interaction: Interaction, names: list[str], scope: trio.CancelScope) -> None:
+        """Play an announcement's prompts in turn; cancelled when the caller leaves the queue."""
+        with scope:
+            try:
+                for name in names:
+                    await channel.play(interaction, prompt=name)
+            except Exception:
+                log.exception("announcing to %s failed", interaction.id)
+        if self._announcing.get(interaction.id) is scope:
+            del self._announcing[interaction.id]
+
+    def _stop_announcing(self, interaction_id: str) -> None:
+        scope = self._announcing.pop(interaction_id, None)
+        if scope is not None:
+            scope.cancel()
 
     def _on_DialCallback(self, event: DialCallback, interaction: Interaction | None) -> None:
         self._spawn(self.engine.dial_callback(event))
@@ -369,5 +426,6 @@ class Acd(Service):
         self._nursery.start_soon(guarded)
 
     def statistics(self) -> dict[str, Any]:
-        return {**self.router.statistics(), "ringing": len(self._rings), "wrapups": len(self._wrapups)}
+        return {**self.router.statistics(), "ringing": len(self._rings), "wrapups": len(self._wrapups),
+                "announcing": len(self._announcing)}
 

@@ -162,14 +162,16 @@ class Overflow(RouterEvent):
 
 @dataclass(frozen=True)
 class Announce(RouterEvent):
-    """Tell a waiting voice caller their position and the estimated wait range (seconds)."""
+    """Tell a waiting voice caller their position and the estimated wait range (seconds; None when
+    no staffed agent can take the caller). On the bus as ``QueueCallerAnnounce`` (not an AMI event:
+    Asterisk announces without telling AMI)."""
 
-    ami = None
+    ami = "QueueCallerAnnounce"
     interaction: str
     queue: str
     position: int
-    wait_low: float
-    wait_high: float
+    wait_low: float | None
+    wait_high: float | None
 
 
 @dataclass(frozen=True)

@@ -529,6 +529,11 @@ class Router:
     def interaction_ids(self) -> list[str]:
         return list(self._entries)
 
+    def interaction_state(self, interaction_id: str) -> str | None:
+        """``waiting``, ``offered``, ``dialing`` (a callback being dialed), ``active``; None when not held."""
+        entry = self._entries.get(interaction_id)
+        return entry.state if entry is not None else None
+
     def has_interaction(self, interaction_id: str) -> bool:
         """Does routing still hold this interaction (waiting, offered, dialing back or active)?"""
         return interaction_id in self._entries
