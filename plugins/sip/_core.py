@@ -1,20 +1,16 @@
-"""The message layer of the shell: parse, police, match transactions, dispatch, route responses.
+"""The message layer of the shell: parse, police, run the sans-IO transaction layer, dispatch.
 
 It is synchronous: the transports call :meth:`SipCore.deliver` for every message and it answers with
 ``send_nowait``; timers run from one :class:`~plugins.sip._timers.Scheduler`. The roles (registrar,
 trunks, calls) register handlers per method and use :meth:`respond` / :meth:`request`.
 
-Transactions (RFC 3261 §17), kept deliberately small here because every message of every call passes
-through them:
-
-================  ================================================================================
-server, non-INV   retransmitted request -> last response again; final kept 64*T1 (UDP) to absorb
-server, INVITE    100 Trying at once; non-2xx final retransmitted (Timer G, doubling to T2) until the
-                  ACK; 2xx final retransmitted likewise until the ACK of the dialog (§13.3.1.4)
-client, non-INV   retransmitted (Timer E) on UDP until a response, Timer F (64*T1) -> timeout
-client, INVITE    retransmitted (Timer A) on UDP until a response, Timer B -> timeout; a non-2xx
-                  final is ACKed by the transaction; 2xx (and its retransmissions) go to the caller
-================  ================================================================================
+Transactions (RFC 3261 §17 with RFC 6026) are the sans-IO core's
+(:class:`~plugins.sip.sansio.TransactionLayer`): it matches requests and responses, absorbs
+retransmissions, retransmits on UDP and times out; this module turns its actions into datagrams,
+handler calls and callbacks, and mirrors the layer's next deadline into the shared scheduler. What the
+shell adds: the security guard (per-source limits and bans, counted per open transaction), the 100
+Trying rule, answers to requests no handler takes, and a guard that gives up a server INVITE the call
+layer never answers.
 
 Response routing (RFC 3261 §18.2.2 with RFC 3581): the top Via gets ``received`` (and ``rport`` when
 asked); responses go back on the connection or socket the request came from, to the source port when
@@ -27,7 +23,6 @@ import logging
 import random
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from engine._events import safe_text
@@ -36,16 +31,27 @@ from ._security import SecurityEvent, SecurityGuard, Verdict
 from ._timers import Scheduler, TimerHandle
 from ._transport import ListenAddress, Peer
 from .sansio import (
-    Headers,
+    DeliverRequest,
+    DeliverResponse,
     ParseLimits,
     Request,
     Response,
+    SendMessage,
     SipParseError,
     SipPeerError,
-    Via,
+    TimerConfig,
+    TransactionLayer,
+    TransactionTerminated,
+    TransactionTimeout,
+    make_cancel,
     make_response,
     parse_message,
+    response_destination,
+    stamp_received,
 )
+from .sansio._transaction import ServerInviteTransaction, TransactionState
+from .sansio._transaction import _ClientTransaction as ClientTransaction
+from .sansio._transaction import _ServerTransaction as ServerTransaction
 
 __all__ = ["ClientTransaction", "ServerTransaction", "SipCore", "new_branch", "new_tag"]
 
@@ -53,6 +59,9 @@ log = logging.getLogger("centralita.sip")
 
 ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO, REFER, NOTIFY, UPDATE"
 SUPPORTED = frozenset({"replaces", "norefersub"})
+#: a server INVITE the call layer has not answered after 64*T1 plus this long is given up (its own ring
+#: and queue timeouts answer long before; this only bounds what a bug could hold)
+UNANSWERED_INVITE_GRACE = 180.0
 
 
 # Tags, branches and Call-IDs must be unique, not secret: a PRNG seeded once from the OS is enough, and
@@ -68,41 +77,8 @@ def new_tag() -> str:
     return "%012x" % _random.getrandbits(48)
 
 
-@dataclass(eq=False)
-class ServerTransaction:
-    key: tuple[str, str, str]
-    request: Request
-    peer: Peer
-    source: str
-    invite: bool
-    last: bytes | None = None
-    final_status: int = 0
-    timer: TimerHandle | None = None
-    #: set by the call layer to learn about CANCEL for this INVITE
-    on_cancel: Callable[[ServerTransaction], None] | None = None
-    to_tag: str | None = None
-    acked: bool = False
-    #: (Call-ID, CSeq number): how the ACK of a 2xx finds this transaction
-    ack_key: tuple[str, int] = ("", 0)
-
-
-@dataclass(eq=False)
-class ClientTransaction:
-    branch: str
-    method: str
-    request: Request
-    data: bytes
-    peer: Peer
-    on_response: Callable[[Response | None, ClientTransaction], None]
-    interval: float = 0.0
-    retransmit: TimerHandle | None = None
-    timeout: TimerHandle | None = None
-    responded: bool = False
-    done: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
 Handler = Callable[[Request, ServerTransaction], None]
+_CLIENT_LIVE = (TransactionState.CALLING, TransactionState.TRYING, TransactionState.PROCEEDING)
 
 
 class SipCore:
@@ -125,6 +101,9 @@ class SipCore:
         self.guard = guard
         self.clock = clock
         self.t1, self.t2, self.t4 = t1, t2, t4
+        # Timer D (client INVITE, after a failure) is "at least 32 s" in RFC 3261; 64*T1 keeps it in step
+        # with the configured T1, so short test timers shorten it too.
+        self.layer = TransactionLayer(TimerConfig(t1=t1, t2=t2, t4=t4, timer_d=64 * t1))
         self.limits = limits or ParseLimits()
         self.user_agent = user_agent
         self.on_security_event = on_security_event
@@ -133,9 +112,10 @@ class SipCore:
         self.on_ack: Callable[[Request, Peer], None] = lambda r, p: None
         #: a response no client transaction matches (a retransmitted 2xx to an INVITE): the call layer's
         self.on_stray_response: Callable[[Response, Peer], None] = lambda r, p: None
-        self._server: dict[tuple[str, str, str], ServerTransaction] = {}
-        self._awaiting_ack: dict[tuple[str, int], ServerTransaction] = {}
-        self._client: dict[tuple[str, str], ClientTransaction] = {}
+        #: server transactions the security guard counts as open (ended at the final answer, INVITE at its end)
+        self._guarded: set[ServerTransaction] = set()
+        #: the scheduler entry that runs the layer's timers (one at a time, at the layer's next deadline)
+        self._layer_timer: TimerHandle | None = None
         #: where our own Via and Contact point, per transport (set once the transports are bound)
         self.local: dict[str, ListenAddress] = {}
         self.stats = {
@@ -143,7 +123,6 @@ class SipCore:
             "responses": 0,
             "parse_errors": 0,
             "dropped": 0,
-            "retransmissions_absorbed": 0,
             "client_timeouts": 0,
         }
 
@@ -162,6 +141,7 @@ class SipCore:
         else:
             self.stats["responses"] += 1
             self._response(message, peer)
+        self._sync_timer()
 
     def _reject_unparseable(self, exc: SipParseError, peer: Peer) -> None:
         partial = exc.partial
@@ -187,44 +167,41 @@ class SipCore:
             return
         try:
             via = request.top_via
-            assert via is not None
-            self._stamp_via(request, via, peer)
-            method = request.method
-            branch = via.branch or ""
-            if not branch.startswith("z9hG4bK"):
-                # RFC 2543 peers: no magic cookie, so fall back on the fields that identify the request.
-                branch = f"2543|{request.call_id}|{request.cseq[0]}|{request.headers.get('From')}"
-            key_method = "INVITE" if method == "ACK" else method
-            key = (branch, via.sent_by, key_method)
+            if via is None:
+                raise SipParseError("no Via", 400)
+            stamp_received(request, peer.host, peer.port)
+            to = response_peer(request, peer)
+            actions = self.layer.receive_request(request, now, reliable=peer.reliable, peer=to)
         except SipPeerError as exc:
             if request.method != "ACK" and exc.status:
                 self._send_response(make_response(request, exc.status, exc.reason).to_bytes(), request, peer)
             return
-        existing = self._server.get(key)
-        if method == "ACK":
-            if existing is not None and existing.final_status >= 300:
-                self._ack_received(existing)
-                return
-            self._ack_for_2xx(request, peer)
+        for action in actions:
+            kind = type(action)
+            if kind is SendMessage:
+                self._send(action.data, action.peer)  # type: ignore[union-attr]
+            elif kind is DeliverRequest:
+                self._new_request(action, peer, now)  # type: ignore[arg-type]
+            elif kind is TransactionTerminated:
+                self._ended(action.transaction)  # type: ignore[union-attr]
+
+    def _new_request(self, action: DeliverRequest, peer: Peer, now: float) -> None:
+        request, txn = action.request, action.transaction
+        if txn is None:
+            self.on_ack(request, peer)  # the ACK of a 2xx (the layer stopped the 2xx's retransmission)
             return
-        if existing is not None:
-            self.stats["retransmissions_absorbed"] += 1
-            if existing.last is not None:
-                self._send(existing.last, existing.peer)
-            return
-        if method == "CANCEL":
-            self._cancel(request, peer, branch, via)
+        txn.source = peer.host
+        method = request.method
+        if action.cancels is not None:
+            self._cancel(txn, action.cancels)
             return
         if self.guard.transaction_started(peer.host, now) is Verdict.REJECT:
-            self._send_response(
-                make_response(request, 503, headers=[("Retry-After", "5")]).to_bytes(), request, peer
-            )
+            self.respond(txn, 503, headers=[("Retry-After", "5")])
             return
-        txn = ServerTransaction(key, request, response_peer(request, peer), peer.host, method == "INVITE")
-        txn.ack_key = (request.call_id or "", request.cseq[0])
-        self._server[key] = txn
-        # Every transaction ends eventually, whatever the handler does (or forgets to do).
-        txn.timer = self.scheduler.call_at(now + 64 * self.t1 + (180.0 if txn.invite else 0.0), lambda t, x=txn: self._forget(x))
+        self._guarded.add(txn)
+        if method == "INVITE":
+            # Every transaction ends eventually, whatever the call layer does (or forgets to do).
+            txn.guard_unanswered(now, 64 * self.t1 + UNANSWERED_INVITE_GRACE)  # type: ignore[attr-defined]
         handler = self.handlers.get(method)
         if handler is None:
             self.respond(txn, 405 if method in ("PRACK", "SUBSCRIBE", "PUBLISH", "MESSAGE") else 501, headers=[("Allow", ALLOW)])
@@ -238,63 +215,83 @@ class SipCore:
             log.exception("sip: %s handler failed on a request from %s", method, peer)
             if txn.final_status == 0:
                 self.respond(txn, 500)
-        if txn.invite and txn.last is None:
+        if method == "INVITE" and txn.last_response is None and txn.final_status == 0:
             # RFC 3261 §17.2.1: 100 Trying unless the TU answered something at once (it usually has:
             # a 180, or a challenge), which saves a message per call.
             self.respond(txn, 100)
 
-    def _stamp_via(self, request: Request, via: Via, peer: Peer) -> None:
-        params: dict[str, str | None] = {}
-        if via.rport is True:
-            params["rport"] = str(peer.port)
-            params["received"] = peer.host
-        elif via.host != peer.host:
-            params["received"] = peer.host
-        if params:
-            vias = request.headers.get_all("Via")
-            request.headers.set("Via", ", ".join([str(via.with_params(**params)), *vias[1:]]))
+    def _cancel(self, cancel: ServerTransaction, invite: ServerTransaction) -> None:
+        # The layer answered 481 itself when there is nothing (left) to cancel.
+        self.respond(cancel, 200, to_tag=invite.to_tag)
+        if invite.final_status == 0:
+            if invite.on_cancel is not None:
+                invite.on_cancel(invite)
+            if invite.final_status == 0:
+                self.respond(invite, 487, to_tag=invite.to_tag)
+
+    def _ended(self, txn: Any) -> None:
+        if txn in self._guarded:
+            self._guarded.discard(txn)
+            self.guard.transaction_ended(txn.source)
 
     def _response(self, response: Response, peer: Peer) -> None:
-        try:
-            via = response.top_via
-            method = response.cseq[1]
-        except SipPeerError:
-            return
-        if via is None or via.branch is None:
-            return
-        txn = self._client.get((via.branch, method))
-        if txn is None or txn.done and not (method == "INVITE" and 200 <= response.status < 300):
-            if method == "INVITE" and 200 <= response.status < 300:
-                self.on_stray_response(response, peer)
-            return
-        if response.status >= 100:
-            txn.responded = True
-            if txn.retransmit is not None and (txn.method == "INVITE" or response.status >= 200):
-                txn.retransmit.cancel()
-                txn.retransmit = None
-        if response.status >= 200:
-            if txn.done:
-                # A retransmitted 2xx to our INVITE: the caller re-sends its ACK.
-                self._tell(txn, response)
-                return
-            txn.done = True
-            if txn.timeout is not None:
-                txn.timeout.cancel()
-            if txn.method == "INVITE" and response.status >= 300:
-                self._send(self._ack_for_failure(txn, response).to_bytes(), txn.peer)
-            linger = 64 * self.t1 if txn.method == "INVITE" and not txn.peer.reliable else (self.t4 if not txn.peer.reliable else 0)
-            self.scheduler.call_at(self.clock() + linger, lambda t, k=(txn.branch, txn.method): self._client.pop(k, None))
-        self._tell(txn, response)
+        for action in self.layer.receive_response(response, self.clock()):
+            kind = type(action)
+            if kind is DeliverResponse:
+                txn = action.transaction  # type: ignore[union-attr]
+                if txn is None:
+                    try:
+                        if response.cseq[1] == "INVITE" and 200 <= response.status < 300:
+                            self.on_stray_response(response, peer)
+                    except SipPeerError:
+                        pass
+                else:
+                    self._tell(txn, response)
+            elif kind is SendMessage:
+                self._send(action.data, action.peer)  # type: ignore[union-attr]
 
     def _tell(self, txn: ClientTransaction, response: Response | None) -> None:
         # A peer's response is input like any other: whatever the caller's code makes of a malformed
         # one (a 2xx without a To tag...), it must not take the message loop down with it.
+        if txn.on_response is None:
+            return
         try:
             txn.on_response(response, txn)
         except SipPeerError as exc:
             log.info("sip: ignoring a bad %s response from %s: %s", txn.method, txn.peer, safe_text(exc))
         except Exception:
             log.exception("sip: handling a response to %s failed", txn.method)
+
+    # ------------------------------------------------------------------------------------------ timers
+
+    def _sync_timer(self) -> None:
+        """Keep one scheduler entry at the layer's earliest deadline."""
+        due = self.layer.next_timer()
+        if due is None:
+            return
+        current = self._layer_timer
+        if current is not None and not current.cancelled:
+            if current.when <= due:
+                return
+            current.cancel()
+        self._layer_timer = self.scheduler.call_at(due, self._run_layer_timers)
+
+    def _run_layer_timers(self, now: float) -> None:
+        self._layer_timer = None
+        for action in self.layer.handle_timer(now):
+            kind = type(action)
+            if kind is SendMessage:
+                self._send(action.data, action.peer)  # type: ignore[union-attr]
+            elif kind is TransactionTimeout:
+                txn = action.transaction  # type: ignore[union-attr]
+                if isinstance(txn, ClientTransaction):
+                    self.stats["client_timeouts"] += 1
+                    self._tell(txn, None)
+            elif kind is TransactionTerminated:
+                self._ended(action.transaction)  # type: ignore[union-attr]
+            elif kind is DeliverResponse and action.transaction is not None:  # type: ignore[union-attr]
+                self._tell(action.transaction, action.response)  # type: ignore[union-attr]
+        self._sync_timer()
 
     # ------------------------------------------------------------------------------------- responding
 
@@ -308,94 +305,27 @@ class SipCore:
         body: bytes = b"",
         to_tag: str | None = None,
     ) -> Response:
-        """Answer ``txn``; finals are retransmitted as RFC 3261 requires until the ACK (INVITE)."""
+        """Answer ``txn``; the transaction retransmits finals as RFC 3261 requires until the ACK (INVITE)."""
         if txn.final_status >= 200:
-            raise RuntimeError(f"transaction {txn.key} already answered {txn.final_status}")
+            raise RuntimeError(f"{txn!r} already answered {txn.final_status}")
         if status > 100 and to_tag is None:
             to_tag = txn.to_tag or new_tag()
         if to_tag:
             txn.to_tag = to_tag
         extra = list(headers)
-        if not any(n.lower() == "server" for n, _ in extra) and status > 100:
+        if status > 100 and not any(n.lower() == "server" for n, _ in extra):
             extra.append(("Server", self.user_agent))
         response = make_response(txn.request, status, reason, to_tag=to_tag if status > 100 else None, headers=extra, body=body)
-        data = response.to_bytes()
-        txn.last = data
-        self._send(data, txn.peer)
-        if status >= 200:
-            txn.final_status = status
-            self._finish(txn)
+        for action in txn.send_response(response, self.clock()):
+            if type(action) is SendMessage:
+                self._send(action.data, action.peer)  # type: ignore[union-attr]
+        if status >= 200 and not isinstance(txn, ServerInviteTransaction):
+            # A non-INVITE transaction is open (for the guard) until answered; afterwards it only keeps
+            # the answer's bytes for retransmissions (Timer J).
+            self._ended(txn)
+            txn.compact()
+        self._sync_timer()
         return response
-
-    def _finish(self, txn: ServerTransaction) -> None:
-        now = self.clock()
-        if txn.timer is not None:
-            txn.timer.cancel()
-        reliable = txn.peer.reliable
-        if not txn.invite:
-            txn.timer = self.scheduler.call_at(now + (0 if reliable else 64 * self.t1), lambda t, x=txn: self._forget(x))
-            self.guard.transaction_ended(txn.source)
-            # Only the answer is needed to absorb retransmissions for Timer J: let the request go, so
-            # lingering transactions cost a few hundred bytes each at high call rates.
-            txn.request = None  # type: ignore[assignment]
-            return
-        if txn.final_status < 300:
-            self._awaiting_ack[txn.ack_key] = txn
-        if not reliable:
-            self._schedule_retransmit(txn, self.t1)
-        # Timer H (non-2xx) / the 2xx retransmission window: give up waiting for the ACK after 64*T1.
-        txn.timer = self.scheduler.call_at(now + 64 * self.t1, lambda t, x=txn: self._forget(x))
-
-    def _schedule_retransmit(self, txn: ServerTransaction, interval: float) -> None:
-        def again(now: float, txn: ServerTransaction = txn, interval: float = interval) -> None:
-            if txn.key not in self._server or txn.last is None or txn.final_status == 0:
-                return
-            if txn.final_status < 300 and txn.ack_key not in self._awaiting_ack:
-                return
-            if txn.acked:
-                return
-            self._send(txn.last, txn.peer)
-            self._schedule_retransmit(txn, min(2 * interval, self.t2))
-
-        self.scheduler.call_at(self.clock() + interval, again)
-
-    def _ack_received(self, txn: ServerTransaction) -> None:
-        txn.acked = True
-        if txn.timer is not None:
-            txn.timer.cancel()
-        # Timer I: absorb further ACK retransmissions for T4, then forget.
-        txn.timer = self.scheduler.call_at(self.clock() + (0 if txn.peer.reliable else self.t4), lambda t, x=txn: self._forget(x))
-
-    def _ack_for_2xx(self, request: Request, peer: Peer) -> None:
-        try:
-            txn = self._awaiting_ack.pop((request.call_id or "", request.cseq[0]), None)
-        except SipPeerError:
-            return
-        if txn is not None:
-            self._ack_received(txn)
-        self.on_ack(request, peer)
-
-    def _forget(self, txn: ServerTransaction) -> None:
-        if self._server.get(txn.key) is txn:
-            del self._server[txn.key]
-            if txn.final_status == 0 or txn.invite:
-                self.guard.transaction_ended(txn.source)
-        if self._awaiting_ack.get(txn.ack_key) is txn:
-            del self._awaiting_ack[txn.ack_key]
-
-    def _cancel(self, request: Request, peer: Peer, branch: str, via: Via) -> None:
-        invite = self._server.get((branch, via.sent_by, "INVITE"))
-        cancel_txn = ServerTransaction((branch, via.sent_by, "CANCEL"), request, response_peer(request, peer), "", False)
-        self._server[cancel_txn.key] = cancel_txn
-        if invite is None:
-            self.respond(cancel_txn, 481)
-            return
-        self.respond(cancel_txn, 200, to_tag=invite.to_tag)
-        if invite.final_status == 0:
-            if invite.on_cancel is not None:
-                invite.on_cancel(invite)
-            if invite.final_status == 0:
-                self.respond(invite, 487)
 
     def _send_response(self, data: bytes, request: Request, peer: Peer) -> None:
         self._send(data, response_peer(request, peer))
@@ -431,73 +361,22 @@ class SipCore:
             request.headers.add("Max-Forwards", "70")
         if "User-Agent" not in request.headers:
             request.headers.add("User-Agent", self.user_agent)
-        data = request.to_bytes()
-        txn = ClientTransaction(branch, request.method, request, data, peer, on_response)
-        self._client[(branch, request.method)] = txn
-        self._send(data, peer)
-        now = self.clock()
-        if not peer.reliable:
-            txn.interval = self.t1
-            txn.retransmit = self.scheduler.call_at(now + self.t1, lambda t, x=txn: self._retransmit(x))
-        txn.timeout = self.scheduler.call_at(now + 64 * self.t1, lambda t, x=txn: self._client_timeout(x))
+        return self._start_client(request, peer, on_response)
+
+    def _start_client(self, request: Request, peer: Peer, on_response: Callable[[Response | None, ClientTransaction], None]) -> ClientTransaction:
+        txn, actions = self.layer.send_request(request, self.clock(), reliable=peer.reliable, peer=peer)
+        txn.on_response = on_response
+        for action in actions:
+            if type(action) is SendMessage:
+                self._send(action.data, action.peer)  # type: ignore[union-attr]
+        self._sync_timer()
         return txn
-
-    def _retransmit(self, txn: ClientTransaction) -> None:
-        if txn.done or (txn.method == "INVITE" and txn.responded):
-            return
-        self._send(txn.data, txn.peer)
-        txn.interval = txn.interval * 2 if txn.method == "INVITE" else min(txn.interval * 2, self.t2)
-        txn.retransmit = self.scheduler.call_at(self.clock() + txn.interval, lambda t, x=txn: self._retransmit(x))
-
-    def _client_timeout(self, txn: ClientTransaction) -> None:
-        if txn.done:
-            return
-        if txn.method == "INVITE" and txn.responded:
-            return  # a provisional arrived: the call layer's own ring timeout decides now
-        txn.done = True
-        if txn.retransmit is not None:
-            txn.retransmit.cancel()
-        self._client.pop((txn.branch, txn.method), None)
-        self.stats["client_timeouts"] += 1
-        self._tell(txn, None)
 
     def cancel(self, txn: ClientTransaction) -> None:
         """CANCEL a pending INVITE (RFC 3261 §9.1): same branch, Request-URI, Call-ID, From, To, CSeq number."""
-        if txn.done:
+        if txn.state not in _CLIENT_LIVE:
             return
-        invite = txn.request
-        headers = Headers()
-        headers.add("Via", invite.headers.get_all("Via")[0])
-        for name in ("Route",):
-            for value in invite.headers.get_all(name):
-                headers.add(name, value)
-        headers.add("From", invite.headers.get("From") or "")
-        headers.add("To", invite.headers.get("To") or "")
-        headers.add("Call-ID", invite.call_id or "")
-        headers.add("CSeq", f"{invite.cseq[0]} CANCEL")
-        headers.add("Max-Forwards", "70")
-        cancel = Request("CANCEL", invite.uri, headers)
-        data = cancel.to_bytes()
-        ctx = ClientTransaction(txn.branch, "CANCEL", cancel, data, txn.peer, lambda r, t: None)
-        self._client[(txn.branch, "CANCEL")] = ctx
-        self._send(data, txn.peer)
-        if not txn.peer.reliable:
-            ctx.interval = self.t1
-            ctx.retransmit = self.scheduler.call_at(self.clock() + self.t1, lambda t, x=ctx: self._retransmit(x))
-        ctx.timeout = self.scheduler.call_at(self.clock() + 64 * self.t1, lambda t, x=ctx: self._client_timeout(x))
-
-    def _ack_for_failure(self, txn: ClientTransaction, response: Response) -> Request:
-        invite = txn.request
-        headers = Headers()
-        headers.add("Via", invite.headers.get_all("Via")[0])
-        for value in invite.headers.get_all("Route"):
-            headers.add("Route", value)
-        headers.add("From", invite.headers.get("From") or "")
-        headers.add("To", response.headers.get("To") or "")
-        headers.add("Call-ID", invite.call_id or "")
-        headers.add("CSeq", f"{invite.cseq[0]} ACK")
-        headers.add("Max-Forwards", "70")
-        return Request("ACK", invite.uri, headers)
+        self._start_client(make_cancel(txn.request), txn.peer, lambda r, t: None)
 
     # ------------------------------------------------------------------------------------------ misc
 
@@ -514,28 +393,28 @@ class SipCore:
             self.on_security_event(event)
 
     def statistics(self) -> dict[str, int]:
-        return {**self.stats, "server_transactions": len(self._server), "client_transactions": len(self._client)}
+        layer = self.layer.statistics()
+        return {
+            **self.stats,
+            "retransmissions_absorbed": layer["requests_absorbed"],
+            "server_transactions": layer["server_transactions"],
+            "client_transactions": layer["client_transactions"],
+        }
 
 
 def response_peer(request: Request, peer: Peer) -> Peer:
     """Where responses to ``request`` received from ``peer`` go (RFC 3261 §18.2.2, RFC 3581 §4).
 
-    Reliable transports: back on the same connection. UDP: to the source address, at the source port
-    when the client asked for ``rport`` (we stamped it), else at the port its Via names.
+    Reliable transports: back on the same connection. UDP: to the source address (stamped into the Via
+    as ``received``), at the source port when the client asked for ``rport``, else at the port its Via
+    names.
     """
     if peer.reliable:
         return peer
     try:
-        via = request.top_via
+        destination = response_destination(request)
     except SipPeerError:
         return peer
-    if via is None:
+    if destination is None or destination[1] == peer.port:
         return peer
-    rport = via.rport
-    if isinstance(rport, int) and not isinstance(rport, bool):
-        port = rport
-    else:
-        port = via.port or 5060
-    if port == peer.port:
-        return peer
-    return Peer(peer.transport, peer.host, port, peer.local, peer.connection)
+    return Peer(peer.transport, peer.host, destination[1], peer.local, peer.connection)

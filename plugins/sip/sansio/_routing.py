@@ -16,6 +16,8 @@ DEFAULT_PORTS = {"UDP": 5060, "TCP": 5060, "SCTP": 5060, "TLS": 5061, "WS": 80, 
 
 
 def _same_host(sent_by_host: str, source_ip: str) -> bool:
+    if sent_by_host == source_ip:
+        return True  # the usual case, without parsing two addresses per request
     try:
         return ipaddress.ip_address(sent_by_host.strip("[]")) == ipaddress.ip_address(source_ip)
     except ValueError:
@@ -42,8 +44,10 @@ def stamp_received(request: Request, source_ip: str, source_port: int) -> None:
     request.headers.replace_first("Via", str(top.with_params(**params)))
 
 
-def response_destination(response: Response, *, reliable: bool = False) -> tuple[str, int] | None:
+def response_destination(response: Response | Request, *, reliable: bool = False) -> tuple[str, int] | None:
     """The (host, port) an unreliable-transport response goes to (RFC 3261 §18.2.2, RFC 3581 §4).
+
+    Given a response, or the request it answers after :func:`stamp_received` (same top Via).
 
     ``received`` (else the sent-by host) with ``rport`` (else the sent-by port, else the transport's default
     port). ``maddr`` is not honoured (multicast responses are not supported). Over a reliable transport the

@@ -41,6 +41,7 @@ Server INVITE (§17.2.1, RFC 6026 §8.5-8.7):
     COMPLETED  --ACK-->      CONFIRMED    start I
     COMPLETED  --timer H-->  TERMINATED   timeout (no ACK)
     CONFIRMED  --timer I-->  TERMINATED
+    PROCEEDING --timer P-->  TERMINATED   timeout, only if the TU set a guard (guard_unanswered)
     ACCEPTED   --TU 2xx-->   ACCEPTED     send
     ACCEPTED   --ACK (2xx)-> ACCEPTED     stop 2xx retransmission
     ACCEPTED   --timer L-->  TERMINATED
@@ -58,6 +59,7 @@ On a reliable transport the retransmission timers (A, E, G) never start and D, I
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from typing import Any
 
 from ._errors import SipLocalError
@@ -128,6 +130,7 @@ class _Transaction:
 
     def __init__(self, request: Request, *, reliable: bool, timers: TimerConfig, peer: Any) -> None:
         self.request = request
+        self.method = request.method
         self.reliable = reliable
         self.timers = timers
         self.peer = peer
@@ -136,10 +139,6 @@ class _Transaction:
         self._intervals: dict[str, float] = {}
         top = request.top_via
         self.branch = top.branch if top is not None else None
-
-    @property
-    def method(self) -> str:
-        return self.request.method
 
     @property
     def terminated(self) -> bool:
@@ -207,6 +206,8 @@ class _ClientTransaction(_Transaction):
         super().__init__(request, reliable=reliable, timers=timers, peer=peer)
         self._wire = request.to_bytes()
         self.last_response: Response | None = None
+        #: the TU's callback for what this transaction delivers (the shell's; the layer never calls it)
+        self.on_response: Callable[..., None] | None = None
 
     def _timeout_response(self) -> Response:
         return make_response(self.request, 408, "Request Timeout")
@@ -325,20 +326,41 @@ class _ServerTransaction(_Transaction):
         super().__init__(request, reliable=reliable, timers=timers, peer=peer)
         self.last_response: Response | None = None
         self._last_wire = b""
+        #: the status of the final response sent (0 until then)
+        self.final_status = 0
         self.state = self._initial_state
         self._layer: Any = None
+        #: for the TU: the To tag it answers with, what to call when a CANCEL matches this INVITE, and
+        #: where the request came from (the shell's rate limits count per source)
+        self.to_tag: str | None = None
+        self.on_cancel: Callable[[Any], None] | None = None
+        self.source: Any = None
 
     _initial_state = S.TRYING
 
     def _remember(self, response: Response) -> SendMessage:
         self.last_response = response
         self._last_wire = response.to_bytes()
+        if response.status >= 200:
+            self.final_status = response.status
         return SendMessage(response, self._last_wire, self.peer)
 
     def _resend_last(self) -> list[Action]:
-        if self.last_response is None:
+        if not self._last_wire:
             return []
-        return [SendMessage(self.last_response, self._last_wire, self.peer)]
+        return [SendMessage(self.last_response, self._last_wire, self.peer)]  # type: ignore[arg-type]
+
+    def compact(self) -> None:
+        """Drop the parsed request and response once only the bytes of the final answer are needed.
+
+        A non-INVITE transaction lingers 64*T1 after its final response just to answer retransmissions
+        with the same bytes; at hundreds of calls a second the parsed messages would be most of the
+        memory a busy endpoint holds. Afterwards ``request`` and ``last_response`` are None (resent
+        :class:`SendMessage` actions carry ``message=None`` and the bytes).
+        """
+        if self.final_status and not isinstance(self, ServerInviteTransaction):
+            self.request = None  # type: ignore[assignment]
+            self.last_response = None
 
     def respond(self, status: int, reason: str | None = None, *, now: float, to_tag: str | None = None,
                 headers: Any = (), body: bytes = b"") -> list[Action]:
@@ -376,6 +398,12 @@ class ServerInviteTransaction(_ServerTransaction):
         super().__init__(*args, **kwargs)
         self.acked = False
 
+    def guard_unanswered(self, now: float, limit: float) -> None:
+        """Give the transaction up (:class:`TransactionTimeout` "P", then terminated) if the TU has sent no
+        final response ``limit`` seconds from now. RFC 3261 sets no such limit; it bounds what a TU that
+        forgets a request can hold."""
+        self._start("P", now, limit)
+
     def trying(self, now: float) -> list[Action]:
         """Send 100 Trying (RFC 3261 §17.2.1: do it unless the TU answers within 200 ms)."""
         return self.respond(100, now=now)
@@ -397,6 +425,7 @@ class ServerInviteTransaction(_ServerTransaction):
             send = self._remember(response)
             if status < 200:
                 return [send]
+            self._stop("P")
             if status < 300:
                 self._goto(S.ACCEPTED)
                 self._start("L", now, self.timers.timeout_64t1)
@@ -413,9 +442,12 @@ class ServerInviteTransaction(_ServerTransaction):
         raise SipLocalError(f"cannot send {status} in state {self.state.value} of {self!r}")
 
     def ack_received(self) -> None:
-        """The ACK for our 2xx arrived: stop retransmitting it."""
+        """The ACK for our 2xx arrived: stop retransmitting it (and let its bytes go: in ACCEPTED a
+        retransmitted INVITE is absorbed, never answered again)."""
         self.acked = True
         self._stop("2xx")
+        self.last_response = None
+        self._last_wire = b""
 
     def _fire(self, name: str, deadline: float, now: float) -> list[Action]:
         if name in ("G", "2xx") and self.state in (S.COMPLETED, S.ACCEPTED):
@@ -425,6 +457,8 @@ class ServerInviteTransaction(_ServerTransaction):
             return self._resend_last()
         if name == "H" and self.state is S.COMPLETED:
             return [TransactionTimeout(self, "H"), *self._terminate()]
+        if name == "P" and self.state is S.PROCEEDING:
+            return [TransactionTimeout(self, "P"), *self._terminate()]
         if name == "I":
             return self._terminate()
         if name == "L":
