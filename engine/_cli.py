@@ -217,6 +217,40 @@ def cmd_token_add(args: argparse.Namespace) -> int:
     return _store_command(args, lambda store: add_token(store, args.name, args.role))
 
 
+def cmd_backup(args: argparse.Namespace) -> int:
+    from .console._backup import BackupRefused, _data_dir_of, cli_backup
+
+    path = Path(args.config) if args.config else None
+    if path is not None:
+        config = load_with_plugins(path, discover_plugins(_disabled_from(path)), Path(args.data_dir) if args.data_dir else None)
+        data_dir = config.data_dir
+    else:
+        data_dir = _data_dir_of(None, None, Path(args.data_dir) if args.data_dir else None)
+    try:
+        print(cli_backup(Path(args.file), config_path=path, data_dir=data_dir, engine_version=__version__))
+    except BackupRefused as exc:
+        print(f"centralita: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from .console._backup import BackupRefused, cli_restore
+
+    path = Path(args.config) if args.config else None
+
+    def load(candidate: Path, data_dir: Path) -> Config:
+        return load_with_plugins(candidate, discover_plugins(_disabled_from(candidate)), data_dir)
+
+    try:
+        lines = cli_restore(Path(args.file), config_path=path, data_dir=Path(args.data_dir) if args.data_dir else None, load=load)
+    except BackupRefused as exc:
+        print(f"centralita: not restored: {exc}", file=sys.stderr)
+        return 2
+    print("\n".join(lines))
+    return 0
+
+
 # ------------------------------------------------------------------------------------- the parser
 
 
@@ -278,6 +312,16 @@ def build_parser(manager: PluginManager | None = None) -> argparse.ArgumentParse
     token_add.add_argument("--role", choices=["admin", "supervisor", "agent"], default="admin")
     _config_args(token_add)
     token_add.set_defaults(func=cmd_token_add)
+
+    backup = sub.add_parser("backup", help="write the configuration and a database snapshot to one zip file")
+    backup.add_argument("file", metavar="FILE")
+    _config_args(backup)
+    backup.set_defaults(func=cmd_backup)
+
+    restore = sub.add_parser("restore", help="restore a backup zip (stop the engine first)")
+    restore.add_argument("file", metavar="FILE")
+    _config_args(restore)
+    restore.set_defaults(func=cmd_restore)
 
     if manager is not None:
         commands = manager.hooks.register("centralita_register_cli_commands", CliRegistry())

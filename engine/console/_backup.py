@@ -278,3 +278,66 @@ def install_config(config_path: Path, text: str, drop_ins: dict[str, str]) -> li
         for name, content in drop_ins.items():
             write_atomically(drop_dir / name, content)
     return notes
+
+
+# --------------------------------------------------------------------------------------------- CLI
+
+
+def _data_dir_of(config_path: Path | None, config_text: str | None, override: Path | None) -> Path:
+    """Where the database lives: ``--data-dir``, else ``[engine] data_dir`` relative to the file."""
+    import tomllib
+
+    if override is not None:
+        return override.resolve()
+    data_dir = "var"
+    if config_text is not None:
+        try:
+            engine = tomllib.loads(config_text).get("engine", {})
+            if isinstance(engine, dict) and isinstance(engine.get("data_dir"), str):
+                data_dir = engine["data_dir"]
+        except tomllib.TOMLDecodeError:
+            pass
+    base = config_path.parent if config_path is not None else Path.cwd()
+    return (base / data_dir).resolve()
+
+
+def cli_backup(out: Path, *, config_path: Path | None, data_dir: Path, engine_version: str) -> str:
+    db_path = data_dir / DB_NAME
+    if not db_path.exists():
+        raise BackupRefused(f"no database at {db_path}; give --config or --data-dir of the installation to back up")
+    manifest = write_backup(out, config_path=config_path, db_path=db_path, engine_version=engine_version)
+    return f"{out}: configuration {'and' if manifest['config'] else '(embedded default, not included) and'} database backed up"
+
+
+def cli_restore(archive: Path, *, config_path: Path | None, data_dir: Path | None, load: Any) -> list[str]:
+    """Restore on this machine; ``load(path, data_dir)`` validates a configuration (raises ConfigError).
+
+    Returns the lines to print. The engine should be stopped (a running one keeps its in-memory state;
+    restore through the console instead, which reloads what it can).
+    """
+    import shutil
+    import tempfile
+
+    scratch = Path(tempfile.mkdtemp(prefix="centralita-restore-"))
+    try:
+        staged = open_backup(archive, scratch / "staged")
+        assert staged.db_path is not None
+        if staged.config_text is not None and config_path is None:
+            raise BackupRefused("the backup holds a configuration: say where it goes with --config FILE")
+        target_dir = _data_dir_of(config_path, staged.config_text, data_dir)
+        live_db = target_dir / DB_NAME
+        if live_db.exists():
+            newer = newer_components(staged.schema_versions, schema_versions(live_db))
+            if newer:
+                raise BackupRefused(f"the backup was made by a newer Centralita (schema of {', '.join(newer)})")
+        if staged.config_text is not None:
+            load(staged.directory / "config" / "centralita.toml", target_dir)
+        restore_database(staged.db_path, live_db)
+        lines = [f"database restored into {live_db}"]
+        if staged.config_text is not None and config_path is not None:
+            lines += install_config(config_path, staged.config_text, staged.drop_ins)
+            lines.append(f"configuration restored into {config_path}")
+        lines.append("start (or restart) the engine to use it")
+        return lines
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)

@@ -211,17 +211,21 @@ class ConfigAdmin:
 
         return load_with_plugins(candidate, self.engine.plugins, Path(self.engine.config.data_dir))
 
+    def load_as(self, candidate: Path, real: Path) -> Any:
+        """Load ``candidate`` as if it were ``real`` (the engine must go on naming, and SIGHUP
+        re-reading, the real file, not the candidate). Raises ``ConfigError``."""
+        loaded = self._load(candidate)
+        locations = {k: (str(real) if f == str(candidate) else f, n) for k, (f, n) in loaded.locations.items()}
+        return dataclasses.replace(loaded, source=real, locations=locations)
+
     def _check_at(self, candidate: Path, text: str) -> CheckResult:
         real = self.path
         result = CheckResult(diff=unified_diff(self.current_text(), text, real.name))
         try:
-            loaded = self._load(candidate)
+            result.config = self.load_as(candidate, real)
         except ConfigError as exc:
             result.problems = [parse_problem(p, str(candidate), str(real)) for p in exc.problems]
             return result
-        # the engine must go on naming (and SIGHUP re-reading) the real file, not the candidate
-        locations = {k: (str(real) if f == str(candidate) else f, n) for k, (f, n) in loaded.locations.items()}
-        result.config = dataclasses.replace(loaded, source=real, locations=locations)
         result.restart_needed = restart_sections(self.engine.config.raw, result.config.raw)
         return result
 

@@ -273,7 +273,10 @@ class AdminPages:
         if staged.config_text is not None:
             staged_path = staged.directory / "config" / "centralita.toml"
             try:
-                new_config = await trio.to_thread.run_sync(self.config._load, staged_path) if config_path else None
+                if config_path is not None:
+                    new_config = await trio.to_thread.run_sync(self.config.load_as, staged_path, config_path)
+                elif hasattr(self.engine, "plugins"):  # checked all the same, though only a restart applies it
+                    await trio.to_thread.run_sync(self.config._load, staged_path)
             except Exception as exc:  # ConfigError: the backup's configuration does not load here
                 problems = getattr(exc, "problems", [str(exc)])
                 lines = [p.replace(str(staged.directory) + "/", "backup:") for p in problems]
