@@ -127,12 +127,15 @@ class OutboundCalls:
         offer = self._offer(call)
         call_id = f"{new_tag()}{new_tag()}@centralita"
         interaction.attributes["sip_call_id"] = call_id
-        legs = [self._invite(call, peer, uri, to_user, trunk, offer, caller_id, call_id) for peer, uri, to_user, trunk in targets]
+        legs: list[Leg] = []
         try:
+            for peer, uri, to_user, trunk in targets:
+                legs.append(self._invite(call, peer, uri, to_user, trunk, offer, caller_id, call_id))
             await manager._wait_legs(legs, timeout=ring_timeout)
         except BaseException:
             for leg in legs:
                 manager._hangup_leg(leg)
+                self._attempts.pop(id(leg), None)
             self._forget(call)
             raise
         winner = next((leg for leg in legs if leg.result == "answered"), None)

@@ -66,8 +66,10 @@ async def test_answered_call_stays_up_until_the_customer_hangs_up_with_a_cdr(sip
             assert engine.media.statistics()["endpoints"] == 1
         assert results["sipp"].returncode == 0, describe(results["sipp"])
         await wait_until(lambda: interaction.state.value == "ended")
-        rows = await engine.cdr()
-        (row,) = [r for r in rows if r["uniqueid"] == interaction.id]
+        with trio.fail_after(20):  # the CDR is written just after the hang-up
+            while not (rows := [r for r in await engine.cdr() if r["uniqueid"] == interaction.id]):
+                await trio.sleep(0.05)
+        (row,) = rows
         assert row["disposition"] == "ANSWERED" and row["dst"] == "600123456"
         await wait_until(lambda: engine.media.statistics()["endpoints"] == 0)
 
