@@ -228,3 +228,42 @@ def test_deliver_response_names_its_transaction() -> None:
     assert isinstance(action, DeliverResponse) and action.transaction is txn
     assert isinstance(txn.start.__self__, ClientNonInviteTransaction)
     assert all(isinstance(a, SendMessage) for a in ClientNonInviteTransaction(request, timers=T).start(0))
+
+
+def test_server_invite_the_tu_never_answers_is_given_up_by_its_guard() -> None:
+    txn = ServerInviteTransaction(make_request("INVITE"), timers=T)
+    txn.guard_unanswered(0.0, 60.0)
+    txn.respond(180, now=1.0, to_tag="b1")  # a provisional does not stop the guard
+    timed = drive(txn, 1000.0)
+    assert [(t, a.timer) for t, a in timed if isinstance(a, TransactionTimeout)] == [(60.0, "P")]
+    assert txn.state is S.TERMINATED
+
+
+def test_server_invite_guard_stops_at_the_final_answer() -> None:
+    txn = ServerInviteTransaction(make_request("INVITE"), timers=T)
+    txn.guard_unanswered(0.0, 60.0)
+    txn.respond(200, now=1.0, to_tag="b1")
+    txn.ack_received()
+    timed = drive(txn, 1000.0)
+    assert [a for _, a in timed if isinstance(a, TransactionTimeout)] == []
+    assert [(t, type(a).__name__) for t, a in timed] == [(33.0, "TransactionTerminated")]
+
+
+def test_compacted_non_invite_still_answers_retransmissions_with_the_same_bytes() -> None:
+    request = make_request("BYE")
+    txn = ServerNonInviteTransaction(request, timers=T)
+    first = txn.respond(200, now=0.0, to_tag="b1")
+    txn.compact()
+    assert txn.request is None and txn.last_response is None and txn.final_status == 200
+    resent = txn.receive_request(request, 1.0)
+    assert [a.data for a in resent] == [first[0].data]
+    assert [(t, type(a).__name__) for t, a in drive(txn, 100.0)] == [(32.0, "TransactionTerminated")]
+
+
+def test_acked_2xx_is_not_sent_again_for_a_retransmitted_invite() -> None:
+    request = make_request("INVITE")
+    txn = ServerInviteTransaction(request, timers=T)
+    txn.respond(200, now=0.0, to_tag="b1")
+    txn.ack_received()
+    assert txn.receive_request(request, 0.2) == [] and txn.final_status == 200
+    assert sends(drive(txn, 100.0)) == []
