@@ -30,6 +30,7 @@ from ._logs import RingLogHandler
 from ._metrics import render_metrics
 from ._pages import Pages
 from ._pages_admin import AdminPages
+from ._recordings import RecordingsPages
 from ._ws import WsStatistics, serve_events
 
 log = logging.getLogger("centralita.console")
@@ -71,6 +72,7 @@ class ConsoleApp:
         self.pages.mount_desk(self.router)
         self.pages.mount(self.router)
         AdminPages(engine, auth.store).mount(self.router)  # technicians: configuration, backup
+        RecordingsPages(engine, auth.store).mount(self.router)  # supervisors: recordings, voicemail
 
     # --------------------------------------------------------------------------------------- ASGI
 

@@ -64,6 +64,7 @@ def post_button(action: str, label: str, csrf: str, **fields: str) -> Markup:
 NAV = [("/", "Dashboard", "supervisor"), ("/wallboard", "Wallboard", "supervisor"), ("/desk", "Agent desk", "agent"),
        ("/agents", "Agents", "supervisor"), ("/supervise", "Supervise", "supervisor"), ("/canned", "Canned", "supervisor"),
        ("/queues", "Queues", "supervisor"), ("/reports", "Reports", "supervisor"),
+       ("/recordings", "Recordings", "supervisor"), ("/voicemail", "Voicemail", "supervisor"),
        ("/devices", "Devices", "admin"), ("/config", "Configuration", "admin"), ("/backup", "Backup", "admin"),
        ("/plugins", "Plugins", "admin"), ("/logs", "Logs", "admin"), ("/users", "Users", "admin")]  # fmt: skip
 
