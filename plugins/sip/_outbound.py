@@ -244,14 +244,30 @@ class OutboundCalls:
             request = Request("INVITE", str(old.uri), headers, old.body)
             attempt.authenticated = True
             leg.invite = request
-            leg.client_txn = self.core.request(request, leg.peer, lambda r, t, leg=leg: self._response(leg, r, t))
+            leg.client_txn = None
+            # Sent once this response has been fully handled (its ACK goes out first), whatever order
+            # the transaction layer delivers and acknowledges in.
+            if self.channel.nursery is not None:
+                self.channel.spawn(self._send_reinvite, leg, request)
+            else:
+                self._send_reinvite_now(leg, request)
             return True
         return False
 
+    async def _send_reinvite(self, leg: Leg, request: Request) -> None:
+        self._send_reinvite_now(leg, request)
+
+    def _send_reinvite_now(self, leg: Leg, request: Request) -> None:
+        if leg.state is not LegState.RINGING or leg.invite is not request:
+            return  # hung up (or timed out) meanwhile
+        leg.client_txn = self.core.request(request, leg.peer, lambda r, t, leg=leg: self._response(leg, r, t))
+
     def _response(self, leg: Leg, response: Response | None, txn: ClientTransaction) -> None:
         if txn is not leg.client_txn:
+            log.debug("sip: %s: a response to a superseded INVITE", leg.call.interaction.id)
             return  # the challenged first INVITE's transaction: superseded
         attempt = self._attempts.get(id(leg))
+        log.debug("sip: %s: %s to our INVITE", leg.call.interaction.id, response.status if response else "no answer")
         if response is None:
             if leg.state is LegState.RINGING:
                 leg.state, leg.result = LegState.ENDED, "failed"
