@@ -87,6 +87,7 @@ class Campaign:
         self.calls: dict[str, Interaction] = {}  # dialer call id -> interaction
         self.by_interaction: dict[str, str] = {}
         self.agents_on_calls: dict[str, str] = {}  # agent -> dialer call id
+        self.ringing: dict[str, trio.CancelScope] = {}  # dialer call id -> its channel.dial() in progress
         self.ready_agents: set[str] = set()
         self.last_lead_seq = 0
         self.kick = trio.Event()
@@ -281,7 +282,10 @@ class DialerService(Service):
             self._nursery.start_soon(self._play_message, campaign, command)
         elif isinstance(command, Hangup):
             interaction = campaign.calls.get(command.call)
-            if interaction is not None:
+            ringing = campaign.ringing.get(command.call)
+            if ringing is not None:
+                ringing.cancel()  # still dialing: the channel cancels the attempt (SIP CANCEL)
+            elif interaction is not None:
                 self._nursery.start_soon(self._hang_up, campaign, interaction, command.reason)
         elif isinstance(command, ShowPreview):
             campaign.previews[command.agent] = {"lead": command.lead, "number": command.number, "fields": dict(command.fields)}
@@ -317,15 +321,26 @@ class DialerService(Service):
         )
         campaign.calls[command.call] = interaction
         campaign.by_interaction[interaction.id] = command.call
-        try:
-            result: DialResult = await channel.dial(
-                interaction, number, caller_id=command.caller_id, ring_timeout=campaign.dialer.dialer.settings.ring_timeout
-            )
-        except Exception:
-            log.exception("campaign %s: dialing %s failed", campaign.settings.name, number)
-            result = DialResult("failed")
+        result = DialResult("no-answer")  # unless dial() says otherwise: cancelled by the ring timeout
+        with trio.CancelScope() as ringing:
+            campaign.ringing[command.call] = ringing
+            try:
+                result = await channel.dial(
+                    interaction, number, caller_id=command.caller_id, ring_timeout=campaign.dialer.dialer.settings.ring_timeout
+                )
+            except Exception:
+                log.exception("campaign %s: dialing %s failed", campaign.settings.name, number)
+                result = DialResult("failed")
+            finally:
+                campaign.ringing.pop(command.call, None)
         now = self.clock()
-        if result.outcome == "answered":
+        if not campaign.dialer.awaiting_answer(command.call):
+            # The dialer gave up first (its ring timeout): the attempt is already closed and audited.
+            self._forget(campaign, interaction)
+            if result.outcome == "answered":  # the answer crossed our CANCEL
+                await self._hang_up(campaign, interaction, "no-answer")
+            await self.engine.end_interaction(interaction, cause="no-answer", disposition=Disposition.NO_ANSWER)
+        elif result.outcome == "answered":
             interaction.transition(InteractionState.ACTIVE)
             endpoint = None
             if result.machine is None and campaign.settings.amd and command.agent is None:
