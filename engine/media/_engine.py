@@ -29,7 +29,7 @@ import trio
 
 from ..abc import Service
 from ._audio import FRAME_SECONDS
-from ._bridge import Bridge, ConferenceRoom
+from ._bridge import Bridge, ConferenceRoom, record_tick
 from ._dtmf import DtmfEvent, DtmfMethod
 from ._endpoint import RtpEndpoint
 from ._errors import MediaUsageError
@@ -357,8 +357,7 @@ class MediaEngine(Service):
             except Exception:
                 self._plugin_failed("conference member")
                 room.close()
-        for bridge in list(self._recording_bridges):
-            bridge._write_tick()
+        record_tick(list(self._recording_bridges))
         for endpoint in clocked:
             try:
                 endpoint._tick_out(now)
