@@ -313,7 +313,15 @@ class OutboundCalls:
         call = leg.call
         if leg.dialog is None:
             assert leg.invite is not None
-            leg.dialog = Dialog.from_uac(leg.invite, response, local_contact=leg.invite.headers.get("Contact"))
+            try:
+                leg.dialog = Dialog.from_uac(leg.invite, response, local_contact=leg.invite.headers.get("Contact"))
+            except SipPeerError as exc:
+                # A 2xx we cannot build a dialog from (no To tag...): no way to ACK or hang it up properly.
+                log.warning("sip: %s: unusable 2xx: %s", call.interaction.id, safe_text(exc))
+                if leg.state is LegState.RINGING:
+                    leg.state, leg.result = LegState.ENDED, "failed"
+                    leg.outcome.set()
+                return
             manager._by_dialog[leg.dialog.id] = leg
         ack = leg.dialog.create_ack(via=manager._via(leg))
         ack.headers.remove("Via")
