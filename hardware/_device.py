@@ -88,6 +88,11 @@ class SerialDevice(Device):
         }
         self.port_path = ""
         self._closed = False
+        # a conformance test from the console pauses the session so the test can open the port
+        self._testing = False
+        self._resume = trio.Event()
+        self._session_scope: trio.CancelScope | None = None
+        self._session_ended = trio.Event()
 
     # ------------------------------------------------------------------ health and events
     def health(self) -> DeviceHealth:
@@ -146,6 +151,8 @@ class SerialDevice(Device):
         task_status.started()
         delay = self.reconnect.initial
         while not self._closed:
+            while self._testing:
+                await self._resume.wait()
             try:
                 path = resolve_port(self.spec.port)
                 stream = await open_serial_stream(path, self.serial_settings)
@@ -160,8 +167,12 @@ class SerialDevice(Device):
                 self.counters["connects"] += 1
                 delay = self.reconnect.initial
                 try:
-                    async with stream:
-                        await self._session(stream)
+                    self._session_ended = trio.Event()
+                    with trio.CancelScope() as self._session_scope:
+                        if self._testing:  # a test began while the port was opening: let it have the port
+                            self._session_scope.cancel()
+                        async with stream:
+                            await self._session(stream)
                 except* DeviceError as group:
                     error = _first_device_error(group)
                     if isinstance(error, SerialDisconnected):
@@ -170,14 +181,51 @@ class SerialDevice(Device):
                         self._set_health(DeviceHealth.UNHEALTHY, str(error))
                     self.counters["disconnects"] += 1
                 finally:
+                    self._session_scope = None
+                    self._session_ended.set()
                     await self._after_session()
             if self._closed:
                 break
+            if self._testing:
+                continue  # straight back to waiting for the test to finish, no backoff
             await trio.sleep(delay)
             delay = min(delay * self.reconnect.factor, self.reconnect.maximum)
 
     async def _session(self, stream: Any) -> None:
         raise NotImplementedError
+
+    async def self_test(self, *, timeout: float = 3.0) -> list[dict[str, Any]]:
+        """Run this family's conformance checks (``centralita firmware-test``) on the configured port.
+
+        The port is exclusive, so the running session is paused first (calls on this device end) and
+        resumed afterwards. Interactive checks are skipped. ``ValueError`` when a test is already
+        running or the family has no checks.
+        """
+        from .firmware_test import FAMILIES, run_family
+
+        if self.spec.driver not in FAMILIES:
+            raise ValueError(f"the {self.spec.driver} driver has no conformance checks")
+        if self._testing:
+            raise ValueError(f"a test of {self.name} is already running")
+        self._testing, self._resume = True, trio.Event()
+        try:
+            if self._session_scope is not None:
+                self._session_scope.cancel()
+                await self._session_ended.wait()
+            self._set_health(DeviceHealth.UNHEALTHY, "paused for a conformance test")
+            try:
+                path = self.port_path or resolve_port(self.spec.port)
+                results = await run_family(self.spec.driver, path, profile=self.spec.profile, timeout=timeout)
+            except DeviceError as exc:
+                results_error = str(exc)
+                return [{"name": "open the port", "description": "the port can be opened", "passed": False,
+                         "skipped": False, "detail": results_error, "transcript": []}]
+            return [{"name": r.name, "description": r.description, "passed": r.passed, "skipped": r.skipped,
+                     "detail": r.detail, "transcript": [list(t) for t in r.transcript]} for r in results]
+        finally:
+            self._testing = False
+            self._resume.set()
+            self._set_health(DeviceHealth.STARTING, "reopening after the conformance test")
 
     async def _after_session(self) -> None:
         """Clean up per-connection state (end calls, fail pending sends). Must not block long."""

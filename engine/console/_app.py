@@ -31,6 +31,7 @@ from ._metrics import render_metrics
 from ._pages import Pages
 from ._pages_admin import AdminPages
 from ._recordings import RecordingsPages
+from ._device_test import DeviceTestPages
 from ._ws import WsStatistics, serve_events
 
 log = logging.getLogger("centralita.console")
@@ -73,6 +74,7 @@ class ConsoleApp:
         self.pages.mount(self.router)
         AdminPages(engine, auth.store).mount(self.router)  # technicians: configuration, backup
         RecordingsPages(engine, auth.store).mount(self.router)  # supervisors: recordings, voicemail
+        DeviceTestPages(engine).mount(self.router)  # technicians: "Test this device"
 
     # --------------------------------------------------------------------------------------- ASGI
 

@@ -9,7 +9,7 @@ from ..abc import EngineAPI
 from ._api import parse_since, query_logs, run_report, run_staffing
 from ._cdr import MASTER_CSV_COLUMNS, TIME_COLUMNS, format_time
 from ._charts import calls_per_hour, stacked_bars
-from ._html import Markup, esc, join, page, table, tag
+from ._html import Markup, esc, join, page, post_button, table, tag
 from ._http import Request, Response
 from ._logs import LEVELS, RingLogHandler
 from ._pages_common import clock, member_summary, seconds
@@ -128,7 +128,8 @@ class OperationsPages:
         channel_rows = [[name, _flatten(stats)] for name, stats in sorted(channels.items())]
         device_rows = [
             [name, info.get("health", "") if isinstance(info, dict) else "",
-             _flatten({k: v for k, v in info.items() if k != "health"} if isinstance(info, dict) else info)]
+             _flatten({k: v for k, v in info.items() if k != "health"} if isinstance(info, dict) else info),
+             post_button(f"/devices/{urllib.parse.quote(name, safe='')}/test", "Test this device", request.principal.csrf)]
             for name, info in sorted(devices.items())
         ]  # fmt: skip
         body = join(
@@ -137,7 +138,7 @@ class OperationsPages:
                     table(["channel", "state and counters"], channel_rows, id="channels") if channel_rows
                     else tag("p", "No channel plugin is running.", class_="muted")),
                 tag("section", tag("h2", "Devices"),
-                    table(["device", "health", "details"], device_rows, id="devices") if device_rows
+                    table(["device", "health", "details", "conformance (pauses the device)"], device_rows, id="devices") if device_rows
                     else tag("p", "No [[devices]] configured.", class_="muted")),
             ]
         )  # fmt: skip
