@@ -217,9 +217,8 @@ class SerialDevice(Device):
                 path = self.port_path or resolve_port(self.spec.port)
                 results = await run_family(self.spec.driver, path, profile=self.spec.profile, timeout=timeout)
             except DeviceError as exc:
-                results_error = str(exc)
                 return [{"name": "open the port", "description": "the port can be opened", "passed": False,
-                         "skipped": False, "detail": results_error, "transcript": []}]
+                         "skipped": False, "detail": str(exc), "transcript": []}]
             return [{"name": r.name, "description": r.description, "passed": r.passed, "skipped": r.skipped,
                      "detail": r.detail, "transcript": [list(t) for t in r.transcript]} for r in results]
         finally:
