@@ -159,3 +159,33 @@ async def test_wrong_trunk_password_is_a_failed_attempt(sip_engine) -> None:
             ["-sf", str(SCENARIOS / "carrier_digest.xml"), "-i", "127.0.0.1", "-p", str(port), "-m", "1"],
         )
         assert result.outcome == "failed" and result.status == 403, result
+
+
+async def test_dialing_a_registered_user_forks_to_its_contacts_and_cancels_the_loser(sip_engine) -> None:
+    user = '\n[[sip.users]]\nname = "1002"\npassword = "b0b"\n'
+    ringing_port, answering_port = free_udp_port(), free_udp_port()
+    async with sip_engine(sip=user) as (engine, channel):
+        target = f"127.0.0.1:{channel.bound[0].port}"
+        for port in (ringing_port, answering_port):  # the same user on two phones
+            registered = await run_sipp(
+                [target, "-sf", str(SCENARIOS / "register_digest.xml"), "-s", "1002", "-au", "1002", "-ap", "b0b",
+                 "-i", "127.0.0.1", "-p", str(port), "-m", "1"]
+            )
+            assert registered.returncode == 0, describe(registered)
+        assert len(channel.registrar.contacts("1002")) == 2
+        interaction = new_call(engine, "1002")
+        results: dict = {}
+        async with trio.open_nursery() as nursery:
+
+            async def phone(name: str, args: list[str]) -> None:
+                results[name] = await run_sipp(args)
+
+            # One phone only rings (and must be CANCELled once the other answers); the other answers.
+            nursery.start_soon(phone, "ringing", ["-sf", str(SCENARIOS / "callee_never_answers.xml"), "-i", "127.0.0.1", "-p", str(ringing_port), "-m", "1"])
+            nursery.start_soon(phone, "answering", ["-sn", "uas", "-i", "127.0.0.1", "-p", str(answering_port), "-m", "1"])
+            result = await channel.dial(interaction, "1002", caller_id=CALLER_ID, ring_timeout=10)
+            assert result.outcome == "answered", result
+            assert channel.calls.calls[interaction.id].caller.peer.port == answering_port
+            await channel.hangup(interaction)
+        for name in ("ringing", "answering"):
+            assert results[name].returncode == 0, f"{name}: " + describe(results[name])
