@@ -1,14 +1,18 @@
 """Outbound calls (``SipChannel.dial``) against SIPp customers behind a trunk: answered, early media,
-busy, not found, never answering (CANCEL at the ring timeout), and a provider that challenges with 401."""
+busy, not found, never answering (CANCEL at the ring timeout), a provider that challenges with 401, a
+registered user with two phones, the customer's RFC 4733 digits, and a prompt played to the customer."""
 
 from __future__ import annotations
 
 import os
 
+import numpy as np
 import pytest
 import trio
 
+from baresip_agent import dominant_frequency, loud, tone, write_wav
 from engine import Direction, InteractionKind
+from engine.media import decode_ulaw
 from engine.testing import wait_until
 from sip_interop_helpers import SCENARIOS, describe, free_udp_port, run_sipp
 
@@ -189,3 +193,69 @@ async def test_dialing_a_registered_user_forks_to_its_contacts_and_cancels_the_l
             await channel.hangup(interaction)
         for name in ("ringing", "answering"):
             assert results[name].returncode == 0, f"{name}: " + describe(results[name])
+
+
+async def test_digits_the_customer_presses_reach_the_engine(sip_engine) -> None:
+    if not os.path.exists("/usr/share/sip-tester/dtmf_2833_7.pcap"):
+        pytest.fail("SIPp's DTMF captures are needed: apt-get install -y sip-tester")
+    port = free_udp_port()
+    async with sip_engine(sip=carrier(port)) as (engine, channel):
+        interaction = new_call(engine, "600123460")
+        async with engine.bus.subscribe("dtmf") as events:
+            results: dict = {}
+            async with trio.open_nursery() as nursery:
+
+                async def callee() -> None:
+                    results["sipp"] = await run_sipp(["-sf", str(SCENARIOS / "callee_dtmf.xml"), "-i", "127.0.0.1", "-p", str(port), "-m", "1"])
+
+                nursery.start_soon(callee)
+                result = await channel.dial(interaction, "600123460", caller_id=CALLER_ID, ring_timeout=10)
+                assert result.outcome == "answered", result
+                with trio.fail_after(20):
+                    while True:
+                        event = await events.receive()
+                        if event.event == "DTMFEnd" and event.interaction == interaction.id:
+                            break
+                await channel.hangup(interaction)
+        assert event.fields["Digit"] == "7" and event.fields["Direction"] == "Received"
+        assert results["sipp"].returncode == 0, describe(results["sipp"])
+
+
+async def test_a_prompt_played_to_the_answered_customer_is_heard(sip_engine) -> None:
+    port = free_udp_port()
+    async with sip_engine(sip=carrier(port)) as (engine, channel):
+        engine.prompts.root.mkdir(parents=True, exist_ok=True)
+        write_wav(engine.prompts.root / "abandon.wav", tone(600.0, 1.0))
+        listener = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
+        await listener.bind(("127.0.0.1", 0))
+        heard: list = []
+
+        async def hear() -> None:
+            while True:
+                data = await listener.recv(2048)
+                if len(data) > 12 and data[1] & 0x7F == 0:
+                    heard.append(decode_ulaw(data[12:]))
+
+        interaction = new_call(engine, "600123461")
+        results: dict = {}
+        async with trio.open_nursery() as nursery:
+
+            async def callee() -> None:
+                results["sipp"] = await run_sipp(
+                    ["-sf", str(SCENARIOS / "callee_media_waits.xml"), "-set", "rtp_port", str(listener.getsockname()[1]),
+                     "-i", "127.0.0.1", "-p", str(port), "-m", "1"]
+                )
+
+            nursery.start_soon(callee)
+            async with trio.open_nursery() as media:
+                media.start_soon(hear)
+                result = await channel.dial(interaction, "600123461", caller_id=CALLER_ID, ring_timeout=10)
+                assert result.outcome == "answered", result
+                # What the dialer does on an abandoned call: play the information message, then hang up.
+                await channel.play(interaction, prompt="abandon")
+                await wait_until(lambda: len(heard) >= 40)
+                media.cancel_scope.cancel()
+            await channel.hangup(interaction)
+        assert results["sipp"].returncode == 0, describe(results["sipp"])
+        audio = loud(np.concatenate(heard))
+        assert len(audio) >= 4000 and abs(dominant_frequency(audio, 8000) - 600) < 15
