@@ -51,9 +51,18 @@ class Desk:
             raise HttpError(501, "this engine does not expose interactions to the desk")
         return find(interaction_id)
 
+    def offered_to(self, agent: str) -> list[str]:
+        """Ids of the interactions offered to ``agent`` right now (the routing core's view)."""
+        me = next((a for a in self.engine.list_agents() if a.get("id") == agent), None)
+        return [str(i) for i in (me or {}).get("offers", [])]
+
     def check_owner(self, item: Any, principal: Any) -> None:
-        if item.agent != principal.name and not principal.has_role("supervisor"):
-            raise HttpError(403, "this interaction is not yours")
+        """Its agent, the agent it is offered to, or a supervisor."""
+        if item.agent == principal.name or principal.has_role("supervisor"):
+            return
+        if item.state.value == "offered" and item.id in self.offered_to(principal.name):
+            return
+        raise HttpError(403, "this interaction is not yours")
 
     def _backends(self) -> list[tuple[str, Any]]:
         return list((getattr(self.engine, "crm", None) or {}).items())

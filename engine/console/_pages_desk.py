@@ -54,8 +54,10 @@ class DeskPages(SupervisePages):
 
     async def _live_sections(self, principal: Principal) -> Markup:
         me = next((a for a in self.engine.list_agents() if a.get("id") == principal.name), None)
-        mine = [i for i in self.engine.list_interactions() if i.get("agent") == principal.name and i.get("state") != "ended"]
-        offers = [i for i in mine if i.get("state") == "offered"]
+        offered = set(str(i) for i in (me or {}).get("offers", []))
+        everything = self.engine.list_interactions()
+        mine = [i for i in everything if i.get("agent") == principal.name and i.get("state") != "ended"]
+        offers = [i for i in everything if i.get("state") == "offered" and (i.get("id") in offered or i.get("agent") == principal.name)]
         active = [i for i in mine if i.get("state") in ("active", "wrapup")]
         state_section = (
             tag("section", tag("h2", "My state"), tag("p", "State: ", tag("strong", me.get("state"), id="my-state"),
@@ -219,7 +221,9 @@ class DeskPages(SupervisePages):
         current = next((i for i in self.engine.list_interactions() if i.get("id") == interaction), None)
         if current is None:
             raise HttpError(404, "no such interaction")
-        if current.get("agent") != principal.name and not principal.has_role("supervisor"):
+        if current.get("agent") != principal.name and not principal.has_role("supervisor") and \
+                current.get("id") not in {str(i) for a in self.engine.list_agents() if a.get("id") == principal.name
+                                          for i in a.get("offers", [])}:
             raise HttpError(403, "this interaction is not yours")
         form = await request.form()
         body: dict[str, Any] = {}

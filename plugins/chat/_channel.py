@@ -71,6 +71,8 @@ class VisitorSession:
     customer: str
     name: str
     bucket: TokenBucket
+    #: what the website said the visitor is (``data-email`` on the widget's script tag): unverified
+    email: str = ""
     conversation: str | None = None
     connections: set[VisitorConnection] = field(default_factory=set)
     last_queue_frame: str = ""
@@ -132,8 +134,14 @@ class ChatChannel(MessagingChannel):
 
     # ------------------------------------------------------------------------------------ visitors
 
-    async def open_session(self, token: str | None, name: str) -> tuple[VisitorSession, list[dict[str, Any]]]:
+    async def open_session(self, token: str | None, name: str, email: str = "") -> tuple[VisitorSession, list[dict[str, Any]]]:
         """The visitor's session for ``token`` (a new one if unknown) and its history."""
+        session, history = await self._open_session(token, name)
+        if email:
+            session.email = email
+        return session, history
+
+    async def _open_session(self, token: str | None, name: str) -> tuple[VisitorSession, list[dict[str, Any]]]:
         if token:
             alias = token_alias(token)
             session = self.sessions.get(alias)
@@ -187,7 +195,8 @@ class ChatChannel(MessagingChannel):
         self.counters["received"] += 1
         session.broadcast(frame("message", direction="inbound", text=text, id=result.message, created=time.time()))
         await self.binder.inbound(result.conversation, customer=session.customer, address=self.settings.address,
-                                  caller_name=session.name, message=text[:500])
+                                  caller_name=session.name, message=text[:500],
+                                  attributes={"claimed_email": session.email} if session.email else None)
         self._queue_update(session)
 
     async def visitor_uploads(self, session: VisitorSession, filename: str, content_type: str, data: bytes) -> str:

@@ -1,6 +1,7 @@
 """The visitor WebSocket protocol (pure): frames in, validated commands out; a token-bucket limiter.
 
-Client frames (JSON objects): ``{"type": "hello", "token": str | null, "name": str}``,
+Client frames (JSON objects): ``{"type": "hello", "token": str | null, "name": str, "email": str}`` (email:
+optional, what the website says the visitor is; shown to agents as unverified),
 ``{"type": "message", "text": str}``, ``{"type": "typing", "on": bool}``, ``{"type": "ping"}``,
 ``{"type": "transcript", "email": str}`` (the conversation so far, mailed through the email channel).
 Server frames: ``welcome`` (token, history), ``message`` (direction, text, id, created), ``queue``
@@ -26,6 +27,7 @@ class VisitorError(ValueError):
 class Hello:
     token: str | None
     name: str
+    email: str = ""
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,11 @@ def _clean_text(text: str, limit: int) -> str:
     return "".join(c for c in text if c in "\n\t" or c >= " ")[:limit]
 
 
+def _plain_email(email: str) -> bool:
+    local, at, domain = email.strip().partition("@")
+    return bool(local and at and "." in domain) and not any(c in email for c in "\r\n\0<>,;\"' ")
+
+
 def parse_frame(frame: str | bytes, *, max_chars: int) -> Command:
     if isinstance(frame, bytes):
         raise VisitorError("binary frames are not accepted")
@@ -75,7 +82,10 @@ def parse_frame(frame: str | bytes, *, max_chars: int) -> Command:
             raise VisitorError("bad session token")
         if not isinstance(name, str):
             raise VisitorError("name must be a string")
-        return Hello(token, _clean_text(name, 80).strip())
+        email = data.get("email") or ""
+        if not isinstance(email, str) or len(email) > 254 or (email and not _plain_email(email)):
+            raise VisitorError("email must be a plain address")
+        return Hello(token, _clean_text(name, 80).strip(), email.strip())
     if kind == "message":
         text = data.get("text")
         if not isinstance(text, str) or not text.strip():
@@ -89,7 +99,7 @@ def parse_frame(frame: str | bytes, *, max_chars: int) -> Command:
         return Ping()
     if kind == "transcript":
         email = data.get("email")
-        if not isinstance(email, str) or not 3 <= len(email) <= 254 or any(c in email for c in "\r\n\0<>,; "):
+        if not isinstance(email, str) or not 3 <= len(email) <= 254 or not _plain_email(email):
             raise VisitorError("transcript needs a plain email address")
         return Transcript(email)
     raise VisitorError(f"unknown frame type {str(kind)[:20]!r}")

@@ -162,7 +162,7 @@ class ChatWeb:
                         if isinstance(command, Hello):
                             if session is not None:
                                 raise VisitorError("hello was already said")
-                            session, history = await channel.open_session(command.token, command.name)
+                            session, history = await channel.open_session(command.token, command.name, command.email)
                             if len(session.connections) >= settings.max_connections_per_session:
                                 raise VisitorError("too many open windows for this conversation")
                             session.connections.add(connection)

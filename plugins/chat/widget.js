@@ -66,7 +66,9 @@
     ws = new WebSocket(wsUrl);
     ws.onopen = function () {
       backoff = 500;
-      ws.send(JSON.stringify({type: "hello", token: localStorage.getItem(TOKEN_KEY), name: ""}));
+      // a site that knows its visitor (logged in) may say who they are: <script ... data-name data-email>
+      ws.send(JSON.stringify({type: "hello", token: localStorage.getItem(TOKEN_KEY),
+                              name: (script && script.dataset.name) || "", email: (script && script.dataset.email) || ""}));
     };
     ws.onmessage = function (event) {
       var msg;
