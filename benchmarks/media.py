@@ -34,6 +34,15 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
 def pin(cpu: int) -> None:
+    # On the shared box other people's test suites preempt the engine for milliseconds at a time, which
+    # shows up as delay and loss that are not the engine's; MEDIA_BENCH_NICE=-10 (root) runs the engine
+    # and the generator ahead of them. CPU time per packet does not depend on it; delays do.
+    nice = os.environ.get("MEDIA_BENCH_NICE")
+    if nice:
+        try:
+            os.setpriority(os.PRIO_PROCESS, 0, int(nice))
+        except OSError:
+            pass
     if not os.environ.get("MEDIA_BENCH_PIN"):
         return  # on a shared box pinning fights other processes for one core; opt in with MEDIA_BENCH_PIN=1
     try:
@@ -53,6 +62,15 @@ def cpu_split(pid: int) -> tuple[float, float]:
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return int(fields[11]) / CLOCK_TICKS, int(fields[12]) / CLOCK_TICKS
+
+
+def runqueue_wait_seconds(pid: int) -> float:
+    """Time the process's main thread spent runnable but waiting for a CPU (other work on the box)."""
+    try:
+        with open(f"/proc/{pid}/schedstat") as f:
+            return int(f.read().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return 0.0
 
 
 def cpu_seconds(pid: int) -> float:
@@ -294,10 +312,10 @@ def run_one(calls: int, record: bool, warmup: float, seconds: float) -> dict:
             generator.stdin.close()
             assert generator.stdout.readline().strip() == "MEASURE"
             (user0, sys0), t0 = cpu_split(engine.pid), time.monotonic()
-            gen0 = cpu_seconds(generator.pid)
+            gen0, wait0 = cpu_seconds(generator.pid), runqueue_wait_seconds(engine.pid)
             time.sleep(seconds)
             (user1, sys1), t1 = cpu_split(engine.pid), time.monotonic()
-            gen1 = cpu_seconds(generator.pid)
+            gen1, wait1 = cpu_seconds(generator.pid), runqueue_wait_seconds(engine.pid)
             cpu0, cpu1 = user0 + sys0, user1 + sys1
             load = json.loads(generator.stdout.readline())
             generator.wait(timeout=30)
@@ -318,6 +336,9 @@ def run_one(calls: int, record: bool, warmup: float, seconds: float) -> dict:
         "engine_cpu_percent": round(100 * cpu, 1),
         "cpu_us_per_packet": round(1e6 * (cpu1 - cpu0) / max(load["received"], 1), 2),
         "generator_cpu_percent": round(100 * (gen1 - gen0) / (t1 - t0), 1),
+        # > a few % means the engine was kept waiting for a CPU by other work: delays and loss then say
+        # more about the machine than about the engine
+        "engine_runqueue_wait_percent": round(100 * (wait1 - wait0) / (t1 - t0), 1),
         "kernel_share_percent": round(100 * (sys1 - sys0) / max(cpu1 - cpu0, 1e-9)),
         "p50_delay_ms": load["p50_ms"],
         "p99_delay_ms": load["p99_ms"],
@@ -351,6 +372,7 @@ def main() -> None:
         return
     runs = []
     load_before = os.getloadavg()
+    settings = {k: os.environ.get(k) for k in ("MEDIA_BENCH_PIN", "MEDIA_BENCH_NICE")}
     print(json.dumps({"load_average_before": load_before}), file=sys.stderr, flush=True)
     hot_path = hot_path_microbenchmark()
     print(json.dumps(hot_path), file=sys.stderr, flush=True)
@@ -362,6 +384,7 @@ def main() -> None:
         "benchmark": "media-relay",
         "load_average_before": load_before,
         "load_average_after": os.getloadavg(),
+        "settings": settings,
         "hot_path": hot_path,
         "python": sys.version.split()[0],
         "cpus": os.cpu_count(),
