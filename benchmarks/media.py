@@ -34,15 +34,6 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
 def pin(cpu: int) -> None:
-    # On the shared box other people's test suites preempt the engine for milliseconds at a time, which
-    # shows up as delay and loss that are not the engine's; MEDIA_BENCH_NICE=-10 (root) runs the engine
-    # and the generator ahead of them. CPU time per packet does not depend on it; delays do.
-    nice = os.environ.get("MEDIA_BENCH_NICE")
-    if nice:
-        try:
-            os.setpriority(os.PRIO_PROCESS, 0, int(nice))
-        except OSError:
-            pass
     if not os.environ.get("MEDIA_BENCH_PIN"):
         return  # on a shared box pinning fights other processes for one core; opt in with MEDIA_BENCH_PIN=1
     try:
@@ -301,12 +292,15 @@ def run_one(calls: int, record: bool, warmup: float, seconds: float) -> dict:
         engine_cmd = [sys.executable, __file__, "--role", "engine", "--calls", str(calls)]
         if record:
             engine_cmd += ["--record-dir", tmp]
-        engine = subprocess.Popen(engine_cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        # Engine and generator each in a session of their own: with the kernel's autogroup scheduling a
+        # session shares one slice of the CPUs, so in one session they would fight each other for it.
+        engine = subprocess.Popen(engine_cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                  start_new_session=True)
         try:
             setup = json.loads(engine.stdout.readline())
             generator = subprocess.Popen(
                 [sys.executable, __file__, "--role", "generator", "--warmup", str(warmup), "--seconds", str(seconds)],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, start_new_session=True,
             )
             generator.stdin.write(json.dumps(setup["ports"]))
             generator.stdin.close()
@@ -372,7 +366,7 @@ def main() -> None:
         return
     runs = []
     load_before = os.getloadavg()
-    settings = {k: os.environ.get(k) for k in ("MEDIA_BENCH_PIN", "MEDIA_BENCH_NICE")}
+    settings = {k: os.environ.get(k) for k in ("MEDIA_BENCH_PIN",)}
     print(json.dumps({"load_average_before": load_before}), file=sys.stderr, flush=True)
     hot_path = hot_path_microbenchmark()
     print(json.dumps(hot_path), file=sys.stderr, flush=True)
