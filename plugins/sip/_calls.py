@@ -42,7 +42,6 @@ from ._media import MediaLeg, session_id
 from ._registrar import endpoint_user
 from ._timers import TimerHandle
 from ._transport import Peer
-from ._trunks import DialRefused, check_dial_string
 from .sansio import (
     Dialog,
     Headers,
@@ -714,72 +713,6 @@ class CallManager:
             await self.engine.end_interaction(interaction, cause=cause, disposition=disposition)
         except Exception:
             log.exception("sip: ending interaction %s failed", interaction.id)
-
-    # -------------------------------------------------------------------------------------- originate
-
-    async def originate(self, body: Any = None, **kwargs: Any) -> Interaction:
-        """``POST /api/v1/calls``: ``{"to": number or SIP user, "agent": ...}``. Calls a registered phone
-        or, after the dial-string checks, a trunk; the interaction ends when the callee hangs up."""
-        body = dict(body or {}, **kwargs) if isinstance(body, dict) or body is None else {"to": body, **kwargs}
-        to = str(body.get("to", ""))
-        purpose = str(body.get("purpose", "agent"))
-        caller = str(body.get("from", "") or body.get("caller", ""))
-        engine = self.engine
-        registrar = self.channel.registrar
-        if to in registrar.users:
-            bindings = registrar.contacts(to)
-            if not bindings:
-                raise ValueError(f"SIP user {to} is not registered")
-            peer_target = [(b.peer, b.contact) for b in bindings[:1]]
-        else:
-            try:
-                check_dial_string(to)
-                check = getattr(engine, "check_dial", None)
-                if check is not None:
-                    # The engine's own check: the same syntax plus the centralita_allow_dial hook.
-                    try:
-                        to = check(to, caller=caller, purpose=purpose)
-                    except ValueError as exc:
-                        raise DialRefused(str(exc)) from None
-                trunk = self.channel.trunks.outbound_trunk(to, body.get("trunk"))
-            except DialRefused as exc:
-                raise ValueError(str(exc)) from None
-            peer_target = [(trunk.peer, self.channel.trunks.request_uri(trunk, to))]
-        interaction = engine.new_interaction(InteractionKind.VOICE, Direction.OUTBOUND, from_=caller or "centralita", to=to, channel=self.channel.name)
-        call = Call(interaction)
-        self.calls[interaction.id] = call
-        peer, target = peer_target[0]
-        media = MediaSession(self.core.local.get(peer.transport, next(iter(self.core.local.values()))).host, self.channel.sink_port, session_id=session_id())
-        call.media = media
-        leg = Leg(call, "agent", peer, agent=body.get("agent"))
-        call.agents.append(leg)
-        local_host = self.core.local.get(peer.transport, next(iter(self.core.local.values()))).host
-        headers = Headers()
-        headers.add("From", f"<sip:{_user_part(caller or 'centralita')}@{local_host}>;tag={new_tag()}")
-        headers.add("To", f"<{target}>")
-        headers.add("Call-ID", f"{new_tag()}{new_tag()}@centralita")
-        headers.add("CSeq", "1 INVITE")
-        headers.add("Contact", f"<{self.core.contact_uri(peer.transport)}>")
-        headers.add("Content-Type", "application/sdp")
-        request = Request("INVITE", target, headers, media.make_offer().serialize())
-        leg.invite = request
-        leg.client_txn = self.core.request(request, peer, lambda r, t, leg=leg: self._agent_response(leg, r, t))
-        self.channel.spawn(self._await_originated, call, leg)
-        return interaction
-
-    async def _await_originated(self, call: Call, leg: Leg) -> None:
-        with trio.move_on_after(self.channel.settings.timers.ring_timeout):
-            await leg.outcome.wait()
-        if leg.result != "answered":
-            if leg.state is LegState.RINGING:
-                self._cancel_leg(leg)
-            disposition = Disposition.BUSY if leg.result == "busy" else Disposition.NO_ANSWER
-            self._end_call(call, cause=leg.result or "no-answer", disposition=disposition)
-            return
-        try:
-            call.interaction.transition(InteractionState.ACTIVE)
-        except Exception:
-            pass
 
     # ------------------------------------------------------------------------------------------ helpers
 

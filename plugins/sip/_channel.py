@@ -232,7 +232,7 @@ class SipChannel(VoiceChannel):
 
     async def originate(self, body: Mapping[str, Any]) -> Interaction:
         """``POST /api/v1/calls``: ``{"to": "1001" or a number, "from": ..., "purpose": ...}``."""
-        return await self.calls.originate(dict(body))
+        return await self.outbound.originate(dict(body))
 
     # -------------------------------------------------------------------------------------- internals
 

@@ -34,9 +34,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-import trio
-
-from engine import Interaction
+from engine import Direction, Disposition, Interaction, InteractionKind, InteractionState
 from engine._events import safe_text
 from engine.abc import DialResult
 
@@ -47,7 +45,16 @@ from ._media import MediaLeg, session_id
 from ._registrar import endpoint_user
 from ._transport import Peer
 from ._trunks import DialRefused, Trunk, check_dial_string
-from .sansio import Dialog, Headers, MediaSession, Request, Response, SdpNegotiationError, SipPeerError, SipUri
+from .sansio import (
+    Dialog,
+    Headers,
+    MediaSession,
+    Request,
+    Response,
+    SdpNegotiationError,
+    SipPeerError,
+    SipUri,
+)
 
 if TYPE_CHECKING:
     from ._channel import SipChannel
@@ -111,10 +118,12 @@ class OutboundCalls:
 
     # ------------------------------------------------------------------------------------------- dial
 
-    async def dial(self, interaction: Interaction, number: str, *, caller_id: str, ring_timeout: float) -> DialResult:
+    async def dial(
+        self, interaction: Interaction, number: str, *, caller_id: str, ring_timeout: float, trunk: str | None = None
+    ) -> DialResult:
         manager = self.calls
         try:
-            targets = self._targets(number)
+            targets = self._targets(number, trunk)
         except DialRefused as exc:
             log.warning("sip: not dialing for %s: %s", interaction.id, exc)
             return DialResult("failed")
@@ -129,8 +138,8 @@ class OutboundCalls:
         interaction.attributes["sip_call_id"] = call_id
         legs: list[Leg] = []
         try:
-            for peer, uri, to_user, trunk in targets:
-                legs.append(self._invite(call, peer, uri, to_user, trunk, offer, caller_id, call_id))
+            for peer, uri, to_user, via_trunk in targets:
+                legs.append(self._invite(call, peer, uri, to_user, via_trunk, offer, caller_id, call_id))
             await manager._wait_legs(legs, timeout=ring_timeout)
         except BaseException:
             for leg in legs:
@@ -155,7 +164,7 @@ class OutboundCalls:
             interaction.answered = time.time()
         return DialResult("answered", status=200)
 
-    def _targets(self, number: str) -> list[tuple[Peer, str, str, Trunk | None]]:
+    def _targets(self, number: str, trunk_name: str | None = None) -> list[tuple[Peer, str, str, Trunk | None]]:
         """Where the INVITE(s) go: (peer, Request-URI, To user, trunk). Raises DialRefused."""
         check_dial_string(number)  # the engine checked it already; a Request-URI is never built from less
         registrar = self.channel.registrar
@@ -168,7 +177,7 @@ class OutboundCalls:
                     continue
                 out.append((binding.peer, binding.contact, number, None))
             return out
-        trunk = self.channel.trunks.outbound_trunk(number)
+        trunk = self.channel.trunks.outbound_trunk(number, trunk_name)
         return [(trunk.peer, self.channel.trunks.request_uri(trunk, number), "", trunk)]
 
     def _offer(self, call: Call) -> bytes:
@@ -281,9 +290,13 @@ class OutboundCalls:
         if status < 300:
             self._answered(leg, response)
             return
-        if status in (401, 407) and attempt is not None and leg.state is LegState.RINGING:
-            if self._reinvite_with_credentials(leg, attempt, response):
-                return
+        if (
+            status in (401, 407)
+            and attempt is not None
+            and leg.state is LegState.RINGING
+            and self._reinvite_with_credentials(leg, attempt, response)
+        ):
+            return
         if attempt is not None:
             attempt.status = status
         if leg.state is LegState.RINGING:
@@ -374,6 +387,53 @@ class OutboundCalls:
             del manager.calls[call.interaction.id]
         manager._release_media(call)
         call.media = None
+
+    # ------------------------------------------------------------------------------------ originate
+
+    async def originate(self, body: dict[str, Any]) -> Interaction:
+        """``POST /api/v1/calls``: ``{"to": number or SIP user, "from": caller ID, "trunk": name}``.
+
+        Refusals (an unregistered user, a number the dial checks or the trunks refuse) raise ValueError
+        at once; otherwise the interaction is returned while the call rings, becomes active when answered
+        and ends (with a CDR) when either side hangs up or the attempt fails."""
+        to = str(body.get("to", ""))
+        purpose = str(body.get("purpose", "agent"))
+        caller = str(body.get("from", "") or body.get("caller", ""))
+        trunk = body.get("trunk") if isinstance(body.get("trunk"), str) else None
+        engine = self.calls.engine
+        registrar = self.channel.registrar
+        if to in registrar.users:
+            if not registrar.contacts(to):
+                raise ValueError(f"SIP user {to} is not registered")
+        else:
+            try:
+                check_dial_string(to)
+                check = getattr(engine, "check_dial", None)
+                if check is not None:
+                    # The engine's own check: the same syntax plus the centralita_allow_dial hook.
+                    try:
+                        to = check(to, caller=caller, purpose=purpose)
+                    except ValueError as exc:
+                        raise DialRefused(str(exc)) from None
+                self.channel.trunks.outbound_trunk(to, trunk)
+            except DialRefused as exc:
+                raise ValueError(str(exc)) from None
+        interaction = engine.new_interaction(
+            InteractionKind.VOICE, Direction.OUTBOUND, from_=caller or "centralita", to=to, channel=self.channel.name
+        )
+        self.channel.spawn(self._originated, interaction, to, caller, trunk)
+        return interaction
+
+    async def _originated(self, interaction: Interaction, to: str, caller: str, trunk: str | None) -> None:
+        ring_timeout = self.channel.settings.timers.ring_timeout
+        result = await self.dial(interaction, to, caller_id=caller, ring_timeout=ring_timeout, trunk=trunk)
+        if result.outcome == "answered":
+            if interaction.state is not InteractionState.ACTIVE:
+                interaction.transition(InteractionState.ACTIVE)
+            return
+        disposition = {"busy": Disposition.BUSY, "no-answer": Disposition.NO_ANSWER,
+                       "congestion": Disposition.CONGESTION}.get(result.outcome, Disposition.FAILED)
+        await self.calls._end_interaction(interaction, result.outcome, disposition)
 
     # -------------------------------------------------------------------------------- connect_agent
 

@@ -9,12 +9,12 @@ import os
 import numpy as np
 import pytest
 import trio
-
 from baresip_agent import dominant_frequency, loud, tone, write_wav
+from sip_interop_helpers import SCENARIOS, describe, free_udp_port, run_sipp
+
 from engine import Direction, InteractionKind
 from engine.media import decode_ulaw
 from engine.testing import wait_until
-from sip_interop_helpers import SCENARIOS, describe, free_udp_port, run_sipp
 
 pytestmark = pytest.mark.interop
 
@@ -158,7 +158,7 @@ async def test_wrong_trunk_password_is_a_failed_attempt(sip_engine) -> None:
     credentials = 'username = "acct"\npassword = "wrong"\n'
     async with sip_engine(sip=carrier(port, credentials)) as (engine, channel):
         interaction = new_call(engine, "600123459")
-        result, sipp, _ = await dial_with_callee(
+        result, _, _ = await dial_with_callee(
             channel, interaction, "600123459",
             ["-sf", str(SCENARIOS / "carrier_digest.xml"), "-i", "127.0.0.1", "-p", str(port), "-m", "1"],
         )
@@ -259,3 +259,21 @@ async def test_a_prompt_played_to_the_answered_customer_is_heard(sip_engine) -> 
         assert results["sipp"].returncode == 0, describe(results["sipp"])
         audio = loud(np.concatenate(heard))
         assert len(audio) >= 4000 and abs(dominant_frequency(audio, 8000) - 600) < 15
+
+
+async def test_originate_through_the_trunk_to_a_busy_number_ends_with_a_busy_cdr(sip_engine) -> None:
+    port = free_udp_port()
+    async with sip_engine(sip=carrier(port)) as (engine, channel):
+        results: dict = {}
+        async with trio.open_nursery() as nursery:
+
+            async def callee() -> None:
+                results["sipp"] = await run_sipp(["-sf", str(SCENARIOS / "agent_busy.xml"), "-i", "127.0.0.1", "-p", str(port), "-m", "1"])
+
+            nursery.start_soon(callee)
+            created = await engine.originate({"to": "600123462", "from": CALLER_ID})
+        assert results["sipp"].returncode == 0, describe(results["sipp"])
+        with trio.fail_after(20):
+            while not (rows := [r for r in await engine.cdr() if r["uniqueid"] == created["id"]]):
+                await trio.sleep(0.05)
+        assert rows[0]["disposition"] == "BUSY" and rows[0]["dst"] == "600123462"

@@ -12,13 +12,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import trio
-
 from baresip_agent import baresip_agent, dominant_frequency, loud, read_wav, tone
+from sip_interop_helpers import SCENARIOS, describe, free_udp_port, run_sipp
+
 from engine import Direction, InteractionKind
 from engine.media import decode_ulaw, encode_ulaw
 from engine.routing import CallbackRequest
 from engine.testing import wait_until
-from sip_interop_helpers import SCENARIOS, describe, free_udp_port, run_sipp
 
 pytestmark = pytest.mark.interop
 
