@@ -62,6 +62,7 @@ class IvrRunner(Service):
             node_types=node_types,
         )
         self._inputs: dict[str, trio.MemorySendChannel[object]] = {}
+        self._sessions: dict[str, FlowSession] = {}
         self._nursery: trio.Nursery | None = None
         self.sessions_started = 0
         self.sessions_finished = 0
@@ -96,7 +97,27 @@ class IvrRunner(Service):
         return self._feed(interaction, Digit(digit))
 
     def caller_gone(self, interaction: Interaction) -> None:
+        """The caller hung up. Handled here and now, not in the session's task: the engine is ending
+        the interaction as we speak, and what the hang-up books (a callback the caller chose) must be
+        in routing before the interaction's CDR is written and routing is told it ended."""
+        session = self._sessions.get(interaction.id)
+        if session is not None and not session.finished:
+            for command in session.hangup(self.clock()):
+                if isinstance(command, FlowEnded):
+                    self._record_outcome(interaction, command)
+                elif isinstance(command, RequestCallback):
+                    self._book_callback(interaction, command)
         self._feed(interaction, _Hangup())
+
+    @staticmethod
+    def _record_outcome(interaction: Interaction, ended: FlowEnded) -> None:
+        interaction.attributes["ivr"] = {"outcome": ended.outcome, "node": ended.node, "variables": ended.variables}
+
+    def _book_callback(self, interaction: Interaction, command: RequestCallback) -> None:
+        # the caller keeps their place; the flow's Hangup that follows (if still on the line) ends the call
+        interaction.attributes["callback_request"] = command.request_id
+        self.engine.acd.enqueue(interaction, command.queue,
+                                callback=CallbackRequest(command.request_id, command.number))
 
     def _feed(self, interaction: Interaction, item: object) -> bool:
         send = self._inputs.get(interaction.id)
@@ -112,6 +133,7 @@ class IvrRunner(Service):
 
     async def _session(self, interaction: Interaction, flow: Any, inputs: trio.MemoryReceiveChannel[object]) -> None:
         session = FlowSession(flow, caller=interaction.from_, session_id=interaction.id)
+        self._sessions[interaction.id] = session
         channel = self.engine.channels.get(interaction.channel)
         own_send = self._inputs[interaction.id]
         playing: trio.CancelScope | None = None
@@ -128,8 +150,7 @@ class IvrRunner(Service):
                     for command in commands:
                         if isinstance(command, FlowEnded):
                             # recorded before any final command runs: those may end the call at once
-                            interaction.attributes["ivr"] = {"outcome": command.outcome, "node": command.node,
-                                                             "variables": command.variables}
+                            self._record_outcome(interaction, command)
                     for command in commands:
                         if isinstance(command, Play):
                             if playing is not None:
@@ -160,6 +181,7 @@ class IvrRunner(Service):
                         commands = session.feed(item, now)
         finally:
             self._inputs.pop(interaction.id, None)
+            self._sessions.pop(interaction.id, None)
             self.sessions_finished += 1
 
     async def _play(self, channel: Any, interaction: Interaction, command: Play, scope: trio.CancelScope,
@@ -198,10 +220,7 @@ class IvrRunner(Service):
             interaction.attributes.update(command.attributes)
             self.engine.acd.enqueue(interaction, command.queue, priority=command.priority)
         elif isinstance(command, RequestCallback):
-            # the caller keeps their place; the flow's Hangup that follows ends this call
-            interaction.attributes["callback_request"] = command.request_id
-            self.engine.acd.enqueue(interaction, command.queue,
-                                    callback=CallbackRequest(command.request_id, command.number))
+            self._book_callback(interaction, command)
         elif isinstance(command, Transfer):
             try:
                 await channel.transfer(interaction, command.destination)

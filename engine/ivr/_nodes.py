@@ -68,6 +68,10 @@ class NodeType:
     def on_timer(self, ctx: FlowSession, node: Node, now: float) -> None:
         pass
 
+    def on_hangup(self, ctx: FlowSession, node: Node, now: float) -> None:
+        """The caller hung up in this node; the session then ends with ``caller-hangup`` unless this
+        finished it. No command to the caller makes sense any more (they are gone)."""
+
 
 def _play(node: Node, barge_in: bool, key: str = "prompt", text_key: str = "text") -> Play | None:
     if node.get(key):
@@ -427,7 +431,11 @@ class VoicemailNode(NodeType):
 
 class CallbackNode(NodeType):
     """Final: a callback from ``queue`` on ``number`` (a variable name, default the caller's number),
-    after an optional confirmation ``prompt``; the caller keeps their place in the queue."""
+    after an optional confirmation ``prompt``; the caller keeps their place in the queue.
+
+    The callback is booked when the prompt ends, or when the caller hangs up during it: by then they
+    have chosen it, and people hang up as soon as they hear "we will call you back". (Booking before
+    the prompt would let a free agent dial the number while the caller is still on it.)"""
 
     final = True
     required = ("queue",)
@@ -440,11 +448,18 @@ class CallbackNode(NodeType):
         ctx.emit(play)
         ctx.set_timer(now + MAX_PROMPT_SECONDS)
 
-    def request(self, ctx: FlowSession, node: Node, now: float) -> None:
+    def _book(self, ctx: FlowSession, node: Node, now: float) -> None:
         number_var = node.get("number", "caller")
         number = ctx.caller if number_var == "caller" else str(ctx.variables.get(number_var, ctx.caller))
         ctx.emit(RequestCallback(str(node["queue"]), number, f"{ctx.session_id}:{ctx.current_name}"))
+
+    def request(self, ctx: FlowSession, node: Node, now: float) -> None:
+        self._book(ctx, node, now)
         ctx.emit(Hangup("callback"))
+        ctx.finish("callback", now)
+
+    def on_hangup(self, ctx: FlowSession, node: Node, now: float) -> None:
+        self._book(ctx, node, now)
         ctx.finish("callback", now)
 
     on_playback_done = request  # type: ignore[assignment]

@@ -21,7 +21,7 @@ from typing import Any
 
 from ..routing._expr import Expression, compile_expression
 from ..routing._schedule import Schedule, parse_schedule
-from ._commands import CrmResult, Digit, FlowCommand, FlowEnded, Hangup, PlaybackDone
+from ._commands import CrmResult, Digit, FlowCommand, FlowEnded, Hangup, LookupCrm, Play, PlaybackDone, StopPlayback
 from ._flows import Flow
 
 __all__ = ["FlowSession", "MAX_BUFFERED_DIGITS"]
@@ -127,7 +127,12 @@ class FlowSession:
         return self._flush()
 
     def hangup(self, now: float) -> list[FlowCommand]:
-        """The caller hung up: the session ends wherever it is (no command is left pending)."""
+        """The caller hung up: the session ends wherever it is. The current node may still act on it
+        (a callback node books the callback the caller chose); nothing is said to the caller."""
+        if self.started and not self.finished:
+            self._type().on_hangup(self, self.current, now)
+            # the caller is gone: only what is done for them afterwards (booking) makes sense now
+            self._out = [c for c in self._out if not isinstance(c, (Hangup, Play, StopPlayback, LookupCrm))]
         self.finish("caller-hangup", now)
         return self._flush()
 

@@ -4,7 +4,7 @@ A SIPp caller reaches the IVR, presses 1 (RFC 2833, SIPp's own capture) for the 
 hearing position announcements while the only agent is logged out, and is bridged to that agent, a
 baresip phone registered with digest auth and answering on its own; the agent's voice (a tone from
 baresip's aufile source) is what the caller then hears. A second caller presses 2 for a callback,
-confirms with 1 and is hung up on; once the first call is over the engine calls the customer back
+confirms with 1 and hangs up; once the first call is over the engine calls the customer back
 (a SIPp UAS behind the outbound trunk) exactly once and bridges the agent in. Both callers, and the
 callback, appear in the CDR and in the event stream, and the two agree.
 """
@@ -113,7 +113,7 @@ def write_prompts(data_dir: Path) -> None:
     prompts = data_dir / "prompts" / "en"
     write_tone(prompts / "main-menu.wav", MENU_HZ, 6)
     write_tone(prompts / "callback-confirm.wav", CONFIRM_HZ, 6)
-    write_tone(prompts / "callback-booked.wav", BOOKED_HZ, 0.5)
+    write_tone(prompts / "callback-booked.wav", BOOKED_HZ, 5)  # the caller hangs up during it
     write_tone(prompts / "queue-you-are-next.wav", ANNOUNCE_HZ, 1)
 
 
@@ -172,7 +172,7 @@ async def test_ivr_queue_announcements_baresip_agent_and_a_callback_in_order(rou
                     f"announcements not heard: {tone_share(waiting_audio, ANNOUNCE_HZ):.2f} of the waiting audio"
                 assert tone_share(sniffer.audio(0)[: 8000], MENU_HZ) > 0.5  # the menu played before the digit
 
-                # 2. The second caller chooses a callback, confirms, and is hung up on.
+                # 2. The second caller chooses a callback, confirms, and hangs up while told it will be called back.
                 second_run = start_sipp(nursery, "callback caller", caller_args(
                     engine_port, "caller_chooses_callback.xml", service="500", caller=CALLBACK_CALLER,
                     sip_port=caller_b, media_port=media_b))
@@ -180,7 +180,8 @@ async def test_ivr_queue_announcements_baresip_agent_and_a_callback_in_order(rou
                     await second_run.done.wait()
                 assert second_run.ok, second_run.describe()
                 second = interaction_from(engine, CALLBACK_CALLER)
-                assert second.state is InteractionState.ENDED
+                await wait_until(lambda: second.state is InteractionState.ENDED)
+                assert second.attributes["ivr"]["outcome"] == "callback"
                 sales = (await api.get("/api/v1/queues/sales")).json()
                 assert [(c["interaction"], c["callback"] is not None) for c in sales["callers"]] == \
                     [(first.id, False), (second.id, True)]  # the callback keeps its place, behind the first
