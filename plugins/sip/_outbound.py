@@ -229,7 +229,11 @@ class OutboundCalls:
         headers.add("X-Centralita-Interaction", call.interaction.id)
         request = Request("INVITE", uri, headers, sdp)
         leg.invite = request
-        leg.client_txn = core.request(request, peer, lambda r, t, leg=leg: self._response(leg, r, t))
+        try:
+            leg.client_txn = core.request(request, peer, lambda r, t, leg=leg: self._response(leg, r, t))
+        except BaseException:
+            del self._attempts[id(leg)]
+            raise
         return leg
 
     def _reinvite_with_credentials(self, leg: Leg, attempt: _Attempt, response: Response) -> bool:
