@@ -93,6 +93,40 @@ def free_udp_port() -> int:
         return s.getsockname()[1]
 
 
+def free_udp_spans(count: int, span: int = 4) -> list[int]:
+    """``count`` base ports, each with ``span`` consecutive free UDP ports, none overlapping: SIPp binds
+    its media port and the one two above (video) besides its SIP port."""
+    bases: list[int] = []
+    taken: set[int] = set()
+    while len(bases) < count:
+        base = free_udp_port()
+        wanted = set(range(base, base + span))
+        if base + span > 65535 or wanted & taken:
+            continue
+        sockets = []
+        try:
+            for port in wanted:
+                sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                sockets.append(sock)
+                sock.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        finally:
+            for sock in sockets:
+                sock.close()
+        bases.append(base)
+        taken |= wanted
+    return bases
+
+
+def udp_port_taken(port: int) -> bool:
+    """Has a peer (SIPp) bound this UDP port yet? Read from the kernel's socket table: probing with a
+    bind of our own could take the port from under the peer at the wrong moment."""
+    with open("/proc/net/udp") as table:
+        next(table)
+        return any(int(line.split()[1].rsplit(":", 1)[1], 16) == port for line in table)
+
+
 def free_sip_port() -> int:
     """A port P with UDP P, TCP P and TCP P+1 free: baresip listens on all three (TLS on P+1)."""
     for _ in range(50):
@@ -116,10 +150,11 @@ def free_sip_port() -> int:
     raise RuntimeError("no free port for baresip")
 
 
-async def run_sipp(scenario: str, port: int, calls: int, cwd: Path, *, deadline: float = 120) -> trio.CompletedProcess[bytes]:
+async def run_sipp(scenario: str, port: int, media_port: int, calls: int, cwd: Path, *,
+                   deadline: float = 120) -> trio.CompletedProcess[bytes]:
     """A SIPp UAS playing ``scenario`` for ``calls`` calls; exit status 0 only when every call succeeded."""
     command = [tool("sipp", "sip-tester"), "-sf", str(SCENARIOS / scenario), "-i", "127.0.0.1", "-p", str(port),
-               "-mi", "127.0.0.1", "-mp", str(free_udp_port()), "-m", str(calls), "-nostdin",
+               "-mi", "127.0.0.1", "-mp", str(media_port), "-m", str(calls), "-nostdin",
                "-timeout", "90", "-timeout_error", "-max_recv_loops", "100", "-trace_err",
                "-error_file", str(cwd / f"{Path(scenario).stem}-errors.log")]
     with trio.fail_after(deadline):

@@ -24,8 +24,8 @@ import numpy as np
 import pytest
 import trio
 
-from dialer_peers import (describe, free_udp_port, run_sipp, silence, speech, start_baresip, stop, tone, write_rtp_pcap,
-                          write_wav)
+from dialer_peers import (describe, free_udp_spans, run_sipp, silence, speech, start_baresip, stop, tone, udp_port_taken,
+                          write_rtp_pcap, write_wav)
 from engine import hookimpl
 from engine.dialing import AuditRecord, recompute_abandonment
 from engine.testing import open_test_engine
@@ -130,7 +130,10 @@ async def test_a_campaign_against_sipp_customers_and_baresip_agents(tmp_path: Pa
     peers = tmp_path / "peers"  # SIPp's working directory: the captures it plays
     peers.mkdir()
     audio = make_audio(peers, prompts=tmp_path / "prompts")
-    ports = {name: free_udp_port() for name in ("person", "machine", "busy", "noanswer")}
+    names = ("person", "machine", "busy", "noanswer")
+    spans = free_udp_spans(2 * len(names))
+    ports = dict(zip(names, spans[:len(names)]))  # SIP
+    media_ports = dict(zip(names, spans[len(names):]))  # RTP (and the video port SIPp also binds)
     sipp: dict[str, Any] = {}
     phones: list[Any] = []
     async with open_test_engine(engine_config(ports), plugins=[sip_plugin, LabPolicies()], data_dir=tmp_path) as engine, \
@@ -147,13 +150,15 @@ async def test_a_campaign_against_sipp_customers_and_baresip_agents(tmp_path: Pa
                     await trio.sleep(0.05)
 
             async def called_party(name: str, scenario: str, calls: int) -> None:
-                sipp[name] = await run_sipp(scenario, ports[name], calls, peers)
+                sipp[name] = await run_sipp(scenario, ports[name], media_ports[name], calls, peers)
 
             nursery.start_soon(called_party, "person", "answer_talk_hang_up.xml", 1)
             nursery.start_soon(called_party, "machine", "answering_machine.xml", 1)
             nursery.start_soon(called_party, "busy", "busy.xml", 2)
             nursery.start_soon(called_party, "noanswer", "rings_until_cancelled.xml", 2)
-            await trio.sleep(0.5)  # SIPp binds its port before it reads anything; nothing is dialed yet anyway
+            with trio.fail_after(20):
+                while not all(udp_port_taken(port) for port in ports.values()):
+                    await trio.sleep(0.05)
             await engine.store.write_many([
                 ("INSERT INTO dialer_leads(campaign, lead, numbers, fields, imported) VALUES (?,?,?,?,?)",
                  ("e2e", f"lead-{i}", json.dumps([number]), json.dumps({"name": name}), time.time()))
@@ -172,15 +177,12 @@ async def test_a_campaign_against_sipp_customers_and_baresip_agents(tmp_path: Pa
                     await trio.sleep(0.1)
             campaign = engine.dialer.campaigns["e2e"]
             passes = campaign.passes
-            with trio.fail_after(30):  # a few more passes: a wrong retry rule would dial again now
+            with trio.fail_after(30):  # every call over, and a few more passes of the campaign loop
                 while campaign.passes < passes + 5 or campaign.calls:
                     await trio.sleep(0.1)
-            await trio.sleep(RETRY_DELAY)  # anything a wrong rule scheduled after the last attempt is due now
-            with trio.fail_after(30):
-                passes = campaign.passes
-                while campaign.passes < passes + 3:
-                    await trio.sleep(0.1)
             rows = await engine.store.fetchall("SELECT record FROM dialer_audit WHERE campaign = 'e2e' ORDER BY seq")
+            journal = [json.loads(r["record"]) for r in await engine.store.fetchall(
+                "SELECT record FROM dialer_journal WHERE campaign = 'e2e' ORDER BY seq")]
             records = [AuditRecord(**json.loads(r["record"])) for r in rows]
             cdr = await engine.cdr()
             interactions = {i.id: i for i in engine.all_interactions()}
@@ -207,6 +209,11 @@ async def test_a_campaign_against_sipp_customers_and_baresip_agents(tmp_path: Pa
         first_end = next(r for r in records if r.number == number and r.kind == outcome)
         assert dials[number][1].time - first_end.time >= RETRY_DELAY, kinds(number)
     assert kinds(BUSY).count("busy") == 2 and kinds(NO_ANSWER).count("no-answer") == 2
+    # ...and the durable dialing order will not call them again (the last result closes the lead).
+    due = {r["attempt"]: r["due"] for r in journal if r.get("op") == "result"}
+    for number in (BUSY, NO_ANSWER):
+        first, second = (due[d.detail["attempt"]] for d in dials[number])
+        assert first is not None and second is None, (number, first, second)
 
     # The person: recognised as a person and connected to one of the agents, who marked a sale.
     live = next(r for r in records if r.kind == "answer-live")
