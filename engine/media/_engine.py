@@ -280,6 +280,7 @@ class MediaEngine(Service):
     def conference(self) -> ConferenceRoom:
         room = ConferenceRoom(self)
         self._rooms.add(room)
+        self._clock_wakeup.set()  # a room of devices only (no RTP endpoint) must start the clock too
         return room
 
     def _wake(self, endpoint: RtpEndpoint) -> None:
