@@ -37,6 +37,8 @@ __all__ = ["ListenAddress", "Peer", "TransportLimits", "SipTransports"]
 log = logging.getLogger("centralita.sip.transport")
 
 TransportName = Literal["udp", "tcp"]
+#: UDP datagrams handled in a row before the reader lets other tasks run
+BURST = 32
 
 
 @dataclass(frozen=True)
@@ -153,21 +155,32 @@ class _Udp:
         self._limits = limits
 
     async def serve(self) -> None:
+        # Read the socket dry with plain non-blocking calls and wait for readiness only when it is empty:
+        # trio's ``recvfrom`` pays two checkpoints per datagram, and SIP datagrams arrive in bursts. After
+        # BURST datagrams in a row the loop yields anyway, so a flood cannot starve the other tasks.
+        raw, max_datagram, stats, deliver, local = self.raw, self._limits.max_datagram, self._stats, self._deliver, self.address
+        wait_readable, checkpoint = trio.lowlevel.wait_readable, trio.lowlevel.checkpoint
         while True:
-            try:
-                data, addr = await self.sock.recvfrom(self._limits.max_datagram)
-            except OSError as exc:
-                # ICMP port-unreachable from an earlier sendto surfaces here on Linux; it is not ours.
-                if exc.errno in (errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH):
-                    continue
-                raise
-            self._stats["udp_received"] += 1
-            peer = Peer("udp", addr[0], addr[1], self.address)
-            try:
-                self._deliver(data, peer)
-            except Exception:
-                self._stats["handler_errors"] += 1
-                log.exception("sip: handling a datagram from %s failed", safe_text(peer))
+            for _ in range(BURST):
+                try:
+                    data, addr = raw.recvfrom(max_datagram)
+                except BlockingIOError:
+                    await wait_readable(raw)
+                    break
+                except OSError as exc:
+                    # ICMP port-unreachable from an earlier sendto surfaces here on Linux; it is not ours.
+                    if exc.errno in (errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH):
+                        continue
+                    raise
+                stats["udp_received"] += 1
+                peer = Peer("udp", addr[0], addr[1], local)
+                try:
+                    deliver(data, peer)
+                except Exception:
+                    stats["handler_errors"] += 1
+                    log.exception("sip: handling a datagram from %s failed", safe_text(peer))
+            else:
+                await checkpoint()
 
     def send_nowait(self, data: bytes, host: str, port: int) -> bool:
         try:
