@@ -19,8 +19,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .amd import (FRAME_SAMPLES, FRAME_SECONDS, AmdResult, AmdVerdict, AnsweringMachineDetector, BeepDetector,
-                  CadenceDetector, frame_level)
+from .amd import (
+    FRAME_SAMPLES,
+    FRAME_SECONDS,
+    AmdResult,
+    AmdVerdict,
+    AnsweringMachineDetector,
+    BeepDetector,
+    CadenceDetector,
+    frame_level,
+)
 
 __all__ = ["MAX_GREETING", "AnswerListener", "BeepEnded", "Decided"]
 

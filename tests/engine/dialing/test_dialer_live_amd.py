@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import trio
@@ -30,7 +30,7 @@ class MediaPeersChannel(VoiceChannel):
 
     kinds = frozenset({InteractionKind.VOICE})
     schemes = frozenset({"peer"})
-    clips: dict[str, np.ndarray | None] = {}  # number -> what the called party says (None: no RTP at all)
+    clips: ClassVar[dict[str, np.ndarray | None]] = {}  # number -> what the called party says (None: no RTP at all)
 
     def __init__(self, context: Any) -> None:
         self.context = context

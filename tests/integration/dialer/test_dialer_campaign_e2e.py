@@ -23,9 +23,20 @@ from typing import Any
 import numpy as np
 import pytest
 import trio
+from dialer_peers import (
+    describe,
+    free_udp_spans,
+    run_sipp,
+    silence,
+    speech,
+    start_baresip,
+    stop,
+    tone,
+    udp_port_taken,
+    write_rtp_pcap,
+    write_wav,
+)
 
-from dialer_peers import (describe, free_udp_spans, run_sipp, silence, speech, start_baresip, stop, tone, udp_port_taken,
-                          write_rtp_pcap, write_wav)
 from engine import hookimpl
 from engine.dialing import AuditRecord, recompute_abandonment
 from engine.testing import open_test_engine
