@@ -5,6 +5,7 @@ backup / restore. Admin role only; state changes need the CSRF token with a sess
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 import shutil
 import tempfile
@@ -88,6 +89,8 @@ class AdminPages:
             raise HttpError(400, str(exc)) from None
         except OverflowError as exc:
             raise HttpError(413, str(exc)) from None
+        except OSError as exc:  # e.g. the engine's user may not write in the configuration's directory
+            raise HttpError(409, f"cannot write the configuration: {exc.strerror or exc} ({exc.filename or ''})") from None
 
     async def api_config(self, request: Request) -> Response:
         admin = self._admin()
@@ -124,7 +127,7 @@ class AdminPages:
         return json_response({**meta, "text": text})
 
     async def api_rollback(self, request: Request) -> Response:
-        result, meta = await self._admin().rollback(self._version_number(request), user=request.principal.name)
+        result, meta = await self._run(self._admin().rollback(self._version_number(request), user=request.principal.name))
         return self._applied_json(result, meta)
 
     # ------------------------------------------------------------------------------- the page
@@ -199,7 +202,7 @@ class AdminPages:
         return page(f"Configuration version {meta['version']}", body, principal=request.principal, page_id="config-version")
 
     async def rollback_post(self, request: Request) -> Response:
-        result, meta = await self._admin().rollback(self._version_number(request), user=request.principal.name)
+        result, meta = await self._run(self._admin().rollback(self._version_number(request), user=request.principal.name))
         if meta is None:
             _, text = await trio.to_thread.run_sync(self.config.history.read, self._version_number(request))
             return await self.config_page(request, text=text, result=result, status=422,
@@ -281,9 +284,12 @@ class AdminPages:
                 problems = getattr(exc, "problems", [str(exc)])
                 lines = [p.replace(str(staged.directory) + "/", "backup:") for p in problems]
                 raise HttpError(400, "the backup's configuration does not pass the checks here: " + "; ".join(lines[:20])) from None
+        target = config_path or db_path.parent / "centralita.toml"
+        if staged.config_text is not None and not os.access(target.parent, os.W_OK):
+            # refuse before the database is touched, so a restore is never half done
+            raise HttpError(409, f"cannot write the configuration into {target.parent}; fix its permissions first")
         await trio.to_thread.run_sync(restore_database, staged.db_path, db_path)
         if staged.config_text is not None:
-            target = config_path or db_path.parent / "centralita.toml"
             if config_path is not None and target.exists():
                 current = await trio.to_thread.run_sync(target.read_text)
                 history = self.config.history
