@@ -38,7 +38,7 @@ MAX_VERSIONS = 50
 #: Top-level sections the engine applies without a restart (``Engine.reload``).
 LIVE_SECTIONS = frozenset({"queues", "agents", "routes"})
 
-_PROBLEM = re.compile(r"^(?P<file>.+?):(?P<line>\d+): (?P<message>.*)$", re.S)
+_PROBLEM = re.compile(r"^(?P<file>.+?):(?P<line>\d+): (?P<message>.*)$", re.DOTALL)
 _candidates = itertools.count(1)
 
 
@@ -122,9 +122,9 @@ def _sync_dir(directory: Path) -> None:
 class ConfigHistory:
     """Versions as ``NNNNNN.toml`` plus ``NNNNNN.json`` (who, when, checksum) in one directory."""
 
-    def __init__(self, directory: Path, limit: int = MAX_VERSIONS) -> None:
+    def __init__(self, directory: Path, limit: int | None = None) -> None:
         self.directory = directory
-        self.limit = limit
+        self.limit = limit or MAX_VERSIONS
 
     def _ids(self) -> list[int]:
         if not self.directory.is_dir():

@@ -17,6 +17,7 @@ from typing import Any
 import trio
 
 from .. import __version__
+from .._errors import ConfigError
 from ._backup import (
     BackupRefused,
     RestoreLimits,
@@ -280,9 +281,8 @@ class AdminPages:
                     new_config = await trio.to_thread.run_sync(self.config.load_as, staged_path, config_path)
                 elif hasattr(self.engine, "plugins"):  # checked all the same, though only a restart applies it
                     await trio.to_thread.run_sync(self.config._load, staged_path)
-            except Exception as exc:  # ConfigError: the backup's configuration does not load here
-                problems = getattr(exc, "problems", [str(exc)])
-                lines = [p.replace(str(staged.directory) + "/", "backup:") for p in problems]
+            except ConfigError as exc:  # the backup's configuration does not load here
+                lines = [p.replace(str(staged.directory) + "/", "backup:") for p in exc.problems]
                 raise HttpError(400, "the backup's configuration does not pass the checks here: " + "; ".join(lines[:20])) from None
         target = config_path or db_path.parent / "centralita.toml"
         if staged.config_text is not None and not os.access(target.parent, os.W_OK):

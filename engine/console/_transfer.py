@@ -139,8 +139,8 @@ def extract_multipart_file(raw: Path, boundary: bytes, dest: Path, field: str) -
                     break
                 if re.search(rf'name="{re.escape(field)}"', headers):
                     with open(dest, "xb") as out:
-                        for start in range(data_start, next_delimiter, 1024 * 1024):
-                            out.write(body[start:min(start + 1024 * 1024, next_delimiter)])
+                        out.writelines(body[start:min(start + 1024 * 1024, next_delimiter)]
+                                       for start in range(data_start, next_delimiter, 1024 * 1024))
                     return
                 position = next_delimiter + 2
     raise HttpError(400, f"the upload has no {field!r} file part")

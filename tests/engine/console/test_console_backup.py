@@ -198,7 +198,7 @@ async def test_oversize_upload_is_refused_while_it_arrives(tmp_path, monkeypatch
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "engine", *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+    return subprocess.run([sys.executable, "-m", "engine", *args], cwd=cwd, capture_output=True, text=True, timeout=120, check=False)
 
 
 def test_cli_backup_and_restore_round_trip(tmp_path):

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 
 import httpx
-import trio
 
 from engine import InteractionState, hookimpl
 from engine.console import add_token, add_user
@@ -111,16 +110,14 @@ async def test_history_is_bounded(tmp_path, monkeypatch):
     import engine.console._config_admin as admin_module
 
     monkeypatch.setattr(admin_module, "MAX_VERSIONS", 3)
-    monkeypatch.setattr(admin_module.ConfigHistory.__init__, "__defaults__", (3,))
-    async with open_test_engine(CONFIG, data_dir=tmp_path) as engine:
-        async with await _client(engine) as client:
-            text = (await client.get("/api/v1/config")).json()["text"]
-            for n in range(5):
-                r = await client.put("/api/v1/config", json={"text": text + f"\n# edit {n}\n"})
-                assert r.status_code == 200
-            versions = (await client.get("/api/v1/config/versions")).json()
-            assert [v["version"] for v in versions] == [6, 5, 4]
-            assert len(list((tmp_path / "config-history").iterdir())) == 6
+    async with open_test_engine(CONFIG, data_dir=tmp_path) as engine, await _client(engine) as client:
+        text = (await client.get("/api/v1/config")).json()["text"]
+        for n in range(5):
+            r = await client.put("/api/v1/config", json={"text": text + f"\n# edit {n}\n"})
+            assert r.status_code == 200
+        versions = (await client.get("/api/v1/config/versions")).json()
+        assert [v["version"] for v in versions] == [6, 5, 4]  # the first (file on disk) and 5 edits, 3 kept
+        assert len(list((tmp_path / "config-history").iterdir())) == 6  # a .toml and a .json each
 
 
 async def test_roles_csrf_and_hostile_bodies(tmp_path):
