@@ -1,6 +1,6 @@
 """Media relay benchmark: N concurrent two-leg G.711 calls bridged through the MediaEngine on loopback.
 
-    .venv/bin/python benchmarks/media.py [--calls 50,100,200,400] [--seconds 5] [--no-record]
+    .venv/bin/python benchmarks/media.py [--calls 50,100,200,400] [--seconds 5] [--no-record | --only-record]
 
 Three processes: this one (the conductor), the engine (pinned to CPU 0 when there are two) and a load
 generator (pinned to CPU 1): for every call it owns a "caller" and an "agent" UDP socket that each send
@@ -357,6 +357,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--record-dir")
     parser.add_argument("--no-record", action="store_true", help="skip the runs with recording")
+    parser.add_argument("--only-record", action="store_true", help="skip the runs without recording")
+    parser.add_argument("--no-hot-path", action="store_true", help="skip the in-process microbenchmark")
     args = parser.parse_args()
     if args.role == "engine":
         engine_main(int(args.calls), args.record_dir)
@@ -368,10 +370,10 @@ def main() -> None:
     load_before = os.getloadavg()
     settings = {k: os.environ.get(k) for k in ("MEDIA_BENCH_PIN",)}
     print(json.dumps({"load_average_before": load_before}), file=sys.stderr, flush=True)
-    hot_path = hot_path_microbenchmark()
+    hot_path = None if args.no_hot_path else hot_path_microbenchmark()
     print(json.dumps(hot_path), file=sys.stderr, flush=True)
     for calls in (int(c) for c in args.calls.split(",")):
-        for record in (False,) if args.no_record else (False, True):
+        for record in (False,) if args.no_record else (True,) if args.only_record else (False, True):
             runs.append(run_one(calls, record, args.warmup, args.seconds))
             print(json.dumps(runs[-1]), file=sys.stderr, flush=True)
     print(json.dumps({
