@@ -21,7 +21,17 @@ from typing import Any
 
 from ..routing._expr import Expression, compile_expression
 from ..routing._schedule import Schedule, parse_schedule
-from ._commands import CrmResult, Digit, FlowCommand, FlowEnded, Hangup, LookupCrm, Play, PlaybackDone, StopPlayback
+from ._commands import (
+    CrmResult,
+    Digit,
+    FlowCommand,
+    FlowEnded,
+    Hangup,
+    LookupCrm,
+    Play,
+    PlaybackDone,
+    StopPlayback,
+)
 from ._flows import Flow
 
 __all__ = ["FlowSession", "MAX_BUFFERED_DIGITS"]

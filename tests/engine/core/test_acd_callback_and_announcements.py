@@ -110,7 +110,7 @@ async def test_a_voice_channel_without_announce_plays_the_announcement_prompts(t
                 if len(said.get(second.id, ())) and len(said.get(first.id, ())):
                     break
         assert said == {first.id: {1}, second.id: {2}}
-        assert ("%s" % first.id, "queue-you-are-next") in voice.played
+        assert (f"{first.id}", "queue-you-are-next") in voice.played
         assert [p for i, p in voice.played if i == second.id][:2] == ["queue-you-are-caller", "number-2"]
         voice.register("fake:alice")
         await wait_until(lambda: first.state is InteractionState.ACTIVE)

@@ -15,15 +15,14 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "sip"))
 sys.path.insert(0, str(HERE))
 
-from sip_interop_helpers import FAST_TIMERS  # noqa: E402
+from sip_interop_helpers import FAST_TIMERS
 
 
 @pytest.fixture
 def routing_engine(tmp_path: Path) -> Callable[..., contextlib.AbstractAsyncContextManager[Any]]:
     """``async with routing_engine(toml, sip=...) as (engine, channel)``, data in ``tmp_path/engine``."""
-    from engine.testing import open_test_engine
-
     import plugins.sip.plugin as sip_plugin
+    from engine.testing import open_test_engine
 
     @contextlib.asynccontextmanager
     async def open_engine(extra: str = "", *, sip: str = "") -> AsyncIterator[Any]:

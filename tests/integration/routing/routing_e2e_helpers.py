@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import trio
+from sip_interop_helpers import sipp_path
 
 from engine.media import decode_ulaw
-from sip_interop_helpers import sipp_path
 
 SCENARIOS = Path(__file__).resolve().parent / "scenarios"
 PCAPS = Path("/usr/share/sip-tester")

@@ -19,10 +19,6 @@ from typing import Any
 import httpx
 import pytest
 import trio
-
-from engine import InteractionState
-from engine.console import MASTER_CSV_COLUMNS, add_token
-from engine.testing import wait_until
 from routing_e2e_helpers import (
     RtpSniffer,
     caller_args,
@@ -34,6 +30,10 @@ from routing_e2e_helpers import (
     write_tone,
 )
 from sip_interop_helpers import free_udp_port
+
+from engine import InteractionState
+from engine.console import MASTER_CSV_COLUMNS, add_token
+from engine.testing import wait_until
 
 pytestmark = pytest.mark.interop
 

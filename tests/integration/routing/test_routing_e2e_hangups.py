@@ -11,13 +11,13 @@ from typing import Any
 import httpx
 import pytest
 import trio
+from routing_e2e_helpers import caller_args, free_port_trio, start_sipp, write_tone
+from sip_interop_helpers import free_udp_port
+from test_routing_e2e import ENGINE, EventLog
 
 from engine import InteractionState
 from engine.console import add_token
 from engine.testing import wait_until
-from routing_e2e_helpers import caller_args, free_port_trio, start_sipp, write_tone
-from sip_interop_helpers import free_udp_port
-from test_routing_e2e import ENGINE, EventLog
 
 pytestmark = pytest.mark.interop
 
@@ -52,7 +52,7 @@ async def test_hang_ups_in_the_menu_the_queue_and_the_callback_confirmation(rout
     write_tone(prompts / "queue-you-are-next.wav", 1000, 5)  # long: the caller hangs up in the middle of it
     port = free_udp_port()
     log = EventLog()
-    async with routing_engine(ENGINE, sip=SIP.format(port=port)) as (engine, channel):
+    async with routing_engine(ENGINE, sip=SIP.format(port=port)) as (engine, _channel):
         token = await add_token(engine.store, "e2e", "supervisor")
         async with httpx.AsyncClient(base_url=engine.console.url, headers={"Authorization": f"Bearer {token}"}) as api:
             async with trio.open_nursery() as nursery:
