@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import stat
 import time
@@ -126,13 +127,16 @@ def write_backup(out: Path, *, config_path: Path | None, db_path: Path, engine_v
 # ----------------------------------------------------------------------------------------- restore
 
 
+#: a drop-in's file name: plain characters only (it becomes a file name on this machine)
+_DROP_IN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,99}\.toml$")
+#: MANIFEST.json is a few hundred bytes; anything large is not ours
+MAX_MANIFEST = 64 * 1024
+
+
 def _allowed(name: str) -> bool:
     if name in ("MANIFEST.json", DB_NAME, CONFIG_NAME):
         return True
-    if name.startswith(DROP_IN_DIR):
-        rest = name[len(DROP_IN_DIR):]
-        return bool(rest) and "/" not in rest and rest.endswith(".toml") and not rest.startswith(".")
-    return False
+    return name.startswith(DROP_IN_DIR) and bool(_DROP_IN.match(name[len(DROP_IN_DIR):]))
 
 
 def check_member(info: zipfile.ZipInfo, limits: RestoreLimits) -> None:
@@ -149,6 +153,10 @@ def check_member(info: zipfile.ZipInfo, limits: RestoreLimits) -> None:
         return
     if not _allowed(name):
         raise BackupRefused(f"refused: {name!r} is not part of a Centralita backup")
+    if name == "MANIFEST.json" and info.file_size > MAX_MANIFEST:
+        raise BackupRefused(f"refused: MANIFEST.json is {info.file_size} bytes (limit {MAX_MANIFEST})")
+    if name.startswith("config/") and info.file_size > limits.config_file:
+        raise BackupRefused(f"refused: {name!r} is larger than {limits.config_file} bytes")
     if info.file_size > limits.total:
         raise BackupRefused(f"refused: {name!r} would extract to {info.file_size} bytes (limit {limits.total})")
     if info.file_size > 1024 * 1024 and info.file_size > limits.ratio * max(info.compress_size, 1):
@@ -197,8 +205,6 @@ def open_backup(path: Path, staging: Path, limits: RestoreLimits = RestoreLimits
         for info in members:
             if info.is_dir():
                 continue
-            if info.filename.startswith("config/") and info.file_size > limits.config_file:
-                raise BackupRefused(f"refused: {info.filename!r} is larger than {limits.config_file} bytes")
             try:
                 _extract(archive, info, staging / info.filename, budget, limits)
             except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:
