@@ -5,6 +5,7 @@ healthy; an unplugged device gets a failing report, not an error page."""
 from __future__ import annotations
 
 import httpx
+import pytest
 import trio
 
 from engine.abc import DeviceHealth
@@ -83,4 +84,32 @@ async def test_the_button_runs_the_conformance_checks_through_the_running_driver
                 assert r.status_code == 200, r.text
                 assert 'id="device-test-summary"' in r.text and "All checks passed." in r.text
                 assert 'data-verdict="PASS"' in r.text and 'data-verdict="FAIL"' not in r.text
+        nursery.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize("family", ["gsm-modem", "dtmf-board"])
+async def test_the_other_families_are_tested_through_their_drivers_too(tmp_path, family):
+    from hardware.dtmf_board import plugin as board_plugin
+    from hardware.emulators import DtmfBoardEmulator, GsmModemEmulator
+    from hardware.gsm_modem import plugin as gsm_plugin
+
+    emulator = (GsmModemEmulator if family == "gsm-modem" else DtmfBoardEmulator)(link_dir=str(tmp_path))
+    plugin = gsm_plugin if family == "gsm-modem" else board_plugin
+    config = f'[[devices]]\nname = "dev"\ndriver = "{family}"\nport = "{emulator.link}"\n'
+    async with trio.open_nursery() as nursery:
+        await nursery.start(emulator.run)
+        async with open_test_engine(config, plugins=[plugin], data_dir=tmp_path) as engine:
+            device = engine.devices.get("dev")
+            with trio.fail_after(30):
+                await device.wait_health(DeviceHealth.OK)
+            token = await add_token(engine.store, "tech", "admin")
+            async with httpx.AsyncClient(base_url=engine.console.url, timeout=200,
+                                         headers={"authorization": f"Bearer {token}"}) as client:
+                r = await client.post("/api/v1/devices/dev/test")
+            assert r.status_code == 200, r.text
+            report = r.json()
+            assert report["passed"] is True, report
+            assert [x for x in report["results"] if not x["skipped"]]
+            with trio.fail_after(30):
+                await device.wait_health(DeviceHealth.OK)
         nursery.cancel_scope.cancel()
