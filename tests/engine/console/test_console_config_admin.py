@@ -174,3 +174,22 @@ async def test_the_page_marks_the_line_and_escapes_the_text(tmp_path):
             line = hostile.splitlines().index("timeout = -1") + 1
             assert f'id="line-{line}" class="error"' in r.text
             assert f'href="#line-{line}"' in r.text
+
+
+async def test_drop_ins_are_checked_with_the_main_file_and_named_in_their_own_problems(tmp_path):
+    (tmp_path / "conf.d").mkdir()
+    drop_in = tmp_path / "conf.d" / "sales.toml"
+    drop_in.write_text('[[queues]]\nname = "sales"\nmembers = ["alice"]\n')
+    async with open_test_engine(CONFIG, data_dir=tmp_path) as engine:
+        assert {q["name"] for q in engine.list_queues()} == {"support", "sales"}
+        async with await _client(engine) as client:
+            info = (await client.get("/api/v1/config")).json()
+            assert info["conf_d"] == [str(drop_in)]
+            # the main file may now refer to what the drop-in defines...
+            text = info["text"] + '\n[[routes]]\nmatch = "200"\nqueue = "sales"\n'
+            assert (await client.post("/api/v1/config/check", json={"text": text})).json()["ok"]
+            # ...and a drop-in's own problem is reported in the drop-in, at its line
+            drop_in.write_text('[[queues]]\nname = "sales"\nmembers = ["alice"]\nwrapup = "long"\n')
+            problems = (await client.post("/api/v1/config/check", json={"text": text})).json()["problems"]
+            assert [(p["file"], p["line"]) for p in problems] == [(str(drop_in), 4)]
+        assert drop_in.read_text().endswith('wrapup = "long"\n')  # never written by the console
