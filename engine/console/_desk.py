@@ -223,7 +223,9 @@ class Desk:
     def callbacks(self, principal: Any) -> list[dict[str, Any]]:
         """Waiting callbacks: an agent sees their own and anyone's; a supervisor sees every one."""
         out = []
-        for item in getattr(self.engine, "interactions", {}).values():
+        if getattr(self.engine, "find_interaction", None) is None:
+            return out  # not the real engine: it has no routing to keep callbacks in
+        for item in self.engine.interactions.values():
             details = item.attributes.get("scheduled_callback")
             if details is None or item.state.value == "ended":
                 continue

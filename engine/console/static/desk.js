@@ -71,6 +71,7 @@
       target.appendChild(node);
       wire(node);
     }
+    fallbackTranscripts();
     if (target.querySelector("article.conversation")) { if (placeholder) placeholder.remove(); }
     else if (!placeholder) { const p = document.createElement("p"); p.className = "muted"; p.textContent = "None right now."; target.appendChild(p); }
   }
@@ -141,6 +142,36 @@
   }
   wire(live);
 
+  // Messages seen on the event stream, kept for this tab: shown only where the server has no
+  // transcript for a conversation (an engine whose channel keeps no message store).
+  function transcriptKey(id) { return "centralita-transcript:" + id; }
+  function remember(id, who, text) {
+    if (!id) return;
+    let lines = [];
+    try { lines = JSON.parse(sessionStorage.getItem(transcriptKey(id)) || "[]"); } catch (_) { lines = []; }
+    lines.push([who, String(text).slice(0, 4000)]);
+    sessionStorage.setItem(transcriptKey(id), JSON.stringify(lines.slice(-100)));
+    fallbackTranscripts();
+  }
+  function fallbackTranscripts() {
+    for (const article of document.querySelectorAll("article.conversation")) {
+      const list = article.querySelector(".transcript");
+      if (!list || (list.childElementCount && !list.dataset.fallback)) continue;
+      let lines = [];
+      try { lines = JSON.parse(sessionStorage.getItem(transcriptKey(article.dataset.interaction)) || "[]"); } catch (_) { lines = []; }
+      if (!lines.length) continue;
+      list.dataset.fallback = "1";
+      list.replaceChildren(...lines.map(([who, text]) => {
+        const li = document.createElement("li");
+        const name = document.createElement("strong");
+        name.textContent = who + ": ";
+        li.append(name, document.createTextNode(text));
+        return li;
+      }));
+    }
+  }
+  fallbackTranscripts();
+
   function showTyping(id, on) {
     for (const a of document.querySelectorAll("article.conversation")) {
       if (a.dataset.interaction !== id) continue;
@@ -165,7 +196,10 @@
       let e;
       try { e = JSON.parse(m.data); } catch (_) { return; }
       if (e.event === "ChatTyping") { if (e.Party === "visitor") showTyping(e.interaction, !!e.Typing); return; }
-      if (e.event === "MessageReceived") showTyping(e.interaction, false);
+      if (e.event === "MessageReceived") {
+        showTyping(e.interaction, false);
+        if (e.Message) remember(e.interaction, e.CallerIDNum || "customer", e.Message);
+      }
       if (eventsList) {
         const li = document.createElement("li");
         li.textContent = describe(e);
