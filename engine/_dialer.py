@@ -376,7 +376,7 @@ class DialerService(Service):
                 campaign.dialer.answered(call, event.at, machine=event.machine, amd=event.result.cause)
                 self.engine.bus.publish("DialerAmdResult", interaction.id, Campaign=campaign.settings.name,
                                         Result=verdict, Cause=event.result.cause,
-                                        AudioSeconds=event.result.decided_at)
+                                        AudioSeconds=event.result.decided_at, GreetingEnd=event.result.greeting_end)
             else:
                 if call not in campaign.calls:
                     return False

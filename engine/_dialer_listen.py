@@ -6,7 +6,7 @@ endpoint (``RtpEndpoint.sinks``) gets every 20 ms frame the endpoint's clock pro
 framework's own voice-activity measurement (:class:`engine.media.VoiceActivityDetector`, run here
 without hang-over so the detector still sees the short pauses between words) says which frames are
 speech. The sink never blocks the media clock: frames go through a bounded channel and are dropped
-(counted) if this task falls behind, which the listener then treats as silence.
+(counted) if this task falls behind. Gaps count as silence only while the endpoint receives no packets.
 """
 
 from __future__ import annotations
@@ -52,14 +52,22 @@ async def listen_to_answer(endpoint: Any, listener: AnswerListener, clock: Calla
     tap = _Tap(send, clock)
     vad = VoiceActivityDetector(hangover_ms=0)
     endpoint.sinks.append(tap)
+    packets = getattr(endpoint, "packets_in", None)
     try:
         while not listener.done and not getattr(endpoint, "closed", False):
             events: list[Decided | BeepEnded] = []
+            timed_out = True
             with trio.move_on_after(max(0.0, listener.next_deadline() - clock())):
                 frame, at = await receive.receive()
+                timed_out = False
                 events = listener.feed(frame, at, voiced=vad.feed(frame))
-            if not events:
-                events = listener.catch_up(clock())
+            if timed_out:
+                # Nothing decoded in time. Silence only if nothing was received either: packets that
+                # came in are frames the media clock has yet to decode (a busy machine), not silence.
+                arrived = getattr(endpoint, "packets_in", None)
+                if arrived is None or arrived == packets:
+                    events = listener.catch_up(clock())
+                packets = arrived
             for event in events:
                 if not on_event(event):
                     return

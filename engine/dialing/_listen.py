@@ -2,9 +2,10 @@
 
 Sans-IO. The engine hands :class:`AnswerListener` the far end's decoded 20 ms frames as the media
 framework produces them (with the wall-clock time and, optionally, the media framework's voice-activity
-flag) and asks :meth:`AnswerListener.catch_up` whenever no frame came for a while: a line that sends no
-RTP at all (or stops sending it) is silence to the detector, not a pause in time, so an answering machine
-that never speaks is still recognised after ``initial_silence``.
+flag) and calls :meth:`AnswerListener.catch_up` when no frame came for a while *and no packet arrived
+either*: a line that sends no RTP at all (or stops sending it) is silence to the detector, not a pause in
+time, so an answering machine that never speaks is still recognised after ``initial_silence``; frames
+that are only late (a busy media clock) are waited for, not replaced by silence.
 
 Events, in order: one :class:`Decided` (person / machine, from the AMD detector), then -- only when
 ``listen_for_beep`` and the verdict is a machine -- one :class:`BeepEnded` when the beep has ended, or
@@ -81,14 +82,16 @@ class AnswerListener:
 
     def feed(self, frame: np.ndarray, now: float, *, voiced: bool | None = None) -> list[Decided | BeepEnded]:
         """One frame of the far end's audio, received at ``now``."""
-        events = self.catch_up(now - FRAME_SECONDS)  # whatever went missing before this frame
         if frame.size != FRAME_SAMPLES:
             frame = np.resize(frame, FRAME_SAMPLES) if frame.size else _SILENT_FRAME
-        events += self._analyse(frame, now, voiced)
+        events = self._analyse(frame, now, voiced)
         return events + self._greeting_over(now)
 
     def catch_up(self, now: float) -> list[Decided | BeepEnded]:
-        """Count audio that should have arrived by ``now`` and did not as silence."""
+        """Count audio that should have arrived by ``now`` and did not as silence.
+
+        Call it only when the far end really sent nothing meanwhile: frames that are merely late (a busy
+        media clock) must not be counted twice, once as silence now and again when they arrive."""
         events: list[Decided | BeepEnded] = []
         missing = int((now - self.started - _LATENESS) / FRAME_SECONDS) - self.frames
         for _ in range(max(0, missing)):
