@@ -27,11 +27,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "engine" / "dialing"))
 
-from conftest import load_set  # noqa: E402  (the labelled set's reader)
+from conftest import load_set
 
-from engine._dialer_listen import listen_to_answer  # noqa: E402
-from engine.dialing import AnswerListener, BeepEnded, Decided  # noqa: E402
-from engine.media import MediaEngine, Prompt  # noqa: E402
+from engine._dialer_listen import listen_to_answer
+from engine.dialing import AnswerListener, BeepEnded, Decided
+from engine.media import MediaEngine, Prompt
 
 
 async def one_call(media: MediaEngine, clip, results: list[dict]) -> None:
