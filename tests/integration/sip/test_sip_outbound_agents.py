@@ -238,3 +238,33 @@ async def test_progressive_campaign_places_one_call_through_sip_and_connects_the
         audit = await engine.store.fetchall("SELECT kind FROM dialer_audit WHERE campaign = 'smoke' ORDER BY seq")
         kinds = [row["kind"] for row in audit]
         assert kinds.count("dial") == 1 and "connect" in kinds, kinds
+
+
+async def test_connect_agent_to_a_busy_phone_is_false_and_the_customer_stays_up(sip_engine) -> None:
+    port, agent_port = free_udp_port(), free_udp_port()
+    async with sip_engine(CONTACT_CENTER, sip=AGENT + carrier(port)) as (engine, channel):
+        target = f"127.0.0.1:{channel.bound[0].port}"
+        registered = await run_sipp(
+            [target, "-sf", str(SCENARIOS / "register_digest.xml"), "-s", "1001", "-au", "1001", "-ap", "s3cret",
+             "-i", "127.0.0.1", "-p", str(agent_port), "-m", "1"]
+        )
+        assert registered.returncode == 0, describe(registered)
+        interaction = engine.new_interaction(
+            InteractionKind.VOICE, Direction.OUTBOUND, from_=CALLER_ID, to="600123456", channel="sip"
+        )
+        results: dict = {}
+        async with trio.open_nursery() as nursery:
+
+            async def run(name: str, args: list[str]) -> None:
+                results[name] = await run_sipp(args)
+
+            nursery.start_soon(run, "customer", ["-sn", "uas", "-i", "127.0.0.1", "-p", str(port), "-m", "1"])
+            nursery.start_soon(run, "agent", ["-sf", str(SCENARIOS / "agent_busy.xml"), "-i", "127.0.0.1", "-p", str(agent_port), "-m", "1"])
+            assert (await channel.dial(interaction, "600123456", caller_id=CALLER_ID, ring_timeout=10)).outcome == "answered"
+            assert await channel.connect_agent(interaction, "alice", "sip:1001") is False
+            call = channel.calls.calls[interaction.id]
+            assert call.caller.state.value == "answered" and call.agents == []
+            assert channel.media_of(interaction) is not None
+            await channel.hangup(interaction)
+        for name in ("customer", "agent"):
+            assert results[name].returncode == 0, f"{name}: " + describe(results[name])

@@ -147,3 +147,19 @@ async def test_numbers_that_are_not_dial_strings_never_reach_the_wire(sip_engine
         result, seen = await place(engine, channel, udp_peer, lambda invite, n: [reply(invite, 486, "Busy Here")], "600999888")
         assert result.outcome == "busy"
         assert seen[0].startswith(b"INVITE sip:600999888@127.0.0.1:")
+
+
+async def test_a_proxy_407_is_answered_with_proxy_authorization(sip_engine, udp_peer) -> None:
+    challenge = 'Proxy-Authenticate: Digest realm="carrier", nonce="abc", algorithm=MD5, qop="auth"\r\n'
+
+    def answer(invite: bytes, n: int) -> list[bytes]:
+        if n == 1:
+            return [reply(invite, 407, "Proxy Authentication Required", extra=challenge)]
+        return [reply(invite, 486, "Busy Here")]
+
+    async with sip_engine(sip=trunk(udp_peer.port)) as (engine, channel):
+        result, seen = await place(engine, channel, udp_peer, answer)
+        assert (result.outcome, result.status) == ("busy", 486)
+        second = [m for m in seen if is_request("INVITE")(m)][-1]
+        assert b'Proxy-Authorization: Digest username="acct", realm="carrier", nonce="abc"' in second
+        assert b"CSeq: 2 INVITE" in second
