@@ -201,7 +201,7 @@ class SipCore:
         self._guarded.add(txn)
         if method == "INVITE":
             # Every transaction ends eventually, whatever the call layer does (or forgets to do).
-            txn.guard_unanswered(now, 64 * self.t1 + UNANSWERED_INVITE_GRACE)  # type: ignore[attr-defined]
+            self.layer.guard_unanswered(txn, now, 64 * self.t1 + UNANSWERED_INVITE_GRACE)  # type: ignore[arg-type]
         handler = self.handlers.get(method)
         if handler is None:
             self.respond(txn, 405 if method in ("PRACK", "SUBSCRIBE", "PUBLISH", "MESSAGE") else 501, headers=[("Allow", ALLOW)])

@@ -199,14 +199,20 @@ class Headers:
         """Append a value (a comma-separated list value is stored as its elements)."""
         key, display = canonical_name(name)
         value = _checked(display, value).strip(" \t")
+        # Only this field's parsed view goes stale; the index is kept up to date in place (a response
+        # gets several fields added, and each rebuild or re-parse of the others would be wasted).
         if self._cache:
-            self._cache.clear()
-        self._index = None
-        if "," not in value:
-            self._items.append((key, display, value))
-            return
-        for v in split_values(key, value):
+            self._cache.pop(key, None)
+        values = [value] if "," not in value else split_values(key, value)
+        for v in values:
             self._items.append((key, display, v))
+        index = self._index
+        if index is not None:
+            known = index.get(key)
+            if known is None:
+                index[key] = list(values)
+            else:
+                known.extend(values)
 
     def set(self, name: str, value: str) -> None:
         """Replace every value of ``name`` by ``value``, keeping the position of the first one."""
@@ -223,8 +229,9 @@ class Headers:
 
     def remove(self, name: str) -> None:
         key = canonical_name(name)[0]
-        self._cache.clear()
-        self._index = None
+        self._cache.pop(key, None)
+        if self._index is not None:
+            self._index.pop(key, None)
         self._items = [item for item in self._items if item[0] != key]
 
     def replace_first(self, name: str, value: str) -> None:
@@ -234,8 +241,11 @@ class Headers:
         for i, (k, n, _) in enumerate(self._items):
             if k == key:
                 self._items[i] = (k, n, value)
-                self._cache.clear()
-                self._index = None
+                # Only this field's view is stale: stamping ``received`` on the top Via of every request
+                # must not throw away the From/To/CSeq the parser already checked and cached.
+                self._cache.pop(key, None)
+                if self._index is not None:
+                    self._index[key][0] = value
                 return
         self.add(name, value)
 
@@ -244,7 +254,7 @@ class Headers:
         key, display = canonical_name(name)
         value = _checked(display, value)
         pos = next((i for i, (k, _, _) in enumerate(self._items) if k == key), len(self._items))
-        self._cache.clear()
+        self._cache.pop(key, None)
         self._index = None
         self._items[pos:pos] = [(key, display, v) for v in split_values(key, value)]
 

@@ -69,7 +69,11 @@ class TransactionLayer:
         self._servers: dict[ServerKey, _ServerTransaction] = {}
         self._server_keys: dict[int, ServerKey] = {}
         self._accepted_invites: dict[tuple[str | None, int], ServerInviteTransaction] = {}
-        self._heap: list[tuple[float, int, _Transaction]] = []
+        # Heap entries point at a per-transaction slot, not at the transaction: a deadline that moved
+        # leaves a stale entry behind until it comes due, and a stale entry must not keep a finished
+        # transaction (and the messages it holds) alive until then. Forgetting a transaction empties
+        # its slot.
+        self._heap: list[tuple[float, int, list[_Transaction | None]]] = []
         self._scheduled: dict[int, float] = {}
         self._seq = itertools.count()
         self._stats = {"requests_absorbed": 0, "responses_absorbed": 0, "stray_responses": 0, "timeouts": 0}
@@ -164,8 +168,9 @@ class TransactionLayer:
     def next_timer(self) -> float | None:
         heap = self._heap
         while heap:
-            deadline, _, txn = heap[0]
-            if self._scheduled.get(id(txn)) == deadline:
+            deadline, _, slot = heap[0]
+            txn = slot[0]
+            if txn is not None and self._scheduled.get(id(txn)) == deadline:
                 return deadline
             heapq.heappop(heap)  # stale entry
         return None
@@ -174,12 +179,18 @@ class TransactionLayer:
         actions: list[Action] = []
         heap = self._heap
         while heap and heap[0][0] <= now:
-            deadline, _, txn = heapq.heappop(heap)
-            if self._scheduled.get(id(txn)) != deadline:
+            deadline, _, slot = heapq.heappop(heap)
+            txn = slot[0]
+            if txn is None or self._scheduled.get(id(txn)) != deadline:
                 continue
             del self._scheduled[id(txn)]
             actions += self._after(txn, txn.handle_timer(now))
         return actions
+
+    def guard_unanswered(self, transaction: ServerInviteTransaction, now: float, limit: float) -> None:
+        """Give up ``transaction`` if the TU sends no final response within ``limit`` seconds (Timer P)."""
+        transaction.guard_unanswered(now, limit)
+        self._schedule(transaction)
 
     def _schedule(self, txn: _Transaction) -> None:
         deadline = txn.next_timer()
@@ -188,7 +199,14 @@ class TransactionLayer:
             return
         if self._scheduled.get(id(txn)) != deadline:
             self._scheduled[id(txn)] = deadline
-            heapq.heappush(self._heap, (deadline, next(self._seq), txn))
+            slot = txn._heap_slot
+            if slot is None:
+                slot = txn._heap_slot = [txn]
+            heapq.heappush(self._heap, (deadline, next(self._seq), slot))
+            if len(self._heap) > 2 * len(self._scheduled) + 1024:
+                # Mostly stale entries (deadlines that moved): rebuild, so the heap follows the live timers.
+                self._heap = [e for e in self._heap if e[2][0] is not None and self._scheduled.get(id(e[2][0])) == e[0]]
+                heapq.heapify(self._heap)
 
     def _after(self, txn: _Transaction, actions: list[Action]) -> list[Action]:
         if txn.state is TransactionState.TERMINATED:
@@ -202,6 +220,8 @@ class TransactionLayer:
 
     def _forget(self, txn: _Transaction) -> None:
         self._scheduled.pop(id(txn), None)
+        if txn._heap_slot is not None:
+            txn._heap_slot[0] = None
         if isinstance(txn, _ClientTransaction):
             key = (txn.branch or "", txn.method)
             if self._clients.get(key) is txn:

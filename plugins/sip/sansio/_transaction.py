@@ -137,6 +137,8 @@ class _Transaction:
         self.state: TransactionState
         self._deadlines: dict[str, float] = {}
         self._intervals: dict[str, float] = {}
+        #: the owning TransactionLayer's heap slot (see there)
+        self._heap_slot: list[Any] | None = None
         top = request.top_via
         self.branch = top.branch if top is not None else None
 

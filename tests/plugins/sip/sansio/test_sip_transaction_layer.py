@@ -198,3 +198,36 @@ def test_cancel_matches_an_rfc2543_invite() -> None:
     cancel_headers.set("CSeq", "9 CANCEL")
     (cancel,) = delivered(uas.receive_request(Request("CANCEL", "sip:b@example.com", cancel_headers), 0.1))
     assert cancel.cancels is got.transaction
+
+
+def test_an_invite_the_tu_never_answers_is_given_up_by_the_layer() -> None:
+    layer = TransactionLayer(T)
+    (got,) = delivered(layer.receive_request(make_request("INVITE"), 0.0))
+    layer.guard_unanswered(got.transaction, 0.0, 100.0)
+    assert layer.next_timer() == 100.0
+    timed = drive(layer, 1000.0)
+    assert [(t, a.timer) for t, a in timed if isinstance(a, TransactionTimeout)] == [(100.0, "P")]
+    assert len(layer) == 0
+
+
+def test_finished_transactions_are_not_kept_alive_by_timers_that_moved() -> None:
+    # The guard's far deadline stays in the heap after the answer moved the deadline closer; it must
+    # not hold the finished transaction (and its INVITE) until it comes due.
+    import gc
+    import weakref
+
+    layer = TransactionLayer(T)
+    (pending,) = delivered(layer.receive_request(make_request("INVITE", call_id="still-ringing@test"), 0.0))
+    layer.guard_unanswered(pending.transaction, 0.0, 500.0)  # a live timer ahead of the stale ones
+    refs = []
+    for n in range(50):
+        invite = make_request("INVITE", call_id=f"c{n}@test")
+        (got,) = delivered(layer.receive_request(invite, 0.0))
+        layer.guard_unanswered(got.transaction, 0.0, 1000.0)
+        layer.respond(got.transaction, 486, now=0.0, to_tag="b1")
+        refs.append(weakref.ref(got.transaction))
+        del got
+    drive(layer, 100.0)  # Timer H ends every one of them (no ACK came)
+    gc.collect()
+    assert len(layer) == 1 and layer.next_timer() == 500.0
+    assert [r for r in refs if r() is not None] == []
