@@ -83,10 +83,9 @@ def _free_udp_port() -> int:
 
 
 async def _run(args: argparse.Namespace) -> dict:
+    import plugins.sip.plugin as sip_plugin
     from engine import Direction, InteractionKind
     from engine.testing import open_test_engine
-
-    import plugins.sip.plugin as sip_plugin
 
     sipp = shutil.which("sipp")
     if sipp is None:

@@ -263,7 +263,7 @@ async def test_a_prompt_played_to_the_answered_customer_is_heard(sip_engine) -> 
 
 async def test_originate_through_the_trunk_to_a_busy_number_ends_with_a_busy_cdr(sip_engine) -> None:
     port = free_udp_port()
-    async with sip_engine(sip=carrier(port)) as (engine, channel):
+    async with sip_engine(sip=carrier(port)) as (engine, _channel):
         results: dict = {}
         async with trio.open_nursery() as nursery:
 
