@@ -54,7 +54,7 @@ class DeskPages(SupervisePages):
 
     async def _live_sections(self, principal: Principal) -> Markup:
         me = next((a for a in self.engine.list_agents() if a.get("id") == principal.name), None)
-        offered = set(str(i) for i in (me or {}).get("offers", []))
+        offered = {str(i) for i in (me or {}).get("offers", [])}
         everything = self.engine.list_interactions()
         mine = [i for i in everything if i.get("agent") == principal.name and i.get("state") != "ended"]
         offers = [i for i in everything if i.get("state") == "offered" and (i.get("id") in offered or i.get("agent") == principal.name)]
@@ -182,17 +182,17 @@ class DeskPages(SupervisePages):
         )  # fmt: skip
         csrf = csrf_field(principal.csrf)
         forms = [
-            f'<form method="post" action="/desk/{ident}/disposition" class="inline disposition" data-live>{csrf}'
+            (f'<form method="post" action="/desk/{ident}/disposition" class="inline disposition" data-live>{csrf}'
             f'<input name="disposition" list="disposition-codes-{ident}" placeholder="disposition" required maxlength="64">'
             f'<datalist id="disposition-codes-{ident}">{codes}</datalist>'
-            '<input name="notes" placeholder="note" maxlength="2000"><button type="submit">Set disposition</button></form>',
-            f'<form method="post" action="/desk/{ident}/notes" class="inline notes" data-live>{csrf}'
-            '<input name="text" placeholder="note for the CRM" required maxlength="2000"><button type="submit">Add note</button></form>',
-            f'<form method="post" action="/desk/{ident}/callback" class="inline callback" data-live>{csrf}'
+            '<input name="notes" placeholder="note" maxlength="2000"><button type="submit">Set disposition</button></form>'),
+            (f'<form method="post" action="/desk/{ident}/notes" class="inline notes" data-live>{csrf}'
+            '<input name="text" placeholder="note for the CRM" required maxlength="2000"><button type="submit">Add note</button></form>'),
+            (f'<form method="post" action="/desk/{ident}/callback" class="inline callback" data-live>{csrf}'
             '<input name="at" type="datetime-local" required aria-label="callback time (UTC)">'
             '<input name="number" placeholder="number (default: theirs)" maxlength="32">'
             '<select name="owner"><option value="me">for me</option><option value="anyone">for anyone in the queue</option></select>'
-            '<button type="submit">Schedule callback</button></form>',
+            '<button type="submit">Schedule callback</button></form>'),
         ]
         if queues:
             forms.append(

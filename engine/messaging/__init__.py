@@ -10,11 +10,13 @@ from __future__ import annotations
 from ._binder import InteractionBinder
 from ._messages import InboundResult, MessageStore, OutboundMessage, new_id
 from ._outbox import Deliver, Outbox
+from ._replies import ConversationReplies
 from ._retry import DeliveryError, RetryPolicy
 from ._schema import MIGRATIONS, add_migrations
 
 __all__ = [
     "MIGRATIONS",
+    "ConversationReplies",
     "Deliver",
     "DeliveryError",
     "InboundResult",

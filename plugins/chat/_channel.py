@@ -22,7 +22,14 @@ import trio
 
 from engine import Interaction, InteractionKind, InteractionState, PluginContext
 from engine.abc import MessagingChannel
-from engine.messaging import InteractionBinder, MessageStore, OutboundMessage, Outbox, RetryPolicy
+from engine.messaging import (
+    ConversationReplies,
+    InteractionBinder,
+    MessageStore,
+    OutboundMessage,
+    Outbox,
+    RetryPolicy,
+)
 
 from ._protocol import TokenBucket, estimate_wait, frame
 from ._settings import ChatSettings
@@ -83,7 +90,7 @@ class VisitorSession:
             connection.push(text)
 
 
-class ChatChannel(MessagingChannel):
+class ChatChannel(ConversationReplies, MessagingChannel):
     name = "chat"
     kinds = frozenset({InteractionKind.CHAT})
 
@@ -301,18 +308,6 @@ class ChatChannel(MessagingChannel):
             await trio.sleep(self.settings.queue_update_interval)
 
     # ------------------------------------------------------------------------------------ outbound
-
-    async def send_message(self, interaction: Interaction, text: str) -> str:
-        conversation = self.binder.conversation_of(interaction)
-        message = await self.messages.queue_outbound(conversation, text, meta={"interaction": interaction.id})
-        self.binder.replied(conversation)
-        self.outbox.wake_nowait()
-        return message
-
-    async def hangup(self, interaction: Interaction, cause: str = "normal") -> None:
-        conversation = interaction.attributes.get("conversation")
-        if isinstance(conversation, str):
-            await self.messages.close(conversation)
 
     async def _deliver(self, message: OutboundMessage) -> str:
         # Stored first (the outbox row), so a visitor who is offline sees it in the history on return.

@@ -18,9 +18,10 @@ from typing import Any
 
 import trio
 
-from engine import Interaction, InteractionKind, PluginContext
+from engine import InteractionKind, PluginContext
 from engine.abc import MessagingChannel
 from engine.messaging import (
+    ConversationReplies,
     DeliveryError,
     InteractionBinder,
     MessageStore,
@@ -45,7 +46,7 @@ FETCH_BATCH_BYTES = 8 * 1024 * 1024  # ...and at most this much mail in memory a
 _ADDRESS = re.compile(r"[a-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[a-z0-9-]{1,63}(\.[a-z0-9-]{1,63})+")
 
 
-class EmailChannel(MessagingChannel):
+class EmailChannel(ConversationReplies, MessagingChannel):
     name = "email"
     kinds = frozenset({InteractionKind.EMAIL})
 
@@ -298,14 +299,9 @@ class EmailChannel(MessagingChannel):
 
     # ------------------------------------------------------------------------------------- outbound
 
-    async def send_message(self, interaction: Interaction, text: str) -> str:
+    def check_reply(self, text: str) -> None:
         if not self.configured:
             raise ValueError("the email channel is not configured ([email] imap, smtp, address)")
-        conversation = self.binder.conversation_of(interaction)
-        message = await self.messages.queue_outbound(conversation, text, meta={"interaction": interaction.id})
-        self.binder.replied(conversation)
-        self.outbox.wake_nowait()
-        return message
 
     async def send_transcript(self, to: str, subject: str, body: str) -> str:
         """Mail ``body`` to ``to`` through the outbox (other channels call this via ``engine.channels``,
@@ -320,12 +316,6 @@ class EmailChannel(MessagingChannel):
         message = await self.messages.queue_outbound(conversation, body, meta={"fresh": True, "auto": True})
         self.outbox.wake_nowait()
         return message
-
-    async def hangup(self, interaction: Interaction, cause: str = "normal") -> None:
-        """The agent closed the interaction: the conversation is done until the customer writes again."""
-        conversation = interaction.attributes.get("conversation")
-        if isinstance(conversation, str):
-            await self.messages.close(conversation)
 
     async def _deliver(self, message: OutboundMessage) -> str:
         if await self.messages.opted_out(message.customer):

@@ -15,9 +15,10 @@ from typing import Any
 
 import trio
 
-from engine import DeviceError, Interaction, InteractionKind, PluginContext
+from engine import DeviceError, InteractionKind, PluginContext
 from engine.abc import Capability, MessagingChannel
 from engine.messaging import (
+    ConversationReplies,
     DeliveryError,
     InteractionBinder,
     MessageStore,
@@ -40,7 +41,7 @@ _DELIVERED = {"DELIVRD", "DELIVERED"}
 _FAILED = {"UNDELIV", "UNDELIVERABLE", "EXPIRED", "REJECTD", "REJECTED", "DELETED"}
 
 
-class SmsChannel(MessagingChannel):
+class SmsChannel(ConversationReplies, MessagingChannel):
     name = "sms"
     kinds = frozenset({InteractionKind.SMS})
 
@@ -262,19 +263,9 @@ class SmsChannel(MessagingChannel):
 
     # ------------------------------------------------------------------------------------ outbound
 
-    async def send_message(self, interaction: Interaction, text: str) -> str:
+    def check_reply(self, text: str) -> None:
         if len(text) > self.settings.max_text:
             raise ValueError(f"an SMS reply may have at most {self.settings.max_text} characters, got {len(text)}")
-        conversation = self.binder.conversation_of(interaction)
-        message = await self.messages.queue_outbound(conversation, text, meta={"interaction": interaction.id})
-        self.binder.replied(conversation)
-        self.outbox.wake_nowait()
-        return message
-
-    async def hangup(self, interaction: Interaction, cause: str = "normal") -> None:
-        conversation = interaction.attributes.get("conversation")
-        if isinstance(conversation, str):
-            await self.messages.close(conversation)
 
     async def _deliver(self, message: OutboundMessage) -> str:
         if not message.meta.get("opt_out_confirmation") and await self.messages.opted_out(message.customer):

@@ -18,7 +18,7 @@ from plugins.crm_sqlite import plugin as crm_plugin
 from plugins.crm_sqlite._model import ContactRow
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "plugins" / "chat"))
-from conftest import WsClient  # noqa: E402  (the chat tests' tiny WebSocket visitor)
+from conftest import WsClient
 
 CONFIG = """
 [[agents]]
