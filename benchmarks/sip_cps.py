@@ -116,7 +116,8 @@ def start_sipp(target: str, rate: int, calls: int, workdir: Path, extra: list[st
     stat = workdir / f"stat-{rate}-{time.monotonic_ns()}.csv"
     command = [
         "sipp", target, "-sn", "uac", "-s", "100", "-i", "127.0.0.1", "-r", str(rate), "-m", str(calls),
-        "-d", "100", "-nostdin", "-trace_stat", "-stf", str(stat), "-fd", "1", "-timeout", "120",
+        # -timeout is SIPp's limit for the whole run (not per call): the run's length plus a margin
+        "-d", "100", "-nostdin", "-trace_stat", "-stf", str(stat), "-fd", "1", "-timeout", str(int(calls / rate) + 120),
         "-max_recv_loops", "10000", "-max_sched_loops", "10000", "-l", str(rate * 4), *extra,
     ]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=workdir)
