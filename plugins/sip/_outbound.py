@@ -226,7 +226,8 @@ class OutboundCalls:
         headers.add("Contact", f"<{core.contact_uri(peer.transport)}>")
         headers.add("Allow", _ALLOW)
         headers.add("Content-Type", "application/sdp")
-        headers.add("X-Centralita-Interaction", call.interaction.id)
+        if trunk is None:
+            headers.add("X-Centralita-Interaction", call.interaction.id)  # our own phones only, not a provider
         request = Request("INVITE", uri, headers, sdp)
         leg.invite = request
         try:

@@ -101,10 +101,10 @@ async def test_connect_agent_bridges_audio_both_ways_and_the_customers_bye_ends_
             async with trio.open_nursery() as nursery:
 
                 async def callee() -> None:
-                    # The customer talks for 8 s after answering, then hangs up.
+                    # The customer talks for 10 s after answering, then hangs up.
                     results["sipp"] = await run_sipp(
                         ["-sf", str(SCENARIOS / "callee_media_at.xml"), "-set", "rtp_port", str(rtp_port),
-                         "-i", "127.0.0.1", "-p", str(port), "-m", "1", "-d", "8000"]
+                         "-i", "127.0.0.1", "-p", str(port), "-m", "1", "-d", "10000"]
                     )
 
                 nursery.start_soon(callee)
