@@ -116,28 +116,15 @@ class ChatChannel(ConversationReplies, MessagingChannel):
         async with trio.open_nursery() as nursery:
             await nursery.start(self.outbox.run)
             task_status.started()
-            if not self.engine.accepting:
-                await self.engine_started.wait()
-            await self._restore()
+            await self.resume(nursery, reoffer_after=self.settings.reoffer_after)
             self._ready.set()
-            if self.settings.reoffer_after > 0:
-                nursery.start_soon(self.binder.serve_reoffers, self.settings.reoffer_after)
             await self._serve_queue_updates()
-
-    def engine_started_nowait(self) -> None:
-        self.engine_started.set()
 
     def ready(self) -> bool:
         return self._ready.is_set()
 
     def statistics(self) -> dict[str, Any]:
         return {**self.counters, "sessions": len(self.sessions), "outbox": self.outbox.statistics()}
-
-    async def _restore(self) -> None:
-        for conversation in await self.messages.open_conversations():
-            if self.binder.interaction_for(conversation["id"]) is None:
-                await self.binder.inbound(conversation["id"], customer=conversation["customer"],
-                                          address=conversation["address"], attributes={"restored": True})
 
     # ------------------------------------------------------------------------------------ visitors
 

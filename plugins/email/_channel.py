@@ -13,6 +13,7 @@ import hashlib
 import logging
 import re
 import ssl
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -91,24 +92,11 @@ class EmailChannel(ConversationReplies, MessagingChannel):
         async with trio.open_nursery() as nursery:
             await nursery.start(self.outbox.run)
             task_status.started()
-            if not self.engine.accepting:
-                await self.engine_started.wait()
-            await self._restore()
-            if self.settings.reoffer_after > 0:
-                nursery.start_soon(self.binder.serve_reoffers, self.settings.reoffer_after)
+            await self.resume(nursery, reoffer_after=self.settings.reoffer_after)
             await self._serve_imap()
 
-    def engine_started_nowait(self) -> None:
-        self.engine_started.set()
-
-    async def _restore(self) -> None:
-        """Open conversations from before a restart wait in their queue again (nothing is lost)."""
-        for conversation in await self.messages.open_conversations():
-            if self.binder.interaction_for(conversation["id"]) is None:
-                await self.binder.inbound(
-                    conversation["id"], customer=conversation["customer"], address=conversation["address"],
-                    attributes={"subject": conversation["subject"], "restored": True},
-                )
+    def restored_attributes(self, conversation: Mapping[str, Any]) -> dict[str, Any]:
+        return {"subject": conversation["subject"]}
 
     def statistics(self) -> dict[str, Any]:
         return {

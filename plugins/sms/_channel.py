@@ -82,18 +82,11 @@ class SmsChannel(ConversationReplies, MessagingChannel):
             nursery.start_soon(self._serve_reassembly)
             nursery.start_soon(self._serve_late_receipts)
             task_status.started()
-            if not self.engine.accepting:
-                await self.engine_started.wait()
-            await self._restore()
+            await self.resume(nursery, reoffer_after=self.settings.reoffer_after)
             self._attach_modem()
-            if self.settings.reoffer_after > 0:
-                nursery.start_soon(self.binder.serve_reoffers, self.settings.reoffer_after)
             if self.link is not None:
                 await nursery.start(self.link.run)
             await trio.sleep_forever()  # the link may end (unbound at shutdown); the rest keeps serving
-
-    def engine_started_nowait(self) -> None:
-        self.engine_started.set()
 
     def engine_stopping_nowait(self) -> None:
         if self.link is not None:
@@ -112,12 +105,6 @@ class SmsChannel(ConversationReplies, MessagingChannel):
             "undecodable": self.undecodable,
             "outbox": self.outbox.statistics(),
         }
-
-    async def _restore(self) -> None:
-        for conversation in await self.messages.open_conversations():
-            if self.binder.interaction_for(conversation["id"]) is None:
-                await self.binder.inbound(conversation["id"], customer=conversation["customer"],
-                                          address=conversation["address"], attributes={"restored": True})
 
     def _attach_modem(self) -> None:
         devices = self.context.devices.with_capability(Capability.SMS)
