@@ -11,7 +11,9 @@ supervisor's leg is dropped.
 What a voice channel implements for this (duck-typed; a channel without it answers 409):
 
 ``media_legs(interaction) -> (caller_leg, agent_leg) | None``
-    the two ``RtpEndpoint`` of an anchored call (media through the engine), or None.
+    the two ``RtpEndpoint`` of an anchored call (media through the engine), or None. Optional: without
+    it the engine takes ``media_of(interaction)`` (``VoiceChannel``: the caller's endpoint) and the other
+    leg of the bridge that endpoint is in, which is what an anchored SIP call has.
 ``async call_supervisor(interaction, endpoint, *, ring_timeout) -> RtpEndpoint | None``
     ring ``endpoint``; the answered leg, or None (no answer, busy, unknown).
 ``drop_supervisor(interaction, leg) -> None``
@@ -88,9 +90,8 @@ class Supervision:
         if item.kind.value != "voice" or item.state.value != "active" or not item.agent:
             raise HttpError(409, "only an answered voice call with an agent can be supervised")
         channel = (getattr(self.engine, "channels", None) or {}).get(item.channel)
-        legs = getattr(channel, "media_legs", None)
         ring = getattr(channel, "call_supervisor", None)
-        pair = legs(item) if legs is not None else None
+        pair = _legs_of(channel, item)
         if pair is None or ring is None:
             raise HttpError(409, f"the media of this call does not pass through the engine (channel {item.channel!r}); "
                                  "with SIP, set [sip] anchor_media = true")
@@ -172,3 +173,17 @@ class Supervision:
                 self._teardown(call, rebridge=False)
                 self.engine.bus.publish("SupervisorLeft", interaction=call.interaction, Supervisor=call.supervisor,
                                         Cause="call-ended")
+
+
+def _legs_of(channel: Any, item: Any) -> tuple[Any, Any] | None:
+    """(caller leg, agent leg) of an anchored call: the channel's own answer, or the two sides of the
+    bridge its ``media_of`` endpoint is in."""
+    legs = getattr(channel, "media_legs", None)
+    if legs is not None:
+        return legs(item)  # type: ignore[no-any-return]
+    media_of = getattr(channel, "media_of", None)
+    caller = media_of(item) if media_of is not None else None
+    bridge = getattr(caller, "bridge", None)
+    if bridge is None or getattr(bridge, "caller", None) is None:
+        return None
+    return (bridge.caller, bridge.agent) if bridge.caller is caller else (bridge.agent, bridge.caller)

@@ -102,8 +102,9 @@ class FakeVoiceChannel:
     def statistics(self):
         return {}
 
-    def media_legs(self, interaction):
-        return self.legs["caller"], self.legs["agent"]
+    def media_of(self, interaction):
+        """Like the SIP channel: the caller's endpoint; the engine finds the agent's through its bridge."""
+        return self.legs["caller"]
 
     async def call_supervisor(self, interaction, endpoint, *, ring_timeout):
         if not self.answer:
