@@ -271,7 +271,12 @@ class ConfigAdmin:
                 await trio.to_thread.run_sync(self._replace, candidate)
             finally:
                 candidate.unlink(missing_ok=True)
-            self.engine.reload(result.config)
+            try:
+                self.engine.reload(result.config)
+            except Exception as exc:
+                # the file must not say something the engine is not doing: put the old text back
+                await trio.to_thread.run_sync(write_atomically, self.path, current)
+                raise ValueError(f"the engine could not apply it ({exc}); the previous file was put back") from exc
             return result, meta
 
     def _replace(self, candidate: Path) -> None:

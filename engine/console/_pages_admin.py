@@ -45,6 +45,8 @@ class AdminPages:
         self.config = ConfigAdmin(engine)
         self.restore_limits = restore_limits or RestoreLimits()
         self._restore_lock = trio.Lock()
+        #: one snapshot at a time: each takes a core for a while
+        self._backup_limiter = trio.CapacityLimiter(1)
 
     def mount(self, router: Router) -> None:
         add = router.add
@@ -221,7 +223,8 @@ class AdminPages:
         out = Path(tempfile.mkdtemp(prefix=".backup-", dir=db_path.parent)) / "backup.zip"
         try:
             await trio.to_thread.run_sync(
-                lambda: write_backup(out, config_path=self._config_path(), db_path=db_path, engine_version=__version__))
+                lambda: write_backup(out, config_path=self._config_path(), db_path=db_path, engine_version=__version__),
+                limiter=self._backup_limiter)
         except BaseException:
             shutil.rmtree(out.parent, ignore_errors=True)
             raise

@@ -193,3 +193,16 @@ async def test_drop_ins_are_checked_with_the_main_file_and_named_in_their_own_pr
             problems = (await client.post("/api/v1/config/check", json={"text": text})).json()["problems"]
             assert [(p["file"], p["line"]) for p in problems] == [(str(drop_in), 4)]
         assert drop_in.read_text().endswith('wrapup = "long"\n')  # never written by the console
+
+
+async def test_a_reload_the_engine_refuses_puts_the_previous_file_back(tmp_path, monkeypatch):
+    async with open_test_engine(CONFIG, data_dir=tmp_path) as engine, await _client(engine) as client:
+        before = _config_path(engine).read_text()
+
+        def refuse(config):
+            raise RuntimeError("simulated failure inside reload")
+
+        monkeypatch.setattr(engine, "reload", refuse)
+        r = await client.put("/api/v1/config", json={"text": before + "\n# changed\n"})
+        assert r.status_code == 409 and "put back" in r.json()["error"]
+        assert _config_path(engine).read_text() == before
