@@ -112,7 +112,8 @@ class SipCore:
         self.on_ack: Callable[[Request, Peer], None] = lambda r, p: None
         #: a response no client transaction matches (a retransmitted 2xx to an INVITE): the call layer's
         self.on_stray_response: Callable[[Response, Peer], None] = lambda r, p: None
-        #: server transactions the security guard counts as open (ended at the final answer, INVITE at its end)
+        #: server transactions the security guard counts as open: until the final answer, an INVITE until
+        #: the ACK (an unacknowledged final keeps it open until the transaction ends)
         self._guarded: set[ServerTransaction] = set()
         #: the scheduler entry that runs the layer's timers (one at a time, at the layer's next deadline)
         self._layer_timer: TimerHandle | None = None
@@ -188,7 +189,11 @@ class SipCore:
     def _new_request(self, action: DeliverRequest, peer: Peer, now: float) -> None:
         request, txn = action.request, action.transaction
         if txn is None:
-            self.on_ack(request, peer)  # the ACK of a 2xx (the layer stopped the 2xx's retransmission)
+            # The ACK of a 2xx (the layer stopped the 2xx's retransmission): for the guard, the INVITE
+            # is over (it lingers 64*T1 in the layer only to absorb retransmitted INVITEs).
+            if action.acknowledges is not None:
+                self._ended(action.acknowledges)
+            self.on_ack(request, peer)
             return
         txn.source = peer.host
         method = request.method

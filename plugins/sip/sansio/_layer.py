@@ -126,7 +126,7 @@ class TransactionLayer:
             if accepted is not None:
                 accepted.ack_received()
                 self._schedule(accepted)
-            return [DeliverRequest(request, None, peer)]
+            return [DeliverRequest(request, None, peer, acknowledges=accepted)]
         if txn is not None:
             self._stats["requests_absorbed"] += 1
             return self._after(txn, txn.receive_request(request, now))

@@ -60,13 +60,15 @@ class DeliverRequest:
     """A new request for the TU. ``transaction`` answers it (``None`` for an ACK to a 2xx).
 
     For a CANCEL, ``cancels`` is the INVITE server transaction it matches: the TU answers the CANCEL
-    with 200 through ``transaction`` and the INVITE with 487 through ``cancels``.
+    with 200 through ``transaction`` and the INVITE with 487 through ``cancels``. For the ACK of a 2xx,
+    ``acknowledges`` is the INVITE server transaction whose 2xx it acknowledges (if still known).
     """
 
     request: Request
     transaction: Any = None
     peer: Any = None
     cancels: Any = None
+    acknowledges: Any = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -231,3 +231,13 @@ def test_finished_transactions_are_not_kept_alive_by_timers_that_moved() -> None
     gc.collect()
     assert len(layer) == 1 and layer.next_timer() == 500.0
     assert [r for r in refs if r() is not None] == []
+
+
+def test_the_ack_of_a_2xx_names_the_invite_it_acknowledges() -> None:
+    layer = TransactionLayer(T)
+    invite = make_request("INVITE", call_id="acked@test")
+    (got,) = delivered(layer.receive_request(invite, 0.0))
+    layer.respond(got.transaction, 200, now=0.1, to_tag="b1")
+    ack = make_request("ACK", call_id="acked@test")  # a new branch: the ACK of a 2xx is its own transaction
+    (delivered_ack,) = delivered(layer.receive_request(ack, 0.2))
+    assert delivered_ack.transaction is None and delivered_ack.acknowledges is got.transaction
