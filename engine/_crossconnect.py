@@ -74,7 +74,9 @@ class CrossConnect:
             self.counters["failed"] += 1
             engine.offer_failed(interaction, agent, leg.outcome or "no-answer")
             return
-        if interaction.state is InteractionState.ENDED or not engine.offer_answered(interaction, agent):
+        # A headset's agent accepts through the API, which already told routing; a phone just answers.
+        accepted = interaction.agent == agent and interaction.state is InteractionState.ACTIVE
+        if interaction.state is InteractionState.ENDED or not (accepted or engine.offer_answered(interaction, agent)):
             await leg.hangup()  # answered too late: the caller left or someone else took it
             return
         if engine._nursery is None:

@@ -256,6 +256,8 @@ class VoiceModem(SerialDevice):
         self._decoder: DleDecoder | None = None
         self._debounce = DtmfDebouncer()
         self._stream_ended = trio.Event()
+        self._answering = False  # between "off hook" and the ring tracker hearing of it
+        self._answer_settled = trio.Event()
         self._write_lock = trio.Lock()
         self._hangup_send, self._hangup_requests = trio.open_memory_channel[VoiceCall](8)
         # Frames from the media clock (write_frame) on their way to the serial port: ~0.5 s at most.
@@ -298,8 +300,15 @@ class VoiceModem(SerialDevice):
         port = self._require_port()
         if self.call is not None:
             raise DeviceError(f"{self.name}: already in a call")
-        await port.command(self.profile.off_hook, timeout=self.timings.command_timeout)
-        caller = self.ringing.answered()
+        # Once off hook the exchange stops ringing: the ring-gone timer must not call that "gave up".
+        self._answering = True
+        self._answer_settled = trio.Event()
+        try:
+            await port.command(self.profile.off_hook, timeout=self.timings.command_timeout)
+            caller = self.ringing.answered()
+        finally:
+            self._answering = False
+            self._answer_settled.set()
         call = await self._start_voice(caller, "in")
         self.counters["calls_in"] += 1
         return call
@@ -412,6 +421,9 @@ class VoiceModem(SerialDevice):
             with trio.move_on_at(deadline if deadline is not None else float("inf")):
                 urc = await port.urcs.receive()
                 self._urc(urc.line)
+                continue
+            if self._answering:
+                await self._answer_settled.wait()
                 continue
             gone = self.ringing.handle_timer(trio.current_time())
             if gone is not None and self.call is None:

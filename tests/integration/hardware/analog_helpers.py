@@ -74,6 +74,19 @@ def share_of_power_near(samples: np.ndarray, frequency: float, *, width: float =
     return float(spectrum[np.abs(freqs - frequency) <= width].sum()) / total
 
 
+def dominant_frequency(samples: np.ndarray) -> float:
+    data = samples.astype(np.float64)
+    spectrum = np.abs(np.fft.rfft(data * np.hanning(len(data))))
+    return float(np.fft.rfftfreq(len(data), 1 / SAMPLE_RATE)[int(np.argmax(spectrum))])
+
+
+def loud_frames(samples: np.ndarray, threshold: float = 1000.0) -> np.ndarray:
+    """Only the 20 ms frames whose RMS is above ``threshold``, concatenated."""
+    frames = samples[: len(samples) // 160 * 160].reshape(-1, 160).astype(np.float64)
+    loud = np.sqrt((frames**2).mean(axis=1)) > threshold
+    return samples[: len(frames) * 160].reshape(-1, 160)[loud].ravel()
+
+
 def loud_part(samples: np.ndarray, threshold: int = 1000) -> np.ndarray:
     """From the first to the last sample louder than ``threshold``."""
     loud = np.flatnonzero(np.abs(samples.astype(np.int32)) > threshold)
