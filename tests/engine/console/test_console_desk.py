@@ -252,3 +252,55 @@ async def test_supervisor_moves_agents_between_queues_until_the_next_config_appl
             assert set(r.json()["members"]) == {"bob", "alice"}  # built on the file's membership, not the old changes
             assert members("web") == {"alice"}
             await visitor.stream.aclose()
+
+
+async def test_a_callback_whose_time_has_come_rings_its_owner_then_dials_the_customer(tmp_path):
+    from engine.abc import DialResult, VoiceChannel
+
+    class Phones(VoiceChannel):
+        """Alice's phone answers at once; the customer answers the callback."""
+
+        name = "phones"
+        schemes = ("sip",)
+
+        def __init__(self, engine):
+            self.engine, self.dialed, self.connected = engine, [], []
+
+        def endpoint_reachable(self, endpoint):
+            return True
+
+        async def run(self, *, task_status=trio.TASK_STATUS_IGNORED):
+            task_status.started()
+
+        async def offer(self, interaction, agent, endpoint):
+            self.engine.offer_answered(interaction, agent)
+
+        async def hangup(self, interaction, cause="normal"):
+            pass
+
+        async def dial(self, interaction, number, *, caller_id, ring_timeout):
+            self.dialed.append(number)
+            return DialResult("answered")
+
+        async def connect_agent(self, interaction, agent, endpoint):
+            self.connected.append((interaction.to, agent))
+            return True
+
+    config = CONFIG.replace("channels = { chat = 3 }", "channels = { chat = 3, voice = 1 }", 1)  # alice takes calls too
+    async with open_test_engine(config, plugins=[chat_plugin, crm_plugin], data_dir=tmp_path) as engine:
+        auth = await _setup(engine)
+        phones = engine.channels["phones"] = Phones(engine)
+        engine.endpoint_state_changed("sip:1001", True)  # alice's phone registered
+        visitor, item = await _offered_chat(engine, "Ana", "")
+        async with httpx.AsyncClient(base_url=engine.console.url, timeout=30) as client:
+            await client.post(f"/api/v1/interactions/{item.id}/accept", headers=auth["alice"], json={})
+            later = await client.post(f"/api/v1/interactions/{item.id}/callback", headers=auth["alice"],
+                                      json={"at": time.time() + 3600, "number": "+34911999999"})
+            r = await client.post(f"/api/v1/interactions/{item.id}/callback", headers=auth["alice"],
+                                  json={"at": time.time(), "number": "+34911222333"})
+            assert r.status_code == 201 and later.status_code == 201
+        await wait_until(lambda: phones.connected, timeout=30)
+        assert phones.dialed == ["+34911222333"] and phones.connected == [("+34911222333", "alice")]
+        # the one due in an hour still waits, not offered, not dialed
+        assert engine.find_interaction(later.json()["id"]).state.value == "queued"
+        await visitor.stream.aclose()
