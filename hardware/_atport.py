@@ -60,6 +60,10 @@ class AtPort:
             self._done.set()
             self._prompt.set()
 
+    def statistics(self) -> dict[str, int]:
+        """The AT machine's counters (``at_commands``, ``at_timeouts``...) and dropped URCs."""
+        return {**{f"at_{k}": v for k, v in vars(self.machine.stats).items()}, "urcs_dropped": self.urcs_dropped}
+
     def feed(self, data: bytes) -> None:
         while data:
             if self._divert is not None:

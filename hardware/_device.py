@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import trio
 
@@ -56,6 +56,33 @@ def _first_device_error(group: BaseExceptionGroup[DeviceError]) -> DeviceError:
 
     walk(group)
     return leaves[0]
+
+
+T = TypeVar("T")
+
+
+def timings_with_options(base: T, options: Mapping[str, Any], device: str) -> T:
+    """``base`` (a frozen dataclass of timings) with the ``[[devices]] options`` that name its fields.
+
+    Values keep the field's type: an int or float for a number (never a bool), a bool only from a bool;
+    anything else is a configuration error naming the device and the option.
+    """
+    values = {}
+    for name, default in vars(base).items():
+        if name not in options:
+            values[name] = default
+            continue
+        given = options[name]
+        if isinstance(default, bool):
+            ok = isinstance(given, bool)
+        else:
+            ok = isinstance(given, int | float) and not isinstance(given, bool)
+        if not ok:
+            raise DeviceError(
+                f"device {device}: option {name} must be {type(default).__name__}, got {given!r}"
+            )
+        values[name] = type(default)(given)
+    return type(base)(**values)
 
 
 class SerialDevice(Device):

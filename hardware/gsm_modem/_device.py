@@ -29,7 +29,7 @@ from engine.abc import Capability, DeviceHealth, DeviceSpec
 
 from .._at import AtCommandError, AtMachine, CommandResult
 from .._atport import AtCommandTimeout, AtPort
-from .._device import ReconnectPolicy, SerialDevice
+from .._device import ReconnectPolicy, SerialDevice, timings_with_options
 from .._serial import SerialSettings
 from ._pdu import Deliver, PduError, Reassembler, StatusReport, check_number, decode_pdu, encode_submit
 
@@ -150,10 +150,7 @@ class GsmModem(SerialDevice):
         reconnect: ReconnectPolicy | None = None,
     ) -> None:
         options = dict(spec.options)
-        base = timings or GsmTimings()
-        self.timings = GsmTimings(
-            **{k: type(getattr(base, k))(options.get(k, getattr(base, k))) for k in vars(base)}
-        )
+        self.timings = timings_with_options(timings or GsmTimings(), options, spec.name)
         super().__init__(
             spec, context, serial=SerialSettings(int(options.get("baudrate", 115200))), reconnect=reconnect
         )
@@ -245,8 +242,7 @@ class GsmModem(SerialDevice):
     def statistics(self) -> Mapping[str, Any]:
         stats = dict(super().statistics())
         if self.port is not None:
-            stats.update({f"at_{k}": v for k, v in vars(self.port.machine.stats).items()})
-            stats["urcs_dropped"] = self.port.urcs_dropped
+            stats.update(self.port.statistics())
         return stats
 
     # ------------------------------------------------------------------ commands with bounded retries

@@ -25,7 +25,7 @@ from engine.abc import Capability, DeviceHealth, DeviceSpec
 from .. import _g711
 from .._at import AtCommandError, AtMachine
 from .._atport import AtCommandTimeout, AtPort
-from .._device import DeviceUnresponsive, ReconnectPolicy, SerialDevice
+from .._device import DeviceUnresponsive, ReconnectPolicy, SerialDevice, timings_with_options
 from .._serial import SerialSettings
 from ._callerid import CallerId, CallerIdCollector
 from ._dle import (
@@ -234,10 +234,7 @@ class VoiceModem(SerialDevice):
             # Per instance: the dialer runs predictive campaigns only when every line has this.
             self.capabilities = type(self).capabilities | Capability.ANSWER_SUPERVISION
         options = dict(spec.options)
-        base = timings or VoiceModemTimings()
-        self.timings = VoiceModemTimings(
-            **{key: type(getattr(base, key))(options.get(key, getattr(base, key))) for key in vars(base)}
-        )
+        self.timings = timings_with_options(timings or VoiceModemTimings(), options, spec.name)
         super().__init__(
             spec,
             context,
@@ -292,7 +289,7 @@ class VoiceModem(SerialDevice):
     def statistics(self) -> Mapping[str, Any]:
         stats = dict(super().statistics())
         if self.port is not None:
-            stats.update({f"at_{k}": v for k, v in vars(self.port.machine.stats).items()})
+            stats.update(self.port.statistics())
         return stats
 
     async def answer(self) -> VoiceCall:
