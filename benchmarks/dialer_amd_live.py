@@ -93,18 +93,24 @@ async def main(concurrency: int) -> dict:
     after_greeting_wall = [r["wall_decided"] - r["speech_end"] for r in people if r["verdict"] == "human"]
     beeps = [r for r in machines if r["beep_heard"]]
     message_delay = [r["beep_wall"] - r["beep_start"] for r in beeps]
+    def spread(values: list[float], low: str, high: str) -> dict[str, float | None]:
+        if not values:
+            return {low: None, high: None}
+        return {low: round(min(values) if low == "min" else sum(values) / len(values), 3), high: round(max(values), 3)}
+
+    causes: dict[str, int] = {}
+    for r in results:
+        key = f'{r["label"]}:{r["cause"]}'
+        causes[key] = causes.get(key, 0) + 1
     return {
-        "clips": len(results), "people": len(people), "machines": len(machines),
+        "clips": len(results), "causes": causes, "people": len(people), "machines": len(machines),
         "accuracy": round(correct / len(results), 4),
         "people_classed_machine": [r["clip"] for r in people if r["verdict"] == "machine"],
         "machines_classed_person": [r["clip"] for r in machines if r["verdict"] != "machine"],
-        "person_verdict_after_greeting_audio_s": {"max": round(max(after_greeting), 3),
-                                                  "mean": round(sum(after_greeting) / len(after_greeting), 3)},
-        "person_verdict_after_greeting_wall_s": {"max": round(max(after_greeting_wall), 3),
-                                                 "mean": round(sum(after_greeting_wall) / len(after_greeting_wall), 3)},
+        "person_verdict_after_greeting_audio_s": spread(after_greeting, "mean", "max"),
+        "person_verdict_after_greeting_wall_s": spread(after_greeting_wall, "mean", "max"),
         "beeps_found": f"{len(beeps)}/{len(machines)}",
-        "message_start_after_beep_start_wall_s": {"min": round(min(message_delay), 3) if message_delay else None,
-                                                  "max": round(max(message_delay), 3) if message_delay else None},
+        "message_start_after_beep_start_wall_s": spread(message_delay, "min", "max"),
         "frames_filled_as_silence": sum(r["filled_frames"] for r in results),
         "concurrency": concurrency,
         "cpu_s_per_call": round(cpu / len(results), 4),

@@ -19,7 +19,7 @@ import numpy as np
 import trio
 
 from .dialing import AnswerListener, BeepEnded, Decided
-from .media import VoiceActivityDetector
+from .media import FRAME_SECONDS, VoiceActivityDetector
 
 log = logging.getLogger("centralita.dialer")
 
@@ -27,6 +27,8 @@ __all__ = ["listen_to_answer"]
 
 #: ~1 s of frames: enough to ride out a slow scheduler turn, bounded whatever the far end sends
 _QUEUE_FRAMES = 50
+#: frames later than this are not coming: count the time as silence even though packets arrive
+_GIVE_UP_WAITING = 0.5
 
 
 class _Tap:
@@ -57,16 +59,21 @@ async def listen_to_answer(endpoint: Any, listener: AnswerListener, clock: Calla
         while not listener.done and not getattr(endpoint, "closed", False):
             events: list[Decided | BeepEnded] = []
             timed_out = True
-            with trio.move_on_after(max(0.0, listener.next_deadline() - clock())):
+            # At least a frame's time per wait: frames that are late must not turn this into a busy loop
+            # that starves the media clock producing them.
+            with trio.move_on_after(max(FRAME_SECONDS, listener.next_deadline() - clock())):
                 frame, at = await receive.receive()
                 timed_out = False
                 events = listener.feed(frame, at, voiced=vad.feed(frame))
             if timed_out:
-                # Nothing decoded in time. Silence only if nothing was received either: packets that
-                # came in are frames the media clock has yet to decode (a busy machine), not silence.
+                # Nothing decoded in time. Silence only if nothing was received either (packets that came
+                # in are frames the media clock has yet to decode on a busy machine), or if the frames are
+                # so late that they will not come any more (the media clock skips a stall of over 0.2 s;
+                # packets it cannot decode, a wrong payload type, never make frames).
+                now = clock()
                 arrived = getattr(endpoint, "packets_in", None)
-                if arrived is None or arrived == packets:
-                    events = listener.catch_up(clock())
+                if arrived is None or arrived == packets or now - listener.next_deadline() > _GIVE_UP_WAITING:
+                    events = listener.catch_up(now)
                 packets = arrived
             for event in events:
                 if not on_event(event):
