@@ -51,17 +51,20 @@ log = logging.getLogger("centralita.acd")
 #: than routing itself with thousands waiting. Callback requests are saved at once.
 SNAPSHOT_INTERVAL = 1.0
 
-#: Prefix of the hidden one-member queue behind a ``[[routes]] agent = "alice"`` route.
+#: Prefix of each agent's hidden one-member queue: behind a ``[[routes]] agent = "alice"`` route, and
+#: where a callback owned by one agent waits (so it survives a restart with the routing snapshot).
 AGENT_QUEUE_PREFIX = "agent:"
 
 
 def routing_input(raw: dict[str, Any]) -> dict[str, Any]:
-    """The router's view of the config: the queues plus one direct queue per agent named by a route."""
+    """The router's view of the config: the queues plus one direct queue per agent."""
     queues = [dict(q) for q in raw.get("queues", [])]
-    for route in raw.get("routes", []):
-        agent = route.get("agent")
+    names = {q.get("name") for q in queues}
+    agents = [a.get("id") for a in raw.get("agents", []) if isinstance(a, dict)]
+    for agent in [*agents, *(route.get("agent") for route in raw.get("routes", []))]:
         name = f"{AGENT_QUEUE_PREFIX}{agent}"
-        if agent and all(q.get("name") != name for q in queues):
+        if agent and name not in names:
+            names.add(name)
             queues.append({"name": name, "strategy": "linear", "members": [agent]})
     return {"queues": queues, "agents": list(raw.get("agents", []))}
 
