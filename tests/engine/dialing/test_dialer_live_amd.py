@@ -185,3 +185,41 @@ async def test_person_machine_and_silent_line_told_apart_on_live_rtp(tmp_path: P
     assert kinds.count("machine-message") == 2
     # the detector's verdict is counted against the agent's disposition
     assert campaign.dialer.amd_confusion[("live", "human")] == 1
+
+
+async def test_a_far_end_sending_only_undecodable_packets_still_gets_a_verdict() -> None:
+    """Hostile or broken far end: RTP with a payload type nobody negotiated, 50 packets a second. Packets
+    arrive but no audio is ever decoded; the listener must not wait for frames forever."""
+    import socket as socket_module
+
+    from engine._dialer_listen import listen_to_answer
+    from engine.dialing import AnswerListener, Decided
+    from engine.media import MediaEngine
+
+    media = MediaEngine(host="127.0.0.1")
+    events: list[Any] = []
+    async with trio.open_nursery() as nursery:
+        await nursery.start(media.run)
+        ours = media.allocate(codec="PCMU")
+        sender = socket_module.socket(socket_module.AF_INET, socket_module.SOCK_DGRAM)
+        sender.bind(("127.0.0.1", 0))
+        ours.set_remote(sender.getsockname()[:2])
+
+        async def send_garbage() -> None:
+            seq = 0
+            while True:
+                seq += 1
+                header = bytes([0x80, 99]) + seq.to_bytes(2, "big") + (seq * 160).to_bytes(4, "big") + b"\x00\x00\x00\x07"
+                sender.sendto(header + b"\x55" * 160, ours.local_address)
+                await trio.sleep(0.02)
+
+        nursery.start_soon(send_garbage)
+        listener = AnswerListener(time.time())
+        with trio.fail_after(20):
+            await listen_to_answer(ours, listener, time.time, lambda event: events.append(event) or True)
+        assert ours.wrong_payload_type > 0  # the packets did arrive...
+        nursery.cancel_scope.cancel()
+    sender.close()
+    # ...and, hearing nothing, the detector called it what an empty line is
+    assert [type(e) for e in events] == [Decided]
+    assert events[0].machine and events[0].result.cause == "INITIALSILENCE"
