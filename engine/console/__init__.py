@@ -8,7 +8,16 @@ from __future__ import annotations
 
 from ._app import ConsoleApp
 from ._auth import MIGRATIONS as _AUTH_MIGRATIONS
-from ._auth import ROLES, Authenticator, AuthError, Principal, add_token, add_user, ensure_first_admin, list_users
+from ._auth import (
+    ROLES,
+    Authenticator,
+    AuthError,
+    Principal,
+    add_token,
+    add_user,
+    ensure_first_admin,
+    list_users,
+)
 from ._canned import MIGRATIONS as _CANNED_MIGRATIONS
 from ._cdr import MASTER_CSV_COLUMNS, cdr_csv, neutralise
 from ._ratelimit import LoginRateLimiter
