@@ -82,7 +82,8 @@ def parse_frame(frame: str | bytes, *, max_chars: int) -> Command:
             raise VisitorError("bad session token")
         if not isinstance(name, str):
             raise VisitorError("name must be a string")
-        email = data.get("email") or ""
+        email = data.get("email")
+        email = "" if email is None else email
         if not isinstance(email, str) or len(email) > 254 or (email and not _plain_email(email)):
             raise VisitorError("email must be a plain address")
         return Hello(token, _clean_text(name, 80).strip(), email.strip())

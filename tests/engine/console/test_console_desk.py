@@ -4,7 +4,7 @@ canned responses, typing both ways, notes into the CRM, callbacks, and hostile i
 from __future__ import annotations
 
 import copy
-import sys
+import importlib.util
 import time
 from pathlib import Path
 
@@ -17,8 +17,13 @@ from plugins.chat import plugin as chat_plugin
 from plugins.crm_sqlite import plugin as crm_plugin
 from plugins.crm_sqlite._model import ContactRow
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "plugins" / "chat"))
-from conftest import WsClient
+# the chat tests' tiny WebSocket visitor, loaded by path under its own name (every test folder has a
+# module called conftest, so importing it by that name would depend on the order tests are collected)
+_spec = importlib.util.spec_from_file_location(
+    "chat_test_visitor", Path(__file__).resolve().parents[2] / "plugins" / "chat" / "conftest.py")
+_visitor_module = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_visitor_module)
+WsClient = _visitor_module.WsClient
 
 CONFIG = """
 [[agents]]
