@@ -219,6 +219,23 @@ async def test_hostile_desk_input_is_refused_with_a_reason(tmp_path):
             await client.post("/api/v1/canned", headers=auth["sue"], json={"title": XSS, "body": XSS})
             page = (await client.get("/canned", headers=auth["sue"])).text
             assert "<img" not in page and "&lt;img src=x" in page
+            # the same through the pages' forms
+            forms = [
+                (f"/desk/{item.id}/callback", "alice", {"at": "not a date"}, 400),
+                (f"/desk/{item.id}/callback", "alice", {"at": "2026-01-01T10:00", "number": "+341"}, 400),  # the past
+                (f"/desk/{item.id}/notes", "alice", {"text": ""}, 400),
+                (f"/desk/{item.id}/disposition", "alice", {"disposition": "x" * 65}, 400),
+                (f"/desk/{item.id}/launch", "alice", {}, 404),
+                (f"/desk/{item.id}/notes", "bob", {"text": "not mine"}, 403),
+                ("/supervise/members", "sue", {"agent": "alice", "queue": "web", "member": "2"}, 400),
+                ("/supervise/members", "alice", {"agent": "alice", "queue": "web", "member": "1"}, 403),
+                (f"/supervise/calls/{item.id}/listen", "sue", {"endpoint": "sip:2001"}, 409),
+                ("/canned", "sue", {"title": "", "body": "x"}, 400),
+                ("/canned/abc/delete", "sue", {}, 404),
+            ]
+            for path, who, data, status in forms:
+                r = await client.post(path, headers=auth[who], data=data)
+                assert r.status_code == status, (path, data, r.status_code, r.text[:200])
             assert engine.ready()[0]  # nothing above hurt the engine
         await visitor.stream.aclose()
 
