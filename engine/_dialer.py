@@ -350,6 +350,7 @@ class DialerService(Service):
                 # already waiting, or the call has no media of ours to listen to: a person until told.
                 campaign.dialer.answered(command.call, now, machine=bool(result.machine))
             else:
+                campaign.dialer.picked_up(command.call)  # a late answer is not cut off by the ring timeout
                 await self._detect(campaign, command.call, interaction, endpoint, now)
         else:
             outcome = outcome_from_sip(result.status) if result.status else _DIAL_OUTCOMES.get(result.outcome, Outcome.FAILED)

@@ -259,6 +259,8 @@ class Dialer:
         self.mode: Mode = settings.mode
         self._calls: dict[str, _Call] = {}
         self._ringing: dict[str, _Call] = {}
+        #: ringing calls the far end has picked up while detection decides who it is: no ring timeout
+        self._picked_up: set[str] = set()
         self._waiting: OrderedDict[str, _Call] = OrderedDict()
         self._agents: dict[str, _Agent] = {}
         self._ready: OrderedDict[str, _Agent] = OrderedDict()  # longest ready first
@@ -353,6 +355,13 @@ class Dialer:
             self._charged_resolved += call.charge
         return call
 
+    def call_picked_up(self, call_id: str) -> None:
+        """The far end answered and answering-machine detection is listening. The ring timeout no longer
+        applies, but the call still counts as ringing (in flight, not yet a live answer) until
+        :meth:`call_answered` says who it was, so no agent is promised twice meanwhile."""
+        if call_id in self._ringing:
+            self._picked_up.add(call_id)
+
     def call_answered(self, call_id: str, now: float, *, machine: bool = False) -> None:
         """The far end answered. ``machine`` when answering-machine detection said so.
 
@@ -362,6 +371,7 @@ class Dialer:
         call = self._call_event(call_id, "machine" if machine else "live")
         self._changed |= self.mode != "predictive"
         self._ringing.pop(call_id, None)
+        self._picked_up.discard(call_id)
         self.answers.record(now - call.launched, "machine" if machine else "live")
         call.answered = now
         if machine:
@@ -378,6 +388,7 @@ class Dialer:
         call = self._call_event(call_id, "fail")
         self._changed |= self.mode != "predictive"  # predictive re-plans on its next tick
         self._ringing.pop(call_id, None)
+        self._picked_up.discard(call_id)
         self.answers.record(now - call.launched, "none")
         if no_answer:
             self.stats.no_answer += 1
@@ -404,6 +415,7 @@ class Dialer:
         if call is None or call.state is not CallState.RINGING:
             raise InvalidTransition(f"call {call_id!r} cannot be withdrawn (unknown or already answered)")
         self._ringing.pop(call_id, None)
+        self._picked_up.discard(call_id)
         self.stats.dialed -= 1
         if call.agent is not None:
             self._release_reserved(call, now)
@@ -449,8 +461,8 @@ class Dialer:
         if self._waiting:
             first = next(iter(self._waiting.values()))
             deadlines.append(first.answered + self.settings.abandon_after)  # type: ignore[operator]
-        if self._ringing:
-            first_ringing = next(iter(self._ringing.values()))
+        first_ringing = next((c for c in self._ringing.values() if c.id not in self._picked_up), None)
+        if first_ringing is not None:
             deadlines.append(first_ringing.launched + self.settings.ring_timeout)
         return min(deadlines)
 
@@ -461,10 +473,11 @@ class Dialer:
             if call.answered + limit > now:  # type: ignore[operator]
                 break
             self._abandon(call, now, play_message=True)
-        while self._ringing:
-            call = next(iter(self._ringing.values()))
+        for call in list(self._ringing.values()):  # in launch order
             if call.launched + self.settings.ring_timeout > now:
                 break
+            if call.id in self._picked_up:
+                continue
             self._pending.append(StopRinging(call.id))
             self.call_failed(call.id, now, no_answer=True)
         if now >= self._next_tick:

@@ -209,6 +209,11 @@ class CampaignDialer:
         live = self._calls.get(call)
         return live is not None and not live.finished and live.verdict is None
 
+    def picked_up(self, call: str) -> None:
+        """The far end answered and detection is listening (then :meth:`answered`): no ring timeout now."""
+        if self.awaiting_answer(call):
+            self.dialer.call_picked_up(call)
+
     def answered(self, call: str, now: float, *, machine: bool = False, amd: str | None = None) -> None:
         """Far end answered; ``now`` is when detection decided (the end of a person's greeting).
         ``amd``: the detector's cause (``HUMAN``, ``NOTSURE``, ``LONGGREETING``...), kept in the audit

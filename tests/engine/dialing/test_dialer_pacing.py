@@ -137,3 +137,18 @@ def test_settings_refuse_inconsistent_rates():
         PacingSettings(target_abandon_rate=0.04, max_abandon_rate=0.03)
     with pytest.raises(ValueError):
         PacingSettings(mode="turbo")  # type: ignore[arg-type]
+
+
+def test_a_call_picked_up_just_before_the_ring_timeout_is_not_cut_off_while_detection_listens():
+    dialer = Dialer(PacingSettings(mode="progressive", ring_timeout=20.0), now=0.0)
+    dialer.agent_ready("alice", 0.0)
+    dialer.agent_ready("bob", 0.0)
+    late, other = (d.call for d in dials(dialer.poll(0.0)))
+    dialer.call_picked_up(late)  # answered at 19 s; AMD needs a couple of seconds
+    assert dialer.next_timer() <= 20.0  # the other call still has its ring timeout
+    actions = dialer.poll(22.0)
+    assert StopRinging(other) in actions and StopRinging(late) not in actions
+    assert dialer.next_timer() > 22.0  # nothing overdue: the campaign loop does not spin
+    dialer.call_answered(late, 22.0)  # detection: a person
+    connects = [a for a in dialer.poll(22.0) if isinstance(a, Connect)]
+    assert [c.call for c in connects] == [late]
