@@ -345,6 +345,9 @@ class _ServerTransaction(_Transaction):
         self._last_wire = response.to_bytes()
         if response.status >= 200:
             self.final_status = response.status
+            # Nothing can be cancelled any more: let go of the TU's callback (and whatever call state it
+            # closes over) now rather than when the transaction ends 64*T1 later.
+            self.on_cancel = None
         return SendMessage(response, self._last_wire, self.peer)
 
     def _resend_last(self) -> list[Action]:
