@@ -6,7 +6,7 @@
 (function () {
   const page = document.body.dataset.page;
   if (page === "logs") { tailLogs(); return; }
-  if (page !== "dashboard" && page !== "wallboard") return;  // the desk has desk.js
+  if (page !== "dashboard" && page !== "desk" && page !== "wallboard") return;
   const csrfMeta = document.querySelector('meta[name="csrf-token"]');
   const csrf = csrfMeta ? csrfMeta.content : "";
   const eventsList = document.getElementById("events");
@@ -80,26 +80,6 @@
     fill("agents", agents.map((a) => [a.id, a.name, a.state, a.reason]));
   }
 
-  let knownMine = null;
-  async function refreshDesk() {
-    const me = document.body.dataset.user;
-    const [interactions, agents] = await Promise.all([getJSON("/api/v1/interactions"), getJSON("/api/v1/agents")]);
-    const self = agents.find((a) => a.id === me);
-    const stateEl = document.getElementById("my-state");
-    if (self && stateEl) stateEl.textContent = self.state;
-    const mine = interactions.filter((i) => i.agent === me && i.state !== "ended");
-    const offers = mine.filter((i) => i.state === "offered");
-    fill("offers", offers.map((i) => {
-      const actions = document.createElement("span");
-      actions.append(actionButton(i.id, "accept", "Accept"), actionButton(i.id, "reject", "Reject"));
-      return [i.id, i.kind, i.state, i.from, i.to, actions];
-    }));
-    const signature = mine.filter((i) => i.state !== "offered").map((i) => i.id + ":" + i.state).sort().join(",");
-    const typing = Array.from(document.querySelectorAll("textarea")).some((t) => t.value.trim() !== "");
-    if (knownMine !== null && signature !== knownMine && !typing) location.reload();
-    knownMine = signature;
-  }
-
   async function refreshWallboard() {
     const queues = await getJSON("/api/v1/queues");
     for (const q of queues) {
@@ -116,10 +96,11 @@
     }
   }
 
-  const refresh = { dashboard: refreshDashboard, desk: refreshDesk, wallboard: refreshWallboard }[page];
+  // the desk refreshes itself (desk.js) from the events this file passes on as DOM events
+  const refresh = { dashboard: refreshDashboard, wallboard: refreshWallboard }[page];
   let pending = null;
   function scheduleRefresh() {
-    if (pending) return;
+    if (pending || !refresh) return;
     pending = setTimeout(() => { pending = null; refresh().catch((e) => { status.textContent = String(e); }); }, 150);
   }
 
@@ -131,50 +112,20 @@
     return (e.timestamp || "").slice(11, 19) + " " + e.event + (e.interaction ? " [" + e.interaction + "]" : "") + " " + parts.join(" ");
   }
 
-  // Desk transcripts: messages that arrive while the desk is open, kept for this browser tab so a
-  // reload does not lose them (the engine API has no transcript yet).
-  function transcriptKey(id) { return "centralita-transcript:" + id; }
-  function remember(id, who, text) {
-    if (!id) return;
-    let lines = [];
-    try { lines = JSON.parse(sessionStorage.getItem(transcriptKey(id)) || "[]"); } catch (_) { lines = []; }
-    lines.push([who, String(text).slice(0, 4000)]);
-    sessionStorage.setItem(transcriptKey(id), JSON.stringify(lines.slice(-100)));
-    showTranscripts();
-  }
-  function showTranscripts() {
-    for (const article of document.querySelectorAll("article.conversation")) {
-      const list = article.querySelector(".transcript");
-      if (!list) continue;
-      let lines = [];
-      try { lines = JSON.parse(sessionStorage.getItem(transcriptKey(article.dataset.interaction)) || "[]"); } catch (_) { lines = []; }
-      list.replaceChildren(...lines.map(([who, text]) => {
-        const li = document.createElement("li");
-        const name = document.createElement("strong");
-        name.textContent = who + ": ";
-        li.append(name, document.createTextNode(text));
-        return li;
-      }));
-    }
-  }
-  if (page === "desk") {
-    showTranscripts();
-    for (const form of document.querySelectorAll("article.conversation form.reply")) {
-      form.addEventListener("submit", () => {
-        const article = form.closest("article.conversation");
-        remember(article.dataset.interaction, "me", form.querySelector("textarea").value);
-      });
-    }
-  }
-
   let delay = 500;
   function connect() {
     const ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/api/v1/events");
-    ws.addEventListener("open", () => { delay = 500; status.textContent = "live"; scheduleRefresh(); });
+    ws.addEventListener("open", () => {
+      delay = 500;
+      status.textContent = "live";
+      scheduleRefresh();
+      document.dispatchEvent(new CustomEvent("centralita:live"));
+    });
     ws.addEventListener("message", (m) => {
       let e;
       try { e = JSON.parse(m.data); } catch (_) { return; }
-      if (page === "desk" && e.event === "MessageReceived" && e.Message) remember(e.interaction, e.CallerIDNum || "customer", e.Message);
+      document.dispatchEvent(new CustomEvent("centralita:event", { detail: e }));  // for desk.js
+      if (e.event === "ChatTyping") return;  // too chatty for the event log
       if (eventsList) {
         const li = document.createElement("li");
         li.textContent = describe(e);

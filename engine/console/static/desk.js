@@ -1,4 +1,5 @@
-// Centralita agent desk: live without reloads. Events from WS /api/v1/events make it fetch
+// Centralita agent desk: live without reloads. Events from WS /api/v1/events (console.js owns the
+// socket and passes each event on as a "centralita:event" DOM event) make it fetch
 // GET /desk/live (server-rendered sections, every outside value escaped by the server) and merge them
 // in: offers are replaced, conversations are matched by id so a half-typed reply survives. Forms are
 // submitted in the background. Nothing from an event is inserted as HTML (textContent only); the
@@ -10,10 +11,7 @@
   const csrfMeta = document.querySelector('meta[name="csrf-token"]');
   const csrf = csrfMeta ? csrfMeta.content : "";
   const live = document.getElementById("desk-live");
-  const eventsList = document.getElementById("events");
-  const status = document.createElement("span");
-  status.id = "live-status";
-  document.querySelector("header").appendChild(status);
+  const status = document.getElementById("live-status") || document.createElement("span");
 
   async function post(path, body) {
     return fetch(path, {
@@ -180,39 +178,16 @@
     }
   }
 
-  // ------------------------------------------------------------------ events
-  function describe(e) {
-    const parts = [];
-    for (const key of ["Queue", "Agent", "CallerIDNum", "CallerIDName", "Cause"]) {
-      if (e[key] !== undefined) parts.push(key + "=" + e[key]);
+  // ------------------------------------------------------------------ events (from console.js)
+  document.addEventListener("centralita:live", scheduleRefresh);
+  document.addEventListener("centralita:event", (ev) => {
+    const e = ev.detail || {};
+    if (e.event === "ChatTyping") { if (e.Party === "visitor") showTyping(e.interaction, !!e.Typing); return; }
+    if (e.event === "MessageReceived") {
+      showTyping(e.interaction, false);
+      if (e.Message) remember(e.interaction, e.CallerIDNum || "customer", e.Message);
     }
-    return (e.timestamp || "").slice(11, 19) + " " + e.event + (e.interaction ? " [" + e.interaction + "]" : "") + " " + parts.join(" ");
-  }
-  let delay = 500;
-  function connect() {
-    const ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/api/v1/events");
-    ws.addEventListener("open", () => { delay = 500; status.textContent = "live"; scheduleRefresh(); });
-    ws.addEventListener("message", (m) => {
-      let e;
-      try { e = JSON.parse(m.data); } catch (_) { return; }
-      if (e.event === "ChatTyping") { if (e.Party === "visitor") showTyping(e.interaction, !!e.Typing); return; }
-      if (e.event === "MessageReceived") {
-        showTyping(e.interaction, false);
-        if (e.Message) remember(e.interaction, e.CallerIDNum || "customer", e.Message);
-      }
-      if (eventsList) {
-        const li = document.createElement("li");
-        li.textContent = describe(e);
-        eventsList.insertBefore(li, eventsList.firstChild);
-        while (eventsList.childElementCount > 50) eventsList.removeChild(eventsList.lastChild);
-      }
-      scheduleRefresh();
-    });
-    ws.addEventListener("close", (c) => {
-      status.textContent = "live updates lost (" + (c.reason || c.code) + "); reconnecting";
-      setTimeout(connect, delay);
-      delay = Math.min(delay * 2, 15000);
-    });
-  }
-  connect();
+    scheduleRefresh();
+  });
+  scheduleRefresh();
 })();
