@@ -180,14 +180,20 @@
 
   // ------------------------------------------------------------------ events (from console.js)
   document.addEventListener("centralita:live", scheduleRefresh);
+  // Only events about me or what my desk shows cause a refresh: an agent sees every event of the
+  // engine, and refetching the desk for other agents' calls would cost the server for nothing.
+  const me = document.body.dataset.user;
+  function shown(id) {
+    return !!id && Array.from(document.querySelectorAll("[data-interaction]")).some((n) => n.dataset.interaction === id);
+  }
   document.addEventListener("centralita:event", (ev) => {
     const e = ev.detail || {};
     if (e.event === "ChatTyping") { if (e.Party === "visitor") showTyping(e.interaction, !!e.Typing); return; }
     if (e.event === "MessageReceived") {
       showTyping(e.interaction, false);
-      if (e.Message) remember(e.interaction, e.CallerIDNum || "customer", e.Message);
+      if (e.Message && shown(e.interaction)) remember(e.interaction, e.CallerIDNum || "customer", e.Message);
     }
-    scheduleRefresh();
+    if (e.Agent === me || shown(e.interaction) || e.event === "CallbackScheduled") scheduleRefresh();
   });
   scheduleRefresh();
 })();
