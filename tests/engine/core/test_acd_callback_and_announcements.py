@@ -9,6 +9,8 @@ import wave
 from pathlib import Path
 from typing import Any
 
+import trio
+
 from engine import InteractionState, hookimpl
 from engine.routing._announce import announcement_prompts
 from engine.testing import FakeVoiceChannel, open_test_engine, wait_until
@@ -74,8 +76,9 @@ async def test_a_callback_is_dialed_without_ringing_the_ended_call_and_frees_the
         await wait_until(lambda: voice.dialed == ["+34911000002"])
         assert voice.rang == []  # the agent was reserved, not rung with a call that no longer exists
         callback = next(i for i in engine.all_interactions() if i.attributes.get("callback_for") == asker.id)
-        await wait_until(lambda: callback.state is InteractionState.ACTIVE)
-        assert engine.acd.router.interaction_state(asker.id) == "active"  # alice is held on the request
+        # connected once the agent answered too: routing then holds alice on the request's entry
+        await wait_until(lambda: engine.acd.router.interaction_state(asker.id) == "active")
+        assert callback.state is InteractionState.ACTIVE and callback.agent == "alice"
         await voice.caller_hangs_up(callback)
         # the request's entry completed with the callback: alice is free and takes the next caller
         await wait_until(lambda: not engine.acd.router.has_interaction(asker.id))
@@ -103,12 +106,13 @@ async def test_a_voice_channel_without_announce_plays_the_announcement_prompts(t
             first = voice.call("+34911000001", "100")
             second = voice.call("+34911000002", "100")
             await wait_until(lambda: [p for i, p in voice.played if i == second.id].count("number-2") >= 2)
-            said = {}
-            async for event in events:
-                if event.event == "QueueCallerAnnounce":
-                    said.setdefault(event.interaction, set()).add(event.fields["Position"])
-                if len(said.get(second.id, ())) and len(said.get(first.id, ())):
-                    break
+            said: dict[str, set[int]] = {}
+            with trio.fail_after(20):
+                async for event in events:
+                    if event.event == "QueueCallerAnnounce":
+                        said.setdefault(event.interaction, set()).add(event.fields["Position"])
+                    if len(said.get(second.id, ())) and len(said.get(first.id, ())):
+                        break
         assert said == {first.id: {1}, second.id: {2}}
         assert (f"{first.id}", "queue-you-are-next") in voice.played
         assert [p for i, p in voice.played if i == second.id][:2] == ["queue-you-are-caller", "number-2"]
