@@ -8,6 +8,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from ._audio import FRAME_SAMPLES, Sink, Source
 from ._endpoint import RtpEndpoint
 from ._errors import MediaUsageError
@@ -205,6 +207,23 @@ class ConferenceRoom:
         self.conference = Conference()
         self._members: dict[str, tuple[Source, Sink]] = {}
         self._legs: dict[str, RtpEndpoint] = {}
+        self.recording: Recording | None = None
+        self._recorded: tuple[str, str] = ("caller", "agent")
+
+    def start_recording(self, path: str | Path, *, stereo: bool = True, left: str = "caller", right: str = "agent",
+                        on_alarm: Callable[[Recording, OSError], None] | None = None) -> Recording:
+        """Record what members ``left`` and ``right`` say (left and right channel when stereo, else
+        mixed), as they said it: before mixing, so a supervisor's whisper never lands in the file."""
+        if self.recording is not None and not self.recording.closed:
+            raise MediaUsageError("this room is already recording")
+        self.recording = Recording(path, stereo=stereo, on_alarm=on_alarm or self.engine.on_recording_alarm)
+        self._recorded = (left, right)
+        return self.recording
+
+    def stop_recording(self) -> None:
+        """Write what is buffered and close the file (idempotent)."""
+        if self.recording is not None:
+            self.recording.close()
 
     def join(self, name: str, source: Source, sink: Sink, role: Role | str = Role.PARTY, *,
              whisper_to: str | None = None) -> None:
@@ -232,10 +251,16 @@ class ConferenceRoom:
         for name in [n for n, leg in self._legs.items() if leg.closed]:
             self.leave(name)  # that leg hung up
         inputs = {name: source.read_frame() for name, (source, _) in self._members.items()}
+        recording = self.recording
+        if recording is not None and not recording.closed:
+            left, right = (inputs.get(name) for name in self._recorded)
+            quiet = np.zeros(FRAME_SAMPLES, dtype=np.int16)
+            recording.write(quiet if left is None else left, quiet if right is None else right)
         for name, frame in self.conference.mix(inputs).items():
             self._members[name][1].write_frame(frame)
 
     def close(self) -> None:
+        self.stop_recording()
         self._members.clear()
         self._legs.clear()
         self.engine._rooms.discard(self)
