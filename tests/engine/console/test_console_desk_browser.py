@@ -47,7 +47,7 @@ reoffer_after = 0
 """
 
 
-def _session(url: str, password: str) -> dict[str, Any]:
+def _session(url: str, password: str, supervisor_password: str) -> dict[str, Any]:
     try:
         from playwright.sync_api import expect, sync_playwright
     except ImportError:
@@ -129,6 +129,28 @@ def _session(url: str, password: str) -> dict[str, Any]:
             seen["same_document"] = desk.evaluate("() => window.__sameDocument === true")
             seen["xss"] = desk.evaluate("() => window.__xss === 1") or visitor.evaluate("() => window.__xss === 1")
             desk.screenshot(path=str(SCREENSHOTS / "desk-after-disposition.png"), full_page=True)
+
+            # the supervisor: agents with their queues, and the canned responses page
+            boss = browser.new_context(base_url=url, viewport={"width": 1280, "height": 900}).new_page()
+            boss.set_default_timeout(20_000)
+            boss.goto("/login")
+            boss.fill('input[name="user"]', "sue")
+            boss.fill('input[name="password"]', supervisor_password)
+            boss.click('button[type="submit"]')
+            boss.fill('input[name="current"]', supervisor_password)
+            boss.fill('input[name="new"]', "sue's own password!")
+            boss.fill('input[name="confirm"]', "sue's own password!")
+            boss.click('button[type="submit"]')
+            boss.goto("/supervise")
+            expect(boss.locator("#supervise-agents")).to_contain_text("alice")
+            boss.screenshot(path=str(SCREENSHOTS / "supervise.png"), full_page=True)
+            boss.goto("/canned")
+            boss.fill('input[name="title"]', f"Thanks {XSS}")
+            boss.fill('textarea[name="body"]', f"Gracias, {{customer_name}} {XSS}")
+            boss.click('form.card button[type="submit"]')
+            expect(boss.locator("#canned")).to_contain_text(f"Gracias, {{customer_name}} {XSS}")
+            boss.screenshot(path=str(SCREENSHOTS / "canned.png"), full_page=True)
+            seen["xss"] = seen["xss"] or boss.evaluate("() => window.__xss === 1")
         finally:
             browser.close()
     return seen
@@ -145,12 +167,13 @@ async def test_agent_desk_in_a_real_browser_with_a_real_chat_visitor(tmp_path):
         await add_canned(engine.store, "Bye", "Adiós", None, "sue")
         await add_token(engine.store, "ops", "admin")
         password = await add_user(engine.store, "alice", "agent")
+        supervisor_password = await add_user(engine.store, "sue", "supervisor")
         with trio.fail_after(240):
-            seen = await trio.to_thread.run_sync(_session, engine.console.url, password)
+            seen = await trio.to_thread.run_sync(_session, engine.console.url, password, supervisor_password)
         notes = [n["text"] for n in await crm.notes(contact)]
         (chat,) = [i for i in engine.all_interactions() if i.kind.value == "chat"]
     assert seen == {"same_document": True, "xss": False}
     assert notes[-1] == f"March invoice re-sent {XSS}"
     assert chat.attributes["disposition"] == "resolved" and chat.state.value == "ended"
     assert all((SCREENSHOTS / f"{name}.png").stat().st_size > 0
-               for name in ("desk-screen-pop", "desk-conversation-live", "chat-visitor-agent-typing"))
+               for name in ("desk-screen-pop", "desk-conversation-live", "chat-visitor-agent-typing", "supervise", "canned"))
