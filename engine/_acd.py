@@ -370,7 +370,18 @@ class Acd(Service):
     def _overflow(self, interaction: Interaction, destination: tuple[str, str], reason: str) -> None:
         kind, target = destination
         log.info("interaction %s overflows (%s) to %s %s", interaction.id, reason, kind, target)
-        self._spawn(self.engine.deliver_to(interaction, kind, target))
+        self._spawn(self._deliver_or_reject(interaction, kind, target))
+
+    async def _deliver_or_reject(self, interaction: Interaction, kind: str, target: str) -> None:
+        # Routing has already let go of the caller: if the destination cannot take them (a channel
+        # that cannot record voicemail, a flow that is gone), end the call rather than leave it up
+        # with nobody behind it.
+        try:
+            await self.engine.deliver_to(interaction, kind, target)
+        except Exception as exc:
+            log.error("overflow of %s to %s %s failed (%s); ending it", interaction.id, kind, target, exc)
+            if interaction.state is not InteractionState.ENDED:
+                await self.engine.reject_interaction(interaction, cause=f"overflow-{kind}-failed")
 
     def _on_Announce(self, event: Announce, interaction: Interaction | None) -> None:
         if interaction is None or interaction.state is InteractionState.ENDED:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._registry import Migration
+from .abc import VoiceChannel
 
 if TYPE_CHECKING:
     from ._engine import Engine
@@ -58,6 +59,9 @@ class Voicemail:
         """Take a message for ``box`` from the caller of ``interaction``; None when nothing was said."""
         box = _safe_box(box)
         channel = self.engine.channels.get(interaction.channel)
+        if getattr(type(channel), "record", None) in (None, VoiceChannel.record):
+            # Say so before greeting the caller: a greeting with no recording after it misleads them.
+            raise NotImplementedError(f"{type(channel).__name__} cannot record voicemail")
         try:
             await channel.answer(interaction)  # type: ignore[union-attr]
         except NotImplementedError:

@@ -12,6 +12,7 @@ from typing import Any
 import trio
 
 from engine import InteractionState, hookimpl
+from engine.abc import VoiceChannel
 from engine.routing._announce import announcement_prompts
 from engine.testing import FakeVoiceChannel, open_test_engine, wait_until
 
@@ -135,3 +136,46 @@ def test_announcement_prompt_names() -> None:
     assert announcement_prompts(500, 0, 1e9)[1] == "number-99" and announcement_prompts(500, 0, 1e9)[3] == "number-99"
     assert announcement_prompts(4, 10, 20, say_position=False) == ["queue-estimated-wait", "queue-less-than-a-minute"]
     assert announcement_prompts(2, 0, float("inf")) == ["queue-you-are-caller", "number-2"]
+
+
+class NoRecordChannel(FakeVoiceChannel):
+    """Like SIP today: plays prompts, cannot record."""
+
+    record = VoiceChannel.record
+
+
+class NoRecordChannels:
+    @hookimpl
+    def centralita_register_channels(self, registry: Any) -> None:
+        registry.add("fake", NoRecordChannel)
+
+
+OVERFLOW = """
+[[agents]]
+id = "alice"
+endpoint = "fake:alice"
+auto_login = false
+
+[[queues]]
+name = "sales"
+members = ["alice"]
+max_wait = 0.2
+overflow = { voicemail = "sales" }
+
+[[routes]]
+match = "100"
+queue = "sales"
+"""
+
+
+async def test_an_overflow_the_channel_cannot_take_ends_the_call_instead_of_leaving_it_up(tmp_path: Path) -> None:
+    _tone(tmp_path / "prompts" / "en" / "vm-greeting-sales.wav")
+    async with open_test_engine(OVERFLOW, plugins=[NoRecordChannels()], data_dir=tmp_path) as engine:
+        voice = engine.channels["fake"]
+        call = voice.call("+34911000009", "100")
+        await wait_until(lambda: call.state is InteractionState.ENDED)
+        assert voice.hung_up and voice.hung_up[0][0] == call.id
+        assert voice.played == []  # no greeting for a message that cannot be taken
+        (row,) = await engine.cdr()
+        assert row["disposition"] == "CONGESTION"
+        assert engine.acd.router.statistics()["interactions"] == 0
