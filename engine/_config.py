@@ -68,6 +68,8 @@ class MediaSettings:
     recordings: str = "recordings"
     #: recordings older than this many days are deleted (0 keeps them forever)
     retention_days: float = field(default=0.0, metadata={"min": 0})
+    #: layout of call recordings: caller left / agent right, or both mixed into one channel
+    record_format: Literal["stereo", "mono"] = "stereo"
     #: DTMF method for calls: rfc4733 | inband | info | auto
     dtmf: Literal["rfc4733", "inband", "info", "auto"] = "auto"
 
@@ -122,7 +124,10 @@ class QueueSettings:
     hours: Any = None
     weights: dict[str, float] = field(default_factory=dict)
     music_on_hold: str = ""
+    #: record every call this queue connects to an agent (``[media] recordings``)
     record: bool = False
+    #: this queue's recording layout; empty: ``[media] record_format``
+    record_format: Literal["", "stereo", "mono"] = ""
 
 
 @dataclass(frozen=True)
