@@ -25,6 +25,7 @@ from ._dialer_listen import listen_to_answer
 from .abc import DialResult, Service
 from .dialing import (
     AnswerListener,
+    AuditRecord,
     BeepEnded,
     CampaignDialer,
     CampaignSettings,
@@ -39,6 +40,7 @@ from .dialing import (
     PlayMessage,
     Remind,
     ShowPreview,
+    amd_confusion,
     outcome_from_sip,
 )
 from .dialing.leads import Lead, opt_out_number
@@ -118,7 +120,9 @@ class DialerService(Service):
         for name, campaign in self.campaigns.items():
             now = self.clock()
             out[name] = {"live_calls": len(campaign.calls), "abandon_rate": campaign.dialer.abandon_rate(now),
-                         "hopper": len(campaign.dialer.hopper), "mode": campaign.dialer.dialer.mode}
+                         "hopper": len(campaign.dialer.hopper), "mode": campaign.dialer.dialer.mode,
+                         # detector said / disposition said, e.g. "machine/human": people classed as machines
+                         "amd": {f"{said}/{truth}": n for (said, truth), n in sorted(campaign.dialer.amd_confusion.items())}}
         return out
 
     async def run(self, *, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
@@ -129,7 +133,22 @@ class DialerService(Service):
             self._nursery = nursery
             for campaign in self.campaigns.values():
                 nursery.start_soon(self._serve, campaign)
+            nursery.start_soon(self._flush_at_exit)
             task_status.started()
+
+    async def _flush_at_exit(self) -> None:
+        """At shutdown, write the records made since the last pass (a disposition given a moment before
+        the stop, the hang-ups of calls ended by it): the audit log must not lose them."""
+        try:
+            await trio.sleep_forever()
+        finally:
+            with trio.CancelScope(shield=True), trio.move_on_after(5):
+                for campaign in self.campaigns.values():
+                    try:
+                        await self._persist(campaign)
+                    except Exception:
+                        log.exception("campaign %s: audit and journal records could not be saved at shutdown",
+                                      campaign.settings.name)
 
     async def _restore(self, settings: CampaignSettings) -> Campaign:
         store = self.engine.store
@@ -144,6 +163,11 @@ class DialerService(Service):
         policy = self.engine.compliance_policies.get(settings.compliance)
         dialer = CampaignDialer(settings, now=self.clock(), hopper=hopper, answer_supervision=supervised, policy=policy,
                                 dnc=self.dnc)
+        # The detector's verdicts against agents' dispositions so far (the audit log keeps both).
+        rows = await store.fetchall("SELECT record FROM dialer_audit WHERE campaign = ? AND kind IN "
+                                    "('answer-live', 'answer-machine', 'disposition') ORDER BY seq", (settings.name,))
+        dialer.amd_confusion.update(amd_confusion(
+            (AuditRecord(**json.loads(r["record"])) for r in rows), settings.name))
         campaign = Campaign(self, settings, dialer)
         last = await store.fetchone("SELECT max(seq) AS seq FROM dialer_leads WHERE campaign = ? AND lead IN "
                                     "(SELECT json_extract(record, '$.lead') FROM dialer_journal WHERE campaign = ? "

@@ -43,7 +43,7 @@ from __future__ import annotations
 
 from ._campaign import (DEFAULT_RETRY, CampaignSettings, Outcome, RetryRule, ScheduleSettings, outcome_from_sip,
                         outcome_from_sit, validate_campaigns)
-from ._compliance import (POLICIES, AbandonmentPolicy, AbandonTally, AttemptLimiter, AuditLog, AuditRecord,
+from ._compliance import (POLICIES, AbandonmentPolicy, amd_confusion, AbandonTally, AttemptLimiter, AuditLog, AuditRecord,
                           CallingWindow, CompliancePolicy, DncEntry, DoNotCallList, RecontactLockout,
                           UkOfcomPolicy, UsFccPolicy, recompute_abandonment, register_compliance_policies, zones_for)
 from ._hopper import Attempt, Callback, Hopper
@@ -65,6 +65,6 @@ __all__ = [
     "DoNotCallList", "FaxDetector", "Hangup", "Hopper", "InvalidDialString", "ModeChanged", "OfferPreview", "Outcome",
     "PacingChanged", "PacingSettings", "PlaceCall", "PlayMessage", "RecontactLockout", "Remind", "RetryRule",
     "ScheduleSettings", "ShowPreview", "StopRinging", "UkOfcomPolicy", "UsFccPolicy", "checked_dial_string",
-    "import_leads", "outcome_from_sip", "outcome_from_sit", "recompute_abandonment", "register_compliance_policies", "run_import_cli",
+    "amd_confusion", "import_leads", "outcome_from_sip", "outcome_from_sit", "recompute_abandonment", "register_compliance_policies", "run_import_cli",
     "run_simulate_cli", "validate_campaigns", "zones_for",
 ]

@@ -21,7 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
@@ -365,3 +365,20 @@ def recompute_abandonment(records: Iterable[AuditRecord], campaign: str, policy:
             machines += 1
     tally = AbandonTally(live, abandoned, machines, machine_misclassified)
     return policy.rate(tally), tally
+
+
+def amd_confusion(records: Iterable[AuditRecord], campaign: str) -> Counter[tuple[str, str]]:
+    """(what the detector said: ``live``/``machine``, what the agent's disposition said:
+    ``human``/``machine``) counted per call from the audit log alone: the detector's accuracy on real
+    traffic, and what the UK rule's misclassification figure is made of. Survives restarts."""
+    verdicts: dict[str, str] = {}
+    out: Counter[tuple[str, str]] = Counter()
+    for record in records:
+        if record.campaign != campaign:
+            continue
+        if record.kind in ("answer-live", "answer-machine"):
+            verdicts[record.call] = "live" if record.kind == "answer-live" else "machine"
+        elif record.kind == "disposition" and record.call in verdicts:
+            said = "machine" if record.detail.get("disposition") == "machine" else "human"
+            out[(verdicts.pop(record.call), said)] += 1
+    return out

@@ -183,8 +183,10 @@ async def test_person_machine_and_silent_line_told_apart_on_live_rtp(tmp_path: P
     assert float(person["speech_end"]) - 0.2 <= decided["GreetingEnd"] <= float(person["speech_end"]) + 1.0
     kinds = [r["kind"] for r in audit]
     assert kinds.count("machine-message") == 2
-    # the detector's verdict is counted against the agent's disposition
+    # the detector's verdict is counted against the agent's disposition, and still is after a restart
     assert campaign.dialer.amd_confusion[("live", "human")] == 1
+    async with open_test_engine(CONFIG, plugins=[Channels()], data_dir=tmp_path) as engine:
+        assert engine.dialer.statistics()["live"]["amd"] == {"live/human": 1}
 
 
 async def test_a_far_end_sending_only_undecodable_packets_still_gets_a_verdict() -> None:
