@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from ._dialer_listen import listen_to_answer
 from ._model import Direction, Disposition, Interaction, InteractionKind, InteractionState
 from ._registry import Migration
-from ._dialer_listen import listen_to_answer
 from .abc import DialResult, Service
 from .dialing import (
     AnswerListener,
