@@ -236,7 +236,12 @@ async def test_ivr_queue_announcements_baresip_agent_and_a_callback_in_order(rou
         table = list(csv.reader(io.StringIO(csv_text)))
         by_id = {line[MASTER_CSV_COLUMNS.index("uniqueid")]: line for line in table if len(line) == len(MASTER_CSV_COLUMNS)}
         assert {first.id, second.id, callback.id} <= set(by_id)
-        assert by_id[first.id][MASTER_CSV_COLUMNS.index("dstchannel")] == "alice"
+        for iid, row in rows.items():  # Master.csv (no header, Asterisk's column order) says the same
+            line = by_id[iid]
+            for column in ("src", "dst", "dcontext", "dstchannel", "disposition", "userfield"):
+                assert line[MASTER_CSV_COLUMNS.index(column)] == str(row[column]), (iid, column)
+            (created,) = log.named("Newchannel", iid)  # and the event stream agrees with the CDR
+            assert (created.fields["CallerIDNum"], created.fields["Exten"]) == (row["src"], row["dst"])
 
         for iid in (first.id, second.id, callback.id):
             assert len(log.named("Newchannel", iid)) == 1 and len(log.named("Hangup", iid)) == 1
