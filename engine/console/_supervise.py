@@ -19,6 +19,11 @@ What a voice channel implements for this (duck-typed; a channel without it answe
 ``drop_supervisor(interaction, leg) -> None``
     hang the supervisor's leg up (the channel sends BYE in its own time).
 
+Without those two, a channel that can place calls (``VoiceChannel.dial``) and shows their media
+(``media_of``) is used as it is: the supervisor's phone is dialed as an outbound interaction of its
+own (``attributes["supervising"]`` names the call; it has its own CDR), and hung up through the
+channel's ``hangup``. That is how SIP supervision works today.
+
 Known limit: moving the call into a conference stops a recording of its bridge (logged).
 """
 
@@ -91,6 +96,10 @@ class Supervision:
             raise HttpError(409, "only an answered voice call with an agent can be supervised")
         channel = (getattr(self.engine, "channels", None) or {}).get(item.channel)
         ring = getattr(channel, "call_supervisor", None)
+        drop = getattr(channel, "drop_supervisor", None)
+        if ring is None and _can_dial(channel):
+            dialed = DialedSupervisor(self.engine, channel, supervisor)
+            ring, drop = dialed.ring, dialed.drop
         pair = _legs_of(channel, item)
         if pair is None or ring is None:
             raise HttpError(409, f"the media of this call does not pass through the engine (channel {item.channel!r}); "
@@ -100,6 +109,7 @@ class Supervision:
             raise HttpError(400, f"'endpoint' must be a phone on the call's channel ({item.channel}), "
                                  f"got {safe_text(endpoint, 60)!r}")
         call = SupervisedCall(interaction_id, supervisor, endpoint, mode, channel, pair[0], pair[1])
+        call.extra["drop"] = drop
         self.calls[interaction_id] = call
         try:
             leg = await ring(item, endpoint, ring_timeout=ring_timeout)
@@ -112,7 +122,7 @@ class Supervision:
         if item.state.value != "active" or call.caller_leg.closed or call.agent_leg.closed or \
                 self.calls.get(interaction_id) is not call:
             self.calls.pop(interaction_id, None)
-            channel.drop_supervisor(item, leg)
+            call.extra["drop"](item, leg)
             raise HttpError(409, "the call ended while the supervisor's phone was ringing")
         if call.caller_leg.bridge is not None and call.caller_leg.bridge.recording is not None:
             log.warning("supervising %s stops its recording (the bridge becomes a conference)", interaction_id)
@@ -161,7 +171,7 @@ class Supervision:
                 item = self.engine.find_interaction(call.interaction)
             except KeyError:
                 item = None
-            call.channel.drop_supervisor(item, call.supervisor_leg)
+            call.extra["drop"](item, call.supervisor_leg)
         caller, agent = call.caller_leg, call.agent_leg
         if rebridge and caller is not None and agent is not None and not caller.closed and not agent.closed:
             self.engine.media.bridge(caller, agent)
@@ -187,3 +197,51 @@ def _legs_of(channel: Any, item: Any) -> tuple[Any, Any] | None:
     if bridge is None or getattr(bridge, "caller", None) is None:
         return None
     return (bridge.caller, bridge.agent) if bridge.caller is caller else (bridge.agent, bridge.caller)
+
+
+def _can_dial(channel: Any) -> bool:
+    from ..abc import VoiceChannel
+
+    dial = getattr(type(channel), "dial", None)
+    return dial is not None and dial is not VoiceChannel.dial and getattr(channel, "media_of", None) is not None
+
+
+class DialedSupervisor:
+    """Rings the supervisor with the channel's ordinary outbound call (``dial``), as an interaction of its
+    own; its media (``media_of``) is the leg that joins the conference."""
+
+    def __init__(self, engine: Any, channel: Any, supervisor: str) -> None:
+        self.engine, self.channel, self.supervisor = engine, channel, supervisor
+        self.legs: dict[int, Any] = {}  # id(endpoint) -> the supervisor's interaction
+
+    async def ring(self, item: Any, endpoint: str, *, ring_timeout: float) -> Any:
+        from .._model import Direction, InteractionKind
+
+        target = endpoint.partition(":")[2].split("@", 1)[0]  # sip:2001 -> 2001 (a registered user)
+        leg_item = self.engine.new_interaction(
+            InteractionKind.VOICE, Direction.OUTBOUND, from_=self.supervisor, to=target, channel=self.channel.name,
+            attributes={"supervising": item.id},
+        )
+        try:
+            result = await self.channel.dial(leg_item, target, caller_id=item.from_, ring_timeout=ring_timeout)
+        except (ValueError, NotImplementedError) as exc:
+            log.info("supervising %s: %s could not be dialed: %s", item.id, safe_text(endpoint, 60), exc)
+            result = None
+        media = self.channel.media_of(leg_item) if result is not None and result.outcome == "answered" else None
+        if media is None or not hasattr(media, "local_address"):
+            await self.engine.end_interaction(leg_item, cause=getattr(result, "outcome", "failed") or "failed")
+            return None
+        self.legs[id(media)] = leg_item
+        return media
+
+    def drop(self, item: Any, leg: Any) -> None:
+        leg_item = self.legs.pop(id(leg), None)
+        if leg_item is None:
+            return
+        nursery = getattr(self.engine, "_nursery", None)
+        if nursery is not None:  # a sync caller (the bus): the BYE and the CDR go on in the background
+            nursery.start_soon(self._hang_up, leg_item)
+
+    async def _hang_up(self, leg_item: Any) -> None:
+        await self.channel.hangup(leg_item, "supervisor-left")
+        await self.engine.end_interaction(leg_item, cause="supervisor-left")
