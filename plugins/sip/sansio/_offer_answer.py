@@ -70,8 +70,9 @@ def _audio(sdp: SessionDescription) -> tuple[int, MediaDescription]:
     raise SdpNegotiationError("no usable RTP/AVP audio stream in the offer")
 
 
-def _codec_of(m: MediaDescription, pt: str) -> tuple[str, int] | None:
-    rtpmap = m.rtpmap()
+def _codec_of(m: MediaDescription, pt: str, rtpmap: dict[str, tuple[str, int, int]] | None = None) -> tuple[str, int] | None:
+    if rtpmap is None:
+        rtpmap = m.rtpmap()
     if pt in rtpmap:
         name, clock, _ = rtpmap[pt]
         return name, clock
@@ -173,8 +174,9 @@ class MediaSession:
         index, audio = _audio(offer)
         codec = None
         te_pt = None
+        rtpmap = audio.rtpmap()  # once, not once per payload type
         for pt in audio.formats:
-            found = _codec_of(audio, pt)
+            found = _codec_of(audio, pt, rtpmap)
             if found is None or not pt.isdigit():
                 continue
             name, clock = found
@@ -220,8 +222,9 @@ class MediaSession:
         _, audio = _audio(answer)
         codec = None
         te_pt = None
+        rtpmap = audio.rtpmap()  # once, not once per payload type
         for pt in audio.formats:
-            found = _codec_of(audio, pt)
+            found = _codec_of(audio, pt, rtpmap)
             if found is None or not pt.isdigit():
                 continue
             name, clock = found
