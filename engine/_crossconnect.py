@@ -7,7 +7,8 @@ headset, has two halves that no single channel owns. The engine pairs them here:
 2. when the agent answers and routing confirms the agent still gets the call (``offer_answered``), the
    owner answers its caller if it has not yet (``answer``) and hands over the caller's audio (``media_of``);
 3. both audio paths join a two-party ``engine.media`` conference room, mixed on the media clock (one side
-   may be RTP, the other PCM frames from a device: the room does not care);
+   may be RTP, the other PCM frames from a device: the room does not care); the room is what records
+   the call when its queue has ``record = true`` (``engine.recorder``);
 4. whichever side ends first ends the other: the agent hanging up ends the interaction (CDR), the caller
    hanging up (the interaction ends) hangs up the agent.
 
@@ -129,6 +130,9 @@ class CrossConnect:
             self.counters["connected"] += 1
             engine.bus.publish("BridgeEnter", interaction=interaction.id, Agent=interaction.agent or "",
                                Channel=owner.name)
+            recorder = getattr(engine, "recorder", None)
+            if recorder is not None:
+                recorder.attach(interaction, room)  # the queue's record = true, or on demand later
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(_set_when, leg.ended, ended)
                 await ended.wait()
@@ -136,6 +140,9 @@ class CrossConnect:
             await self._finish(owner, interaction, leg, cause="agent")
         finally:
             if room is not None:
+                recorder = getattr(engine, "recorder", None)
+                if recorder is not None:
+                    recorder.detach(interaction)
                 room.close()
             self._ended.pop(interaction.id, None)
 

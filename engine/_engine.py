@@ -45,6 +45,7 @@ from ._services import Supervisor
 from .abc import DeviceSpec, EngineAPI, Service, VoiceChannel
 from ._errors import ConfigError
 from .dialing import register_compliance_policies, validate_campaigns
+from ._call_recording import CallRecorder
 from ._crossconnect import CrossConnect
 from .media import MediaEngine, PromptLibrary, apply_retention
 from .store import Store, open_store
@@ -88,6 +89,8 @@ class Engine(EngineAPI):
         self.hooks.register("centralita_register_compliance_policies", self.compliance_policies, required=required)
         self.acd = Acd(self)
         self.crossconnect = CrossConnect(self)
+        #: starts and stops call recordings ([[queues]] record, POST .../record)
+        self.recorder = CallRecorder(self)
         self.ivr: IvrRunner | None = None
         self.campaigns, problems = validate_campaigns(
             config.raw.get("campaigns"), agents=set(self.agent_settings), queues={q.name for q in config.queues},
@@ -666,6 +669,22 @@ class Engine(EngineAPI):
             return [i.to_json() for i in everything if i.state is wanted]
         return [i.to_json() for i in everything]
 
+    def _record_action(self, item: Interaction, what: Any) -> dict[str, Any]:
+        """On-demand recording: start now (a connected call), or once connected (queued, ringing); stop."""
+        if what not in ("start", "stop"):
+            raise ValueError("record needs 'action': 'start' or 'stop'")
+        if item.kind is not InteractionKind.VOICE or item.state in (InteractionState.ENDED, InteractionState.WRAPUP):
+            raise ValueError(f"interaction {item.id} is not a call in progress")
+        if what == "start":
+            item.attributes["record"] = True
+            if item.state is InteractionState.ACTIVE and self.recorder.recording(item) is None:
+                self.recorder.start(item)  # RecordingUnavailable (a ValueError: 409) when no audio passes here
+        else:
+            item.attributes["record"] = False
+            self.recorder.stop(item, cause="api")
+        return {**item.to_json(), "recording": item.attributes.get("recording"),
+                "recording_active": self.recorder.recording(item) is not None}
+
     async def interaction_action(self, interaction: str, action: str, body: Mapping[str, Any]) -> dict[str, Any]:
         item = self.find_interaction(interaction)
         channel = self.channels.get(item.channel)
@@ -685,6 +704,8 @@ class Engine(EngineAPI):
                 await hangup(item, "api")
             await self.end_interaction(item, cause="api")
             return item.to_json()
+        if action == "record":
+            return self._record_action(item, body.get("action"))
         if action == "transfer":
             queue = body.get("queue")
             if not isinstance(queue, str) or queue not in {q.name for q in self.config.queues}:

@@ -135,6 +135,8 @@ class Interaction:
             "created": self.created,
             "answered": self.answered,
             "ended": self.ended,
+            # the latest call recording's file, once there is one (docs/media.md, Recording)
+            **({"recording": self.attributes["recording"]} if "recording" in self.attributes else {}),
         }
 
 

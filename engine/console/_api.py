@@ -29,7 +29,7 @@ from ._cdr import cdr_csv
 from ._logs import LEVELS, RingLogHandler
 from ._http import HttpError, Request, Response, Router, json_response, text_response
 
-INTERACTION_ACTIONS = frozenset({"accept", "reject", "hangup", "transfer", "disposition", "reply"})
+INTERACTION_ACTIONS = frozenset({"accept", "reject", "hangup", "transfer", "disposition", "reply", "record"})
 AGENT_STATES = frozenset(s.value for s in AgentState)
 INTERACTION_STATES = frozenset(s.value for s in InteractionState)
 MAX_TEXT = 16 * 1024
@@ -214,6 +214,8 @@ class Api:
                     raise HttpError(403, "agents may only act on their own interactions")
             if action == "reply":
                 _string(body, "text", required=True, limit=MAX_TEXT)
+            if action == "record" and _string(body, "action", required=True, limit=16) not in ("start", "stop"):
+                raise HttpError(400, "'action' must be 'start' or 'stop'")
         return json_response(await self.engine.interaction_action(request.path_params["interaction"], action, body))
 
     async def originate(self, request: Request) -> Response:

@@ -364,7 +364,9 @@ class CallManager:
             headers.add("X-Centralita-Queue", interaction.queue)
         headers.add("X-Centralita-Interaction", interaction.id)
         body = caller.remote_sdp if caller is not None else b""
-        if caller is not None and call.anchor is None and caller.state is LegState.RINGING and caller.remote_sdp and self.channel.settings.anchor_media:
+        # A recorded call is anchored even without ``anchor_media``: the recorder needs its audio.
+        anchor = self.channel.settings.anchor_media or self._recording_wanted(interaction)
+        if caller is not None and call.anchor is None and caller.state is LegState.RINGING and caller.remote_sdp and anchor:
             try:
                 anchored = MediaLeg.answer(
                     self.channel,
@@ -465,6 +467,16 @@ class CallManager:
             pass
         call.interaction.agent = agent_leg.agent
         call.interaction.attributes["agent_contact"] = str(agent_leg.peer)
+        bridge = getattr(agent_leg.media_leg.endpoint, "bridge", None) if agent_leg.media_leg is not None else None
+        recorder = getattr(self.engine, "recorder", None)
+        if bridge is not None and recorder is not None:
+            recorder.attach(call.interaction, bridge)  # records now if the queue (or someone) asked for it
+        elif recorder is not None and recorder.wanted(call.interaction):
+            log.warning("sip: %s cannot be recorded: its audio does not pass through the engine", call.interaction.id)
+
+    def _recording_wanted(self, interaction: Interaction) -> bool:
+        recorder = getattr(self.engine, "recorder", None)
+        return recorder is not None and recorder.wanted(interaction)
 
     def _cancel_leg(self, leg: Leg) -> None:
         if leg.client_txn is not None:
@@ -670,6 +682,9 @@ class CallManager:
         self._release_media(call)
 
     def _release_media(self, call: Call) -> None:
+        recorder = getattr(self.engine, "recorder", None)
+        if recorder is not None:
+            recorder.detach(call.interaction)  # before the endpoints go: the file gets the last audio
         for media_leg in [call.anchor, *(leg.media_leg for leg in call.agents)]:
             if media_leg is not None:
                 media_leg.release()
