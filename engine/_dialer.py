@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from ._dialer_listen import listen_to_answer
+from ._dialer_optouts import OptOuts
 from ._model import Direction, Disposition, Interaction, InteractionKind, InteractionState
 from ._registry import Migration
 from .abc import DialResult, Service
@@ -31,7 +32,6 @@ from .dialing import (
     CampaignSettings,
     ConnectAgent,
     Decided,
-    DoNotCallList,
     Hangup,
     Hopper,
     Outcome,
@@ -43,7 +43,7 @@ from .dialing import (
     amd_confusion,
     outcome_from_sip,
 )
-from .dialing.leads import Lead, opt_out_number
+from .dialing.leads import Lead
 
 if TYPE_CHECKING:
     from ._engine import Engine
@@ -108,9 +108,8 @@ class DialerService(Service):
         self.campaigns: dict[str, Campaign] = {}
         self._nursery: trio.Nursery | None = None
         #: one do-not-call list for every campaign: voice opt-outs and other channels' (SMS STOP...)
-        self.dnc = DoNotCallList()
-        self._opt_outs_seen = 0  # rowid of the last messaging opt-out applied
-        self._opt_out_lock = trio.Lock()
+        self.opt_outs = OptOuts(engine, clock)
+        self.dnc = self.opt_outs.dnc
 
     def ready(self) -> bool:
         return self._nursery is not None
@@ -127,7 +126,7 @@ class DialerService(Service):
 
     async def run(self, *, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
-            await self._restore_opt_outs()
+            await self.opt_outs.restore(s.region for s in self.settings)
             for settings in self.settings:
                 self.campaigns[settings.name] = await self._restore(settings)
             self._nursery = nursery
@@ -175,49 +174,6 @@ class DialerService(Service):
         campaign.last_lead_seq = int(last["seq"] or 0) if last else 0
         return campaign
 
-    async def _restore_opt_outs(self) -> None:
-        """Everyone who opted out before this start: voice opt-outs from the audit log, other channels'
-        from the messaging layer (applied quietly: they were audited when they happened)."""
-        store = self.engine.store
-        assert store is not None
-        rows = await store.fetchall("SELECT time, record FROM dialer_audit WHERE kind = 'opt-out'")
-        for row in rows:
-            record = json.loads(row["record"])
-            if record.get("number"):
-                self.dnc.opt_out(record["number"], str(record.get("detail", {}).get("channel", "voice")), row["time"])
-        for channel, address, created in await self._new_messaging_opt_outs():
-            for settings in self.settings:
-                number = opt_out_number(address, settings.region)
-                if number is not None and self.dnc.match(number) is None:
-                    self.dnc.opt_out(number, channel, created)
-
-    async def _new_messaging_opt_outs(self) -> list[tuple[str, str, float]]:
-        """Opt-outs the messaging layer recorded since last asked (``msg_do_not_contact``), if it runs."""
-        store = self.engine.store
-        assert store is not None
-        table = await store.fetchone("SELECT 1 AS present FROM sqlite_master WHERE type = 'table' "
-                                     "AND name = 'msg_do_not_contact'")
-        if table is None:
-            return []
-        rows = await store.fetchall("SELECT rowid AS seq, channel, address, created FROM msg_do_not_contact "
-                                    "WHERE rowid > ? ORDER BY rowid LIMIT 1000", (self._opt_outs_seen,))
-        if rows:
-            self._opt_outs_seen = int(rows[-1]["seq"])
-        return [(str(r["channel"]), str(r["address"]), float(r["created"])) for r in rows]
-
-    async def _apply_opt_outs(self) -> None:
-        """Other channels' new opt-outs reach every campaign before its next dial (an SMS "STOP" from a
-        number means no call to it)."""
-        async with self._opt_out_lock:  # campaign loops share the cursor: each opt-out applied once
-            new = await self._new_messaging_opt_outs()
-        now = self.clock()
-        for channel, address, _created in new:
-            for campaign in self.campaigns.values():
-                number = opt_out_number(address, campaign.settings.region)
-                if number is not None:
-                    campaign.dialer.opted_out(number, channel, now, note=f"{channel} opt-out")
-                    log.info("campaign %s: %s opted out on %s; not dialed again", campaign.settings.name, number, channel)
-
     def _lines_report_answer(self) -> bool:
         """Predictive pacing needs answer supervision; analog lines without it force a downgrade."""
         from .abc import Capability
@@ -229,7 +185,7 @@ class DialerService(Service):
 
     async def _serve(self, campaign: Campaign) -> None:
         while True:
-            await self._apply_opt_outs()
+            await self.opt_outs.apply_new(self.campaigns.values())
             await self._load_leads(campaign)
             now = self.clock()
             self._sync_agents(campaign, now)
