@@ -297,7 +297,8 @@ class MediaEngine(Service):
         shows up again next round) means no trailing recv that fails with EAGAIN: that exception and
         syscall per socket per wake-up used to cost more than the packet itself. It also makes a flood
         on one port fair game: it gets one datagram per round like everyone else. After ``burst``
-        rounds we yield to the other tasks even if more is waiting.
+        datagrams we yield to the other tasks even if more is waiting. The datagrams themselves are
+        handled by ``receive_round`` (``_receive.py``), which relays the usual packet in place.
         """
         assert self._epoll is not None
         poll = self._epoll.poll
