@@ -1,17 +1,20 @@
 """Media relay benchmark: N concurrent two-leg G.711 calls bridged through the MediaEngine on loopback.
 
     .venv/bin/python benchmarks/media.py [--calls 50,100,200,400] [--seconds 5] [--no-record | --only-record]
+                                         [--no-hot-path]      (MEDIA_BENCH_PIN=1: engine on CPU 0, generator on 1)
 
-Three processes: this one (the conductor), the engine (pinned to CPU 0 when there are two) and a load
-generator (pinned to CPU 1): for every call it owns a "caller" and an "agent" UDP socket that each send
-one 172-byte RTP packet every 20 ms (50 pps per leg, staggered over the 20 ms), stamped with the send
-time, and receive what the engine relays from the other leg. Each N runs without recording and then
-with stereo recording to a temporary directory. Prints one JSON object.
+Three processes: this one (the conductor), the engine and a load generator, each of the last two in a
+session of its own: for every call the generator owns a "caller" and an "agent" UDP socket that each
+send one 172-byte RTP packet every 20 ms (50 pps per leg, staggered over the 20 ms), stamped with the
+send time, and receive what the engine relays from the other leg. Each N runs without recording and
+then with stereo recording to a temporary directory. Prints one JSON object.
 
 Reported per run: packets/s relayed, engine CPU (utime+stime from /proc over the measured window) as a
-percentage of one core, CPU µs per relayed packet, p50/p99/max forwarding delay (send to receive,
-including the generator's own scheduling), lost (sent but never received) and late (> 40 ms)
-packets, and engine RSS growth per call.
+percentage of one core, CPU µs per relayed packet, the engine's run-queue wait (time other work kept it
+from a CPU), the generator's CPU, p50/p99/max forwarding delay (send to receive, including the
+generator's own scheduling), lost (sent but never received) and late (> 40 ms) packets, engine RSS
+growth per call and its garbage-collector pauses. Before the runs, ``hot_path``: the engine's receive
+round alone on real sockets, in-process (see docs/performance/media.md).
 """
 
 from __future__ import annotations
