@@ -231,6 +231,10 @@ class DialedSupervisor:
         if media is None or not hasattr(media, "local_address"):
             await self.engine.end_interaction(leg_item, cause=getattr(result, "outcome", "failed") or "failed")
             return None
+        if leg_item.state.value != "active":
+            from .._model import InteractionState
+
+            leg_item.transition(InteractionState.ACTIVE)  # answered (dial leaves that to its caller)
         self.legs[id(media)] = leg_item
         return media
 
