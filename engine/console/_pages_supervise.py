@@ -52,9 +52,11 @@ class SupervisePages:
                          join([leave, join_form])])
         own = getattr(getattr(self.engine, "agent_settings", {}).get(principal.name), "endpoint", "") or ""
         calls = []
+        supervisors_legs = {i.id for i in getattr(self.engine, "interactions", {}).values()
+                            if hasattr(i, "attributes") and i.attributes.get("supervising")}
         for item in self.engine.list_interactions("active"):
-            if item.get("kind") != "voice":
-                continue
+            if item.get("kind") != "voice" or item.get("id") in supervisors_legs:
+                continue  # a supervisor's own phone leg is not a call to supervise
             ident = esc(urllib.parse.quote(str(item.get("id")), safe=""))
             state = tools.supervision.state(str(item.get("id")))
             buttons = "".join(
