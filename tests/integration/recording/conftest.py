@@ -51,3 +51,14 @@ def small_disk(tmp_path: Path) -> Any:
         yield mount_point
     finally:
         subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+@pytest.fixture
+async def voice_emulator(nursery: Any, tmp_path: Path) -> AsyncIterator[Any]:
+    """An emulated voice modem on a pty: an analog line whose calls cross to SIP agents."""
+    from hardware.emulators import VoiceModemEmulator
+
+    emulator = VoiceModemEmulator(link_dir=str(tmp_path / "serial"))
+    await nursery.start(emulator.run)
+    yield emulator
+    emulator.pty.close()
