@@ -193,6 +193,8 @@ async def test_recording_on_demand_through_the_api_mono(recording_engine, tmp_pa
             await wait_until(lambda: anchor.packets_in >= packets + 50, timeout=10)
             assert read_recording(path)[1].shape[0] == frames_at_stop
             await hang_up(caller, engine, interaction)
+            over = await client.post(url, json={"action": "start"}, headers={"authorization": f"Bearer {alice}"})
+            assert over.status_code == 409  # the call has ended
 
         (start_event,) = events.named("RecordingStarted")
         assert start_event.fields["Format"] == "mono" and start_event.fields["File"] == str(path)
