@@ -111,6 +111,9 @@ class CallRecorder:
         recording = target.start_recording(
             path, stereo=stereo, on_alarm=lambda rec, error, i=interaction: self._alarm(i, rec, error)
         )
+        if recording.failed:  # could not even create the file (permissions, a full or missing disk)
+            target.stop_recording()
+            raise RecordingUnavailable(f"cannot write {path}: {recording.error}")
         self._active[interaction.id] = recording
         self.counters["started"] += 1
         interaction.attributes["recording"] = str(path)

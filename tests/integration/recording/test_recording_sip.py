@@ -229,3 +229,27 @@ async def test_a_full_recordings_disk_stops_the_recording_but_not_the_call(recor
         caller_heard, _ = read_wav(heard[0])
         # the caller heard the agent for longer than the disk could hold
         assert len(loud(caller_heard)) / 8000 > len(audio) / 8000 + 1.0
+
+
+async def test_an_unusable_recordings_directory_leaves_the_call_unrecorded_but_connected(recording_engine, tmp_path):
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("a file where the recordings directory should be")
+    extra = contact_center(record=True) + f'\n[media]\nrecordings = "{blocker / "recordings"}"\n'
+    async with recording_engine(extra, sip=PHONES) as (engine, channel):
+        events = Events(engine)
+        supervisor = await add_token(engine.store, "sup", "supervisor")
+        async with baresip_agent(channel, tmp_path, user="1001", frequency=AGENT_HZ), \
+                baresip_agent(channel, tmp_path, user="2001", frequency=CALLER_HZ) as caller, \
+                httpx.AsyncClient(base_url=engine.console.url, timeout=30,
+                                  headers={"authorization": f"Bearer {supervisor}"}) as client:
+            interaction = await place_call(caller, channel, engine)
+            await wait_until(lambda: events.named("RecordingFailed"), timeout=10)
+            assert not events.named("RecordingStarted") and engine.recorder.recording(interaction) is None
+            # the two still talk through the engine
+            anchor = channel.calls.calls[interaction.id].anchor.endpoint
+            packets = anchor.packets_in
+            await wait_until(lambda: anchor.packets_in >= packets + 50, timeout=10)
+            retry = await client.post(f"/api/v1/interactions/{interaction.id}/record", json={"action": "start"})
+            assert retry.status_code == 409 and "cannot write" in retry.text
+            row = await hang_up(caller, engine, interaction)
+        assert row["disposition"] == "ANSWERED"
