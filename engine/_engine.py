@@ -617,6 +617,7 @@ class Engine(EngineAPI):
             "ivr": self.ivr.statistics() if self.ivr else None,
             "dialer": self.dialer.statistics() if self.dialer else None,
             "media": self.media.statistics(),
+            "recordings": self.recorder.statistics(),
             "bus": vars(self.bus.statistics()),
             "store": self.store.statistics() if self.store else None,
             "channels": {name: dict(ch.statistics()) for name, ch in self.channels.items()},

@@ -129,6 +129,7 @@ async def test_a_recorded_queue_records_the_call_in_stereo_and_the_console_serve
         assert started.fields["Format"] == "stereo" and stopped.fields["File"] == str(path)
         assert path.parent == engine.recordings_dir and path.name.endswith(f"-{interaction.id}.wav")
         assert interaction.attributes["recording"] == str(path)
+        assert engine.status()["recordings"] == {"started": 1, "stopped": 1, "failed": 0, "active": 0}
 
         channels, audio = read_recording(path)
         assert channels == 2
