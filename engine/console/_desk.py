@@ -41,6 +41,29 @@ class Desk:
         self.routing = RuntimeRouting(engine)
         #: interaction id -> screen pop; a desk refreshes often and the contact rarely changes mid-call
         self._pops: collections.OrderedDict[str, dict[str, Any] | None] = collections.OrderedDict()
+        #: agent -> (status, since when): the routing core's QueueMemberStatus events, seen by the console
+        self.status_since: dict[str, tuple[str, float]] = {}
+        self.started = time.time()
+        bus = getattr(engine, "bus", None)
+        if bus is not None:
+            bus.add_listener(self._on_event)
+
+    def _on_event(self, event: Any) -> None:
+        if event.event == "QueueMemberStatus":
+            agent, status = event.fields.get("Agent"), event.fields.get("Status")
+            changed = isinstance(agent, str) and isinstance(status, str) and self.status_since.get(agent, ("",))[0] != status
+            # bounded: agents come from the configuration, but a runaway plugin could publish anything
+            if changed and (len(self.status_since) < 100_000 or agent in self.status_since):
+                self.status_since[agent] = (status, event.timestamp)
+
+    def in_status_for(self, agent: str, status: str, now: float | None = None) -> tuple[float, bool]:
+        """Seconds ``agent`` has been in ``status`` and whether that is exact (False: at least since the
+        console started, which saw no change)."""
+        now = time.time() if now is None else now
+        known = self.status_since.get(agent)
+        if known is not None and known[0] == status:
+            return now - known[1], True
+        return now - self.started, False
 
     # -------------------------------------------------------------------------------- lookups
 

@@ -47,7 +47,9 @@ class SupervisePages:
                 f'<input type="hidden" name="agent" value="{esc(ident)}"><input type="hidden" name="member" value="1">'
                 f'<select name="queue" aria-label="queue for {esc(ident)}">{others}</select><button type="submit">Add to queue</button></form>'
             ) if others else Markup("")
-            rows.append([ident, agent.get("name", ""), agent.get("state"), agent.get("status", ""), agent.get("reason", ""),
+            held, exact = tools.desk.in_status_for(ident, str(agent.get("status", "")))
+            rows.append([ident, agent.get("name", ""), agent.get("state"), agent.get("status", ""),
+                         _duration(held) if exact else f"≥ {_duration(held)}", agent.get("reason", ""),
                          agent.get("answered", ""), seconds(agent.get("talk_time")), ", ".join(mine) or "none",
                          join([leave, join_form])])
         own = getattr(getattr(self.engine, "agent_settings", {}).get(principal.name), "endpoint", "") or ""
@@ -67,7 +69,7 @@ class SupervisePages:
                           f"{state['mode']} by {state['supervisor']}" if state else "", Markup(buttons)])
         body = join([
             tag("p", "Queue changes made here last until the next configuration apply (reload or restart).", class_="muted"),
-            tag("section", tag("h2", "Agents"), table(["agent", "name", "state", "status", "reason", "answered", "talk time",
+            tag("section", tag("h2", "Agents"), table(["agent", "name", "state", "status", "for", "reason", "answered", "talk time",
                                                        "queues", "move"], rows, id="supervise-agents")),
             tag("section", tag("h2", "Live calls"),
                 table(["id", "from", "queue", "agent", "supervised", "join with my phone"], calls, id="live-calls")),
@@ -127,3 +129,9 @@ class SupervisePages:
             raise HttpError(404, "no such canned response")
         await delete_canned(self.desk_tools.store, int(raw))
         return redirect("/canned")
+
+
+def _duration(value: float) -> str:
+    value = max(0, int(value))
+    hours, rest = divmod(value, 3600)
+    return f"{hours} h {rest // 60:02d} min" if hours else f"{rest // 60} min {rest % 60:02d} s"

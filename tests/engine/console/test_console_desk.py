@@ -259,6 +259,13 @@ async def test_supervisor_moves_agents_between_queues_until_the_next_config_appl
             assert (await client.post("/api/v1/queues/sales/members/nobody", headers=auth["sue"])).status_code == 404
             page = (await client.get("/supervise", headers=auth["sue"])).text
             assert "until the next configuration apply" in page
+            # how long each agent has been in their status: alice was offered nothing, bob too
+            engine.set_agent_state("bob", "paused", "lunch")
+            page = (await client.get("/supervise", headers=auth["sue"])).text
+            bob_row = page[page.index("<td>bob</td>"):].split("</tr>", 1)[0]
+            assert "<td>paused</td><td>0 min 0" in bob_row and "lunch" in bob_row  # exact, just now
+            alice_row = page[page.index("<td>alice</td>"):].split("</tr>", 1)[0]
+            assert "≥ " in alice_row  # no change seen since the console started: a lower bound
             # a chat now waits in web with nobody to take it; putting alice back offers it to her
             visitor = await WsClient.connect(engine.console.url)
             await visitor.send_json({"type": "hello", "token": None, "name": "x"})
