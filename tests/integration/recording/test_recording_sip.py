@@ -135,6 +135,7 @@ async def test_a_recorded_queue_records_the_call_in_stereo_and_the_console_serve
         assert channels == 2
         seconds = len(audio) / 8000
         assert 2.5 <= seconds <= 30 and abs(seconds - stopped.fields["Duration"]) < 0.1
+        assert abs(seconds - row["billsec"]) <= 1.5  # the whole conversation, from answer to hang-up
         left, right = loud(audio[:, 0].copy()), loud(audio[:, 1].copy())
         assert len(left) >= 8000 * 2 and len(right) >= 8000 * 2  # both sides spoke for seconds
         assert share(left, CALLER_HZ) > 0.8 and share(left, AGENT_HZ) < 0.05
