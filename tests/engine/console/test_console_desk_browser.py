@@ -47,6 +47,17 @@ reoffer_after = 0
 """
 
 
+def first_login(page: Any, user: str, one_time: str) -> None:
+    """Log in with the one-time password and replace it, as the console forces."""
+    page.goto("/login")
+    page.fill('input[name="user"]', user)
+    page.fill('input[name="password"]', one_time)
+    page.click('button[type="submit"]')
+    for field in ("current", "new", "confirm"):
+        page.fill(f'input[name="{field}"]', one_time if field == "current" else f"{user}'s own password")
+    page.click('button[type="submit"]')
+
+
 def _session(url: str, password: str, supervisor_password: str) -> dict[str, Any]:
     try:
         from playwright.sync_api import expect, sync_playwright
@@ -64,14 +75,7 @@ def _session(url: str, password: str, supervisor_password: str) -> dict[str, Any
             agent = browser.new_context(base_url=url, viewport={"width": 1280, "height": 1000})
             desk = agent.new_page()
             desk.set_default_timeout(20_000)
-            desk.goto("/login")
-            desk.fill('input[name="user"]', "alice")
-            desk.fill('input[name="password"]', password)
-            desk.click('button[type="submit"]')
-            desk.fill('input[name="current"]', password)
-            desk.fill('input[name="new"]', "alice's own password")
-            desk.fill('input[name="confirm"]', "alice's own password")
-            desk.click('button[type="submit"]')
+            first_login(desk, "alice", password)
             expect(desk.locator("h1")).to_have_text("Agent desk")
             expect(desk.locator("#live-status")).to_have_text("live")
             desk.evaluate("() => { window.__sameDocument = true; }")  # gone if the page ever reloads
@@ -133,14 +137,7 @@ def _session(url: str, password: str, supervisor_password: str) -> dict[str, Any
             # the supervisor: agents with their queues, and the canned responses page
             boss = browser.new_context(base_url=url, viewport={"width": 1280, "height": 900}).new_page()
             boss.set_default_timeout(20_000)
-            boss.goto("/login")
-            boss.fill('input[name="user"]', "sue")
-            boss.fill('input[name="password"]', supervisor_password)
-            boss.click('button[type="submit"]')
-            boss.fill('input[name="current"]', supervisor_password)
-            boss.fill('input[name="new"]', "sue's own password!")
-            boss.fill('input[name="confirm"]', "sue's own password!")
-            boss.click('button[type="submit"]')
+            first_login(boss, "sue", supervisor_password)
             boss.goto("/supervise")
             expect(boss.locator("#supervise-agents")).to_contain_text("alice")
             boss.screenshot(path=str(SCREENSHOTS / "supervise.png"), full_page=True)
