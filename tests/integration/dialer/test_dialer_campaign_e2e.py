@@ -38,7 +38,7 @@ from dialer_peers import (
 )
 
 from engine import hookimpl
-from engine.dialing import AuditRecord, recompute_abandonment
+from engine.dialing import AuditLog, AuditRecord, recompute_abandonment
 from engine.testing import open_test_engine
 
 pytestmark = pytest.mark.interop
@@ -256,7 +256,9 @@ async def test_a_campaign_against_sipp_customers_and_baresip_agents(tmp_path: Pa
     (person_cdr,) = [row for row in cdr if row["dst"] == PERSON]
     assert person_cdr["dstchannel"] == connect.detail["agent"]
 
-    # Nobody was abandoned, and the auditor's figure from the audit log alone is the dialer's own.
+    # The stored audit log is whole (hash chain unbroken); nobody was abandoned, and the auditor's figure
+    # from the audit log alone is the dialer's own.
+    assert AuditLog.verify(records) is None
     assert "abandon" not in [r.kind for r in records]
     recomputed, tally = recompute_abandonment(records, "e2e", policy, now=now)
     assert (tally.live_answers, tally.abandoned, tally.machine_answers) == (1, 0, 1)
