@@ -137,6 +137,8 @@ class CrossConnect:
                 nursery.start_soon(_set_when, leg.ended, ended)
                 await ended.wait()
                 nursery.cancel_scope.cancel()
+            room.close()  # no more audio towards either side while they hang up
+            room = None
             await self._finish(owner, interaction, leg, cause="agent")
         finally:
             if room is not None:

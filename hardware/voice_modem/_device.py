@@ -254,6 +254,7 @@ class VoiceModem(SerialDevice):
         self._debounce = DtmfDebouncer()
         self._stream_ended = trio.Event()
         self._answering = False  # between "off hook" and the ring tracker hearing of it
+        self._hanging_up: VoiceCall | None = None
         self._answer_settled = trio.Event()
         self._write_lock = trio.Lock()
         self._hangup_send, self._hangup_requests = trio.open_memory_channel[VoiceCall](8)
@@ -507,7 +508,8 @@ class VoiceModem(SerialDevice):
 
     async def _serve_transmit(self) -> None:
         async for call, wire in self._transmit_queue:
-            if call is self.call and not call.ended.is_set():
+            # Not once the hang-up has begun: after <DLE><ETX> the modem would read audio as commands.
+            if call is self.call and not call.ended.is_set() and call is not self._hanging_up:
                 await self._send_audio(wire)
                 call.stats["frames_sent"] += 1
 
@@ -528,6 +530,7 @@ class VoiceModem(SerialDevice):
     async def _hangup(self, call: VoiceCall, reason: str) -> None:
         if self.call is not call:
             return
+        self._hanging_up = call
         port = self.port
         try:
             if port is not None:

@@ -41,7 +41,10 @@ module\t\t\tg711.so
 module\t\t\talsa.so
 module\t\t\taufile.so
 module\t\t\tsndfile.so
+module\t\t\tmenu.so
+module\t\t\tctrl_tcp.so
 module_app\t\taccount.so
+ctrl_tcp_listen\t\t127.0.0.1:{ctrl_port}
 audio_source\t\taufile,{directory}/agent-says.wav
 audio_player\t\talsa,null
 audio_alert\t\talsa,null
@@ -134,7 +137,10 @@ async def baresip_agent(
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "heard").mkdir(exist_ok=True)
     write_wav(directory / "agent-says.wav", says)
-    (directory / "config").write_text(BARESIP_CONFIG.format(sip_port=free_sip_port(), directory=directory))
+    ctrl_port = free_sip_port()
+    (directory / "config").write_text(
+        BARESIP_CONFIG.format(sip_port=free_sip_port(), ctrl_port=ctrl_port, directory=directory)
+    )
     (directory / "accounts").write_text(
         f"<sip:{user}@127.0.0.1:{registrar_port};transport=udp>;auth_pass={password};answermode=auto;regint=600\n"
     )
@@ -145,6 +151,7 @@ async def baresip_agent(
         )
         try:
             process.log_path = log_path  # type: ignore[attr-defined]
+            process.ctrl_port = ctrl_port  # type: ignore[attr-defined]
             yield process
         finally:
             process.terminate()
@@ -169,3 +176,16 @@ def complete_recording(directory: Path, kind: str = "dec") -> np.ndarray | None:
         if len(samples):
             return samples
     return None
+
+
+async def baresip_command(ctrl_port: int, command: str, *, timeout: float = 10.0) -> None:
+    """Send one ``ctrl_tcp`` command (a netstring of JSON), e.g. ``hangup``: the agent presses a key."""
+    import json
+
+    body = json.dumps({"command": command, "token": "centralita"}).encode()
+    with trio.fail_after(timeout):
+        stream = await trio.open_tcp_stream("127.0.0.1", ctrl_port)
+        async with stream:
+            await stream.send_all(str(len(body)).encode() + b":" + body + b",")
+            reply = await stream.receive_some(4096)  # baresip answers every command
+    assert b'"response":true' in reply.replace(b" ", b""), reply

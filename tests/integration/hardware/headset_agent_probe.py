@@ -102,8 +102,9 @@ async def fxo_to_headset(out: Path) -> None:
                             break
                 result["called"] = dict(called.fields)
                 ring_start = played_samples(directory)
-                # The earpiece rings for a while before the receptionist picks up.
-                await wait_until(lambda: played_samples(directory) - ring_start >= 8000, timeout=20)
+                # The earpiece rings for a while before the receptionist picks up: 8 s, more than one
+                # cadence (1 s on, 4 s off) plus the sound path's latency (ALSA and the test's FIFO).
+                await wait_until(lambda: played_samples(directory) - ring_start >= 8 * 8000, timeout=30)
                 result["ring"] = [ring_start, played_samples(directory)]
                 result["line_off_hook_while_ringing"] = emulator.state.off_hook
                 await engine.interaction_action(called.interaction, "accept", {"agent": "reception"})
@@ -116,7 +117,7 @@ async def fxo_to_headset(out: Path) -> None:
                 stop = trio.Event()
                 nursery.start_soon(caller_speaks, emulator, stop)
                 await emulator.wait_until(lambda e: len(e.received_audio()) - mark >= 16000, timeout=30)
-                await wait_until(lambda: played_samples(directory) - talk_start >= 16000, timeout=30)
+                await wait_until(lambda: played_samples(directory) - talk_start >= 7 * 8000, timeout=30)
                 stop.set()
                 result["talk"] = [talk_start, played_samples(directory)]
                 result["heard_by_caller"] = emulator.received_audio()[mark:].tolist()

@@ -14,7 +14,9 @@ import trio
 from analog_helpers import (
     FAST_SIP,
     baresip_agent,
+    baresip_command,
     complete_recording,
+    dominant_frequency,
     loud_part,
     share_of_power_near,
     tone,
@@ -151,3 +153,68 @@ async def test_analog_caller_reaches_a_baresip_agent_through_ivr_and_both_hear_e
         assert row["clid"] == '"ANA LOPEZ" <600111222>'
         assert bridged.fields["Agent"] == "alice"
         await voice_emulator.wait_until(lambda e: not e.state.off_hook, timeout=10)
+
+
+def queue_config(link: str) -> str:
+    return FAST_SIP + f"""
+[[sip.users]]
+name = "1001"
+password = "s3cret"
+
+[[devices]]
+name = "line1"
+driver = "voice-modem"
+port = "{link}"
+options = {{ command_timeout = 1.0, ring_gone = 2.0 }}
+
+[[agents]]
+id = "alice"
+endpoint = "sip:1001"
+
+[[queues]]
+name = "support"
+members = ["alice"]
+timeout = 15
+wrapup = 0
+
+[[routes]]
+match = "line1"
+queue = "support"
+"""
+
+
+async def test_the_line_rings_until_the_sip_agent_answers_and_goes_on_hook_when_the_agent_hangs_up(
+    nursery, voice_emulator, tmp_path: Path
+) -> None:
+    import plugins.sip.plugin as sip_plugin
+
+    async with open_test_engine(
+        queue_config(voice_emulator.link), plugins=[voice_plugin, sip_plugin], data_dir=tmp_path
+    ) as engine:
+        sip = engine.channels["sip"]
+        with trio.fail_after(15):
+            await engine.devices.get("line1").wait_health(DeviceHealth.OK)
+        phone_dir = tmp_path / "baresip"
+        async with baresip_agent(
+            phone_dir, user="1001", password="s3cret", registrar_port=sip.bound[0].port, says=tone(AGENT_HZ, 30)
+        ) as phone:
+            await wait_until(lambda: sip.endpoint_reachable("sip:1001"), timeout=20)
+            async with engine.bus.subscribe("analog-agent-hangup") as events:
+                # The exchange keeps ringing until the line is answered, which is when the agent answers.
+                nursery.start_soon(partial(voice_emulator.ring, "600333444", "", rings=300, interval=0.2))
+                with trio.fail_after(30):
+                    async for event in events:
+                        if event.event == "BridgeEnter":
+                            break
+                assert voice_emulator.state.off_hook
+                await voice_emulator.wait_until(lambda e: len(e.received_audio()) >= 8000, timeout=30)
+                assert abs(dominant_frequency(voice_emulator.received_audio()[-4000:]) - AGENT_HZ) < 20
+                await baresip_command(phone.ctrl_port, "hangup")
+                # The agent's BYE ends the call: the line goes back on hook and the CDR is written.
+                await voice_emulator.wait_until(lambda e: not e.state.off_hook, timeout=20)
+                with trio.fail_after(20):
+                    while not await engine.cdr():
+                        await events.receive()
+        (row,) = await engine.cdr()
+        assert (row["src"], row["dstchannel"], row["disposition"]) == ("600333444", "alice", "ANSWERED")
+        assert engine.crossconnect.statistics()["active"] == 0
