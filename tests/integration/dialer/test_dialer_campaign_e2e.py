@@ -208,6 +208,14 @@ async def test_a_campaign_against_sipp_customers_and_baresip_agents(tmp_path: Pa
     for name, result in sipp.items():
         assert result.returncode == 0, describe(name, result, peers) + "\naudit:\n" + story
 
+    try:
+        check_story(records, journal, cdr, interactions, campaign, policy, rate, now, audio)
+    except AssertionError as failure:
+        raise AssertionError(f"{failure}\naudit:\n{story}") from None
+
+
+def check_story(records, journal, cdr, interactions, campaign, policy, rate, now, audio) -> None:
+    """What a supervisor would check afterwards (a failure shows the whole audit log)."""
     def kinds(number: str) -> list[str]:
         return [r.kind for r in records if r.number == number]
 
