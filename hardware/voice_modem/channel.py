@@ -20,10 +20,10 @@ import numpy as np
 import trio
 
 from engine import Direction, Interaction, InteractionKind
-from engine.abc import Capability, DeviceHealth, DialResult, VoiceChannel
+from engine.abc import AgentLeg, Capability, DeviceHealth, DialResult, VoiceChannel
 
-from ._dialout import dial as dial_out
 from ._device import CallEnded, DtmfReceived, IncomingCall, RingingStopped, VoiceCall, VoiceModem
+from ._dialout import dial as dial_out
 
 __all__ = ["FxoChannel"]
 
@@ -44,6 +44,8 @@ class FxoChannel(VoiceChannel):
         self._inbox_send, self._inbox = trio.open_memory_channel[tuple[VoiceModem, Any]](256)
         self.counters = {"calls": 0, "answered": 0, "rejected": 0, "ended": 0, "dialled": 0}
         self._dialling: set[str] = set()  # lines with an ATD in progress
+        self._nursery: trio.Nursery | None = None
+        self._reachable: dict[str, bool] = {}
         self._ended_changed = trio.Event()
 
     def statistics(self) -> dict[str, int]:
@@ -53,10 +55,23 @@ class FxoChannel(VoiceChannel):
     async def run(self, *, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
         async with self.context.bus.subscribe("DeviceStateChange") as changes, trio.open_nursery() as nursery:
             self._attach_lines()
+            self._nursery = nursery
             task_status.started()
             nursery.start_soon(self._serve_events)
+            self._publish_reachability()
             async for _change in changes:
                 self._attach_lines()
+                self._publish_reachability()
+
+    def _publish_reachability(self) -> None:
+        """``fxo:`` agents are reachable while their line is healthy (routing offers them nothing else)."""
+        for settings in self.engine.agent_settings.values():
+            endpoint = settings.endpoint
+            if endpoint.startswith("fxo:"):
+                reachable = self.endpoint_reachable(endpoint)
+                if self._reachable.get(endpoint) != reachable:
+                    self._reachable[endpoint] = reachable
+                    self.engine.endpoint_state_changed(endpoint, reachable)
 
     def _attach_lines(self) -> None:
         for device in self.context.devices.with_capability(Capability.VOICE_LINE):
@@ -162,8 +177,36 @@ class FxoChannel(VoiceChannel):
             next_frame += 0.02
             await trio.sleep_until(next_frame - 0.06)
 
+    # ------------------------------------------------------------------ fxo:LINE/NUMBER agents
+    def endpoint_reachable(self, endpoint: str) -> bool:
+        line, number = _agent_endpoint(endpoint)
+        device = self._lines.get(line)
+        return bool(number) and device is not None and device.health() is DeviceHealth.OK
+
     async def offer(self, interaction: Interaction, agent: str, endpoint: str) -> None:
-        raise NotImplementedError("analog lines cannot ring agents yet (use sip: or headset: endpoints)")
+        """A caller on one analog line for an agent reached on another: the engine pairs them."""
+        await self.engine.crossconnect.offer(self, self, interaction, agent, endpoint)
+
+    async def ring_agent(self, interaction: Interaction, agent: str, endpoint: str) -> AgentLeg:
+        """``fxo:LINE/NUMBER``: dial the agent's phone on ``LINE``. An analog line cannot report answer:
+        the agent counts as answered once the dial has not failed within ``answer_wait`` (see
+        ``_dialout``); a busy or unanswered phone fails the offer and the queue goes on."""
+        line, number = _agent_endpoint(endpoint)
+        device = self._lines.get(line)
+        if device is None or not number or self._nursery is None:
+            return AgentLeg("failed")
+        if device.call is not None or line in self._by_line or line in self._dialling:
+            return AgentLeg("busy")
+        self._dialling.add(line)
+        try:
+            result, call = await dial_out(device, number)
+        finally:
+            self._dialling.discard(line)
+        if call is None:
+            return AgentLeg(result.outcome)
+        leg = AgentLeg("answered", source=call, sink=call, on_hangup=call.hangup)
+        self._nursery.start_soon(_end_leg_with_call, call, leg)
+        return leg
 
     # ------------------------------------------------------------------ dialling out
     def _free_line(self, interaction: Interaction) -> VoiceModem | None:
@@ -214,3 +257,15 @@ class FxoChannel(VoiceChannel):
             del self._by_line[device.name]
         if call is not None:
             await call.hangup()
+
+
+def _agent_endpoint(endpoint: str) -> tuple[str, str]:
+    """``fxo:line2/5550100`` -> (``line2``, ``5550100``); the number is checked when it is dialled."""
+    line, _, number = endpoint.removeprefix("fxo:").partition("/")
+    return line, number
+
+
+async def _end_leg_with_call(call: VoiceCall, leg: AgentLeg) -> None:
+    """The agent's line dropped (they hung up): the engine ends the caller's side too."""
+    await call.ended.wait()
+    leg.ended.set()
