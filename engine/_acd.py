@@ -55,6 +55,9 @@ SNAPSHOT_INTERVAL = 1.0
 #: where a callback owned by one agent waits (so it survives a restart with the routing snapshot).
 AGENT_QUEUE_PREFIX = "agent:"
 
+#: Prompt played to queued callers of a queue without its own ``music_on_hold``, when the library has it.
+DEFAULT_HOLD_MUSIC = "music-on-hold"
+
 
 def routing_input(raw: dict[str, Any]) -> dict[str, Any]:
     """The router's view of the config: the queues plus one direct queue per agent."""
@@ -81,6 +84,8 @@ class Acd(Service):
         self._kick = trio.Event()
         self._rings: dict[tuple[str, str], trio.CancelScope] = {}
         self._announcing: dict[str, trio.CancelScope] = {}  # interaction id -> the announcement being said
+        self._holding: set[str] = set()  # interactions hearing music on hold
+        self._hold_music: dict[tuple[str, str], Any] = {}  # (queue, setting) -> loaded prompt or None
         self._reserved_for_callback: list[tuple[str, str]] = []  # (interaction, agent) to accept after apply()
         self._wrapups: dict[str, float] = {}
         self._nursery: trio.Nursery | None = None
@@ -225,6 +230,7 @@ class Acd(Service):
     def reconfigure(self, config: Any) -> None:
         """New queues and agents; live interactions keep their place (the router keeps them)."""
         raw = routing_input(config.raw)
+        self._hold_music.clear()  # the new config may name other music
         self.apply(self.router.configure(build_queues(raw), build_agents(raw), now=self.clock()))
 
     def reachable(self, agent: str, reachable: bool) -> None:
@@ -271,6 +277,63 @@ class Acd(Service):
             interaction.queue = event.queue
             if interaction.state is not InteractionState.QUEUED:
                 self._move(interaction, InteractionState.QUEUED)
+            self._start_hold_music(interaction, event.queue)
+
+    # ------------------------------------------------------------------------------ music on hold
+
+    def _hold_music_prompt(self, queue: str) -> Any:
+        """The queue's ``music_on_hold`` (a prompt name, or a path to a WAV file), else the library's
+        ``music-on-hold`` prompt if there is one; ``"none"`` means silence. Loaded once per setting."""
+        settings = next((q for q in self.engine.config.queues if q.name == queue), None)
+        setting = (getattr(settings, "music_on_hold", "") or "").strip()
+        key = (queue, setting)
+        if key in self._hold_music:
+            return self._hold_music[key]
+        prompt = None
+        prompts = getattr(self.engine, "prompts", None)
+        try:
+            if setting.lower() == "none":
+                prompt = None
+            elif setting and ("/" in setting or setting.endswith(".wav")):
+                from .media import MusicOnHold
+
+                prompt = MusicOnHold(setting).prompt
+            elif setting and prompts is not None:
+                prompt = prompts.load(setting, self.engine.config.media.language)
+            elif prompts is not None and prompts.has_prompt(DEFAULT_HOLD_MUSIC, self.engine.config.media.language):
+                prompt = prompts.load(DEFAULT_HOLD_MUSIC, self.engine.config.media.language)
+        except Exception as exc:  # a missing or unreadable file: say so once, callers wait in silence
+            log.error("queue %s: music on hold %r cannot be played: %s", queue, setting, exc)
+            prompt = None
+        self._hold_music[key] = prompt
+        return prompt
+
+    def _start_hold_music(self, interaction: Interaction, queue: str) -> None:
+        if interaction.kind is not InteractionKind.VOICE:
+            return
+        channel = self.engine.channels.get(interaction.channel)
+        if not isinstance(channel, VoiceChannel) or type(channel).hold_music is VoiceChannel.hold_music:
+            return
+        prompt = self._hold_music_prompt(queue)
+        if prompt is None:
+            return
+        try:
+            if channel.hold_music(interaction, prompt):
+                self._holding.add(interaction.id)
+        except Exception:
+            log.exception("music on hold for %s failed", interaction.id)
+
+    def _stop_hold_music(self, interaction_id: str) -> None:
+        if interaction_id not in self._holding:
+            return
+        self._holding.discard(interaction_id)
+        interaction = self.engine.interactions.get(interaction_id)
+        channel = self.engine.channels.get(interaction.channel) if interaction is not None else None
+        try:
+            if isinstance(channel, VoiceChannel) and interaction is not None:
+                channel.hold_music(interaction, None)
+        except Exception:
+            log.exception("stopping music on hold for %s failed", interaction_id)
 
     def _on_Offer(self, event: Offer, interaction: Interaction | None) -> None:
         if event.callback is not None:
@@ -324,6 +387,7 @@ class Acd(Service):
 
     def _on_Connect(self, event: Connect, interaction: Interaction | None) -> None:
         self._stop_announcing(event.interaction)
+        self._stop_hold_music(event.interaction)
         if interaction is not None:
             interaction.agent = event.agent
             self._move(interaction, InteractionState.ACTIVE)
@@ -349,9 +413,11 @@ class Acd(Service):
 
     def _on_QueueCallerLeave(self, event: Any, interaction: Interaction | None) -> None:
         self._stop_announcing(event.interaction)
+        self._stop_hold_music(event.interaction)
 
     def _on_QueueCallerAbandon(self, event: QueueCallerAbandon, interaction: Interaction | None) -> None:
         self._stop_announcing(event.interaction)
+        self._stop_hold_music(event.interaction)
         if interaction is not None:
             interaction.attributes["abandoned"] = True
 
@@ -441,5 +507,5 @@ class Acd(Service):
 
     def statistics(self) -> dict[str, Any]:
         return {**self.router.statistics(), "ringing": len(self._rings), "wrapups": len(self._wrapups),
-                "announcing": len(self._announcing)}
+                "announcing": len(self._announcing), "music_on_hold": len(self._holding)}
 

@@ -85,6 +85,7 @@ class Voicemail:
         if seconds < MIN_SECONDS:
             path.unlink(missing_ok=True)
             log.info("voicemail for %s: caller left no message", box)
+            await self._hang_up(channel, interaction, "voicemail-empty")
             await self.engine.end_interaction(interaction, cause="voicemail-empty")
             return None
         row = {"id": message_id, "box": box, "caller": interaction.from_, "caller_name": interaction.caller_name,
@@ -98,8 +99,17 @@ class Voicemail:
         waiting = await self.engine.store.fetchone("SELECT count(*) AS n FROM voicemail WHERE box = ? AND heard = 0", (box,))
         self.engine.bus.publish("MessageWaiting", interaction=interaction.id, Mailbox=box, Waiting="yes",
                                 New=waiting["n"] if waiting else 1, CallerIDNum=interaction.from_, Seconds=row["seconds"])
+        await self._hang_up(channel, interaction, "voicemail")
         await self.engine.end_interaction(interaction, cause="voicemail")
         return row
+
+    async def _hang_up(self, channel: Any, interaction: Interaction, cause: str) -> None:
+        # The message is taken (or the caller went silent): release the line, as a voicemail system does,
+        # rather than leave a caller on an answered call with nothing behind it.
+        try:
+            await channel.hangup(interaction, cause)
+        except Exception:
+            log.exception("voicemail: hanging up %s failed", interaction.id)
 
     async def list(self, box: str | None = None) -> list[dict[str, Any]]:
         assert self.engine.store is not None

@@ -95,6 +95,15 @@ class VoiceChannel(Channel):
         ``silence_seconds`` of silence or the caller hangs up; return the seconds kept."""
         raise NotImplementedError(f"{type(self).__name__} cannot record callers")
 
+    def hold_music(self, interaction: Interaction, prompt: Any) -> bool:
+        """Loop ``prompt`` (an ``engine.media.Prompt``) to a caller waiting in a queue; None stops it.
+
+        Called by the ACD when the caller joins a queue and when they leave it or an agent answers.
+        Prompts played meanwhile (announcements) pause the music; it goes on after them. Return False
+        when this channel cannot (the default: the caller hears whatever the channel gives them).
+        """
+        return False
+
     # Outbound, used by the dialer and callbacks.
 
     async def dial(self, interaction: Interaction, number: str, *, caller_id: str, ring_timeout: float) -> DialResult:

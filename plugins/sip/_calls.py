@@ -216,6 +216,8 @@ class CallManager:
         if leg is None or leg.state is not LegState.RINGING or leg.invite_txn is None:
             return False
         txn = leg.invite_txn
+        if sdp is None and call.anchor is not None and call.anchor_sdp:
+            sdp = call.anchor_sdp  # anchored while queued (anchor_media, recording): answer on that endpoint
         if sdp is None and leg.remote_sdp:
             try:
                 anchored = MediaLeg.answer(
@@ -454,6 +456,7 @@ class CallManager:
         elif caller.state is LegState.RINGING:
             self._answer_leg(caller, agent_leg.remote_sdp)
         elif call.anchor is not None and agent_leg.media_leg is not None:
+            call.anchor.set_hold_music(None)
             ivr_playing = call.anchor.endpoint
             ivr_playing.play(None)
             call.anchor.bridge(agent_leg.media_leg)
@@ -666,6 +669,38 @@ class CallManager:
         if call is None or call.anchor is None:
             return
         await call.anchor.play(getattr(self.engine, "prompts", None), prompt)
+
+    def can_play(self, interaction: Interaction) -> bool:
+        call = self.calls.get(interaction.id)
+        return call is not None and call.anchor is not None
+
+    async def play_loaded(self, interaction: Interaction, loaded: Any) -> None:
+        call = self.calls.get(interaction.id)
+        if call is not None and call.anchor is not None:
+            await call.anchor.play_loaded(loaded)
+
+    def hold_music(self, interaction: Interaction, prompt: Any) -> bool:
+        """Music on hold for an answered, anchored, not yet bridged caller (a queued IVR caller); a
+        caller still ringing hears their own ringback instead."""
+        call = self.calls.get(interaction.id)
+        if call is None or call.anchor is None:
+            return False
+        if prompt is None:
+            call.anchor.set_hold_music(None)
+            return True
+        if call.caller is None or call.caller.state is not LegState.ANSWERED or call.connected_agent is not None:
+            return False
+        call.anchor.set_hold_music(prompt.player(loop=True))
+        return True
+
+    async def record(self, interaction: Interaction, path: Any, *, max_seconds: float, silence_seconds: float) -> float:
+        call = self.calls.get(interaction.id)
+        if call is None or call.caller is None or call.caller.state is LegState.ENDED:
+            return 0.0  # gone before the beep
+        if call.anchor is None:
+            raise NotImplementedError("the call's audio does not pass through the engine (no media framework)")
+        call.anchor.set_hold_music(None)
+        return await call.anchor.record(path, max_seconds=max_seconds, silence_seconds=silence_seconds)
 
     # -------------------------------------------------------------------------------------- hanging up
 

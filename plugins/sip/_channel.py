@@ -10,6 +10,7 @@ import ipaddress
 import logging
 import socket
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import trio
@@ -112,6 +113,8 @@ class SipChannel(VoiceChannel):
         self._sink: socket.socket | None = None
         #: where SDP of calls the engine answers itself points when no media framework is wired in
         self.sink_port = 9
+        self._tts: Any = None  # engine.media.TextToSpeech, made on first use
+        self._tts_missing_logged = False
 
     # ---------------------------------------------------------------------------------------- lifecycle
 
@@ -201,12 +204,47 @@ class SipChannel(VoiceChannel):
         return call is not None and self.calls.answer_caller(call)
 
     async def play(self, interaction: Interaction, *, prompt: str | None = None, text: str | None = None) -> None:
-        """Play a prompt to a caller the engine answered. With the engine's media framework running the
-        prompt is played on the call's RTP endpoint until it ends; without it there is no audio path of
-        our own and this returns at once (the flow goes on as if the prompt had ended)."""
+        """Play a prompt, or speak ``text`` (espeak-ng, cached as WAV), to a caller the engine answered.
+        With the engine's media framework running the audio is played on the call's RTP endpoint until
+        it ends; without it there is no audio path of our own and this returns at once (the flow goes on
+        as if the prompt had ended). Without espeak-ng, text is logged and skipped."""
         if text and not prompt:
-            log.debug("sip: text-to-speech is not played by the SIP channel (%s)", safe_text(text))
+            spoken = await self._speak(interaction, text)
+            if spoken is not None:
+                await self.calls.play_loaded(interaction, spoken)
+            return
         await self.calls.play(interaction, prompt)
+
+    async def _speak(self, interaction: Interaction, text: str) -> Any:
+        if not self.calls.can_play(interaction):
+            return None
+        engine = getattr(self.context, "engine", None)
+        if engine is None:
+            return None
+        if self._tts is None:
+            from engine.media import TextToSpeech
+
+            self._tts = TextToSpeech(engine.config.data_dir / "cache" / "tts")
+        from engine.media import TtsUnavailableError
+
+        language = engine.config.media.language or "en"
+        try:
+            return await self._tts.synthesize(text, voice=language)
+        except TtsUnavailableError as exc:
+            if not self._tts_missing_logged:
+                self._tts_missing_logged = True
+                log.warning("sip: text is not spoken to callers: %s", exc)
+        except Exception as exc:  # a voice espeak-ng lacks, a timeout: the flow goes on
+            log.warning("sip: text-to-speech failed for %s (%s): %s", interaction.id, safe_text(text, 60), exc)
+        return None
+
+    def hold_music(self, interaction: Interaction, prompt: Any) -> bool:
+        """Loop ``prompt`` to a queued caller the engine has answered and anchored (see ``VoiceChannel``)."""
+        return self.calls.hold_music(interaction, prompt)
+
+    async def record(self, interaction: Interaction, path: Path, *, max_seconds: float, silence_seconds: float) -> float:
+        """Record the caller (voicemail) from the anchored call's RTP endpoint into an 8 kHz mono WAV."""
+        return await self.calls.record(interaction, path, max_seconds=max_seconds, silence_seconds=silence_seconds)
 
     async def transfer(self, interaction: Interaction, destination: str) -> None:
         """Blind transfer of an answered caller to a registered SIP user (IVR ``transfer`` nodes)."""

@@ -12,6 +12,8 @@ from __future__ import annotations
 import logging
 import random
 import secrets
+import time
+import wave
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -127,16 +129,100 @@ class MediaLeg:
         except Exception as exc:
             log.warning("sip: prompt %r cannot be played: %s", prompt, exc)
             return
+        await self.play_loaded(loaded)
+
+    async def play_loaded(self, loaded: Any) -> None:
+        """Play a loaded :class:`engine.media.Prompt` to the end (or until cancelled); music on hold, if
+        the caller has some, pauses meanwhile and goes on where it stopped afterwards."""
+        self.prompting += 1
         self.endpoint.play(loaded.player())
         try:
             while self.endpoint.playing and not self.endpoint.closed:
                 await trio.sleep(0.02)
         finally:
+            self.prompting -= 1
             if not self.endpoint.closed:
-                self.endpoint.play(None)
+                self.endpoint.play(self.hold_music)
+
+    #: the looping music-on-hold player of a queued caller (None: silence between prompts)
+    hold_music: Any = None
+    #: prompts being played right now (music on hold waits for them)
+    prompting = 0
+
+    def set_hold_music(self, player: Any) -> None:
+        """Start (a looping player) or stop (None) music on hold. A prompt being played keeps playing;
+        the music starts when it ends (``play_loaded`` hands the endpoint back to it)."""
+        self.hold_music = player
+        if not self.endpoint.closed and not self.prompting:
+            self.endpoint.play(player)
+
+    async def record(self, path: Any, *, max_seconds: float, silence_seconds: float) -> float:
+        """Record what the caller says into an 8 kHz mono WAV (voicemail) until ``max_seconds``, until
+        ``silence_seconds`` without speech, or until the call ends. Trailing silence is cut from the
+        file; returns the seconds kept (0 when the caller never spoke)."""
+        from engine.media import Recording
+
+        tap = _MessageTap(Recording(path, stereo=False))
+        endpoint = self.endpoint
+        endpoint.sinks.append(tap)
+        started = time.monotonic()
+        try:
+            while not endpoint.closed and not tap.recording.failed:
+                now = time.monotonic()
+                if now - started >= max_seconds:
+                    break
+                # Wall time, not frames: a caller who stops sending RTP altogether is silent too.
+                if now - (tap.last_speech or started) >= silence_seconds:
+                    break
+                await trio.sleep(0.05)
+        finally:
+            if tap in endpoint.sinks:
+                endpoint.sinks.remove(tap)
+            tap.recording.close()
+        keep = min(tap.frames_to_keep, int(max_seconds / 0.02))
+        _truncate_wav(path, keep * 160)
+        return keep * 0.02
 
     def release(self) -> None:
         try:
             self.media.release(self.endpoint)
         except Exception:
             log.exception("sip: releasing an RTP endpoint failed")
+
+
+class _MessageTap:
+    """A Sink on the caller's decoded audio: writes every frame and notes where speech last was, by the
+    media framework's voice activity detector (its hangover keeps pauses between words)."""
+
+    def __init__(self, recording: Any) -> None:
+        from engine.media import VoiceActivityDetector
+
+        self.recording = recording
+        self.vad = VoiceActivityDetector()
+        self.frames = 0
+        self.frames_to_keep = 0  # up to the end of the last talk spurt
+        self.last_speech: float | None = None
+
+    def write_frame(self, frame: Any) -> None:
+        self.recording.write_frame(frame)
+        self.frames += 1
+        if self.vad.feed(frame):
+            self.frames_to_keep = self.frames
+            self.last_speech = time.monotonic()
+
+
+def _truncate_wav(path: Any, samples: int) -> None:
+    """Cut a mono 16-bit WAV down to its first ``samples`` samples (rewrites the header)."""
+    try:
+        with wave.open(str(path), "rb") as source:
+            if source.getnframes() <= samples:
+                return
+            audio = source.readframes(samples)
+        with wave.open(str(path), "wb") as out:
+            out.setnchannels(1)
+            out.setsampwidth(2)
+            out.setframerate(8000)
+            out.writeframes(audio)
+    except (OSError, wave.Error, EOFError) as exc:
+        log.warning("sip: could not trim the silence off %s: %s", path, exc)
+
