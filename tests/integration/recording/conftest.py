@@ -16,15 +16,14 @@ _SIP_TESTS = str(Path(__file__).resolve().parents[1] / "sip")
 if _SIP_TESTS not in sys.path:
     sys.path.insert(0, _SIP_TESTS)
 
-from sip_interop_helpers import FAST_TIMERS  # noqa: E402
+from sip_interop_helpers import FAST_TIMERS
 
 
 @pytest.fixture
 def recording_engine(tmp_path: Path) -> Callable[..., contextlib.AbstractAsyncContextManager[Any]]:
     """``async with recording_engine(toml) as (engine, channel)``: the real engine with the SIP plugin."""
-    from engine.testing import open_test_engine
-
     import plugins.sip.plugin as sip_plugin
+    from engine.testing import open_test_engine
 
     @contextlib.asynccontextmanager
     async def open_engine(extra: str = "", *, sip: str = "") -> AsyncIterator[Any]:
@@ -44,7 +43,7 @@ def small_disk(tmp_path: Path) -> Any:
     mount_point = tmp_path / "small"
     mount_point.mkdir()
     result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=96k", "tmpfs", str(mount_point)],
-                            capture_output=True, text=True)
+                            capture_output=True, text=True, check=False)
     if result.returncode != 0:
         pytest.fail(f"mounting a small tmpfs for the full-disk test needs root: {result.stderr.strip()}")
     try:

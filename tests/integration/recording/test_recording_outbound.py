@@ -62,12 +62,11 @@ class CustomerAudio:
     async def talk(self, destination: tuple[str, int]) -> None:
         n = np.arange(8000 * 30)
         samples = (8000 * np.sin(2 * np.pi * CUSTOMER_HZ * n / 8000)).astype(np.int16)
-        seq, start = 0, trio.current_time()
-        for offset in range(0, len(samples), 160):
+        start = trio.current_time()
+        for seq, offset in enumerate(range(0, len(samples), 160)):
             header = struct.pack("!BBHII", 0x80, 0, seq & 0xFFFF, seq * 160, 0x1234ABCD)
             await self.sock.sendto(header + encode_ulaw(samples[offset : offset + 160]), destination)
-            seq += 1
-            await trio.sleep_until(start + seq * 0.02)  # a phone's real-time pace
+            await trio.sleep_until(start + (seq + 1) * 0.02)  # a phone's real-time pace
 
     async def listen(self) -> None:
         while True:
