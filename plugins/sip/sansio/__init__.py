@@ -54,7 +54,7 @@ from ._errors import (
 from ._framer import StreamFramer
 from ._harness import HarnessAgent, HarnessCall, LoopbackNetwork
 from ._headers import Headers
-from ._message import REASON_PHRASES, Request, Response, make_response
+from ._message import REASON_PHRASES, Request, Response, make_ack_for_failure, make_cancel, make_response
 from ._offer_answer import Codec, MediaSession, Negotiated, is_hold_offer, reverse_direction
 from ._parser import DEFAULT_LIMITS, ParseLimits, parse_message
 from ._layer import TransactionLayer
@@ -77,8 +77,6 @@ from ._transaction import (
     ServerInviteTransaction,
     ServerNonInviteTransaction,
     TransactionState,
-    make_ack_for_failure,
-    make_cancel,
 )
 from ._routing import response_destination, stamp_received
 from ._sdp import DIRECTIONS, Connection, MediaDescription, Origin, SessionDescription

@@ -31,7 +31,7 @@ from ._timers import (
     new_call_id,
     new_tag,
 )
-from ._transaction import make_cancel
+from ._message import make_cancel
 
 __all__ = ["LoopbackNetwork", "HarnessAgent", "HarnessCall"]
 

@@ -9,7 +9,7 @@ from ._errors import SipLocalError, SipParseError
 from ._headers import Headers
 from ._uri import Uri, parse_uri
 
-__all__ = ["Request", "Response", "make_response", "REASON_PHRASES"]
+__all__ = ["Request", "Response", "make_response", "make_ack_for_failure", "make_cancel", "REASON_PHRASES"]
 
 REASON_PHRASES = {
     100: "Trying", 180: "Ringing", 181: "Call Is Being Forwarded", 182: "Queued", 183: "Session Progress",
@@ -299,3 +299,31 @@ def make_response(
     for name, value in _as_headers(headers) if not isinstance(headers, Headers) else headers:
         response.headers.add(name, value)
     return response
+
+
+def _same_transaction_request(invite: Request, method: str, to: str) -> Request:
+    """An ACK or CANCEL for ``invite``: its top Via (same branch), Route set, From, Call-ID and Request-URI,
+    the CSeq number with ``method``, and ``to`` as the To header field (RFC 3261 §9.1, §17.1.1.3)."""
+    number, _ = invite.cseq
+    headers = Headers()
+    top = invite.headers.get("Via")
+    if top is not None:
+        headers.add("Via", top)
+    for value in invite.headers.get_all("Route"):
+        headers.add("Route", value)
+    headers.add("From", invite.headers.get("From") or "")
+    headers.add("To", to)
+    headers.add("Call-ID", invite.call_id or "")
+    headers.add("CSeq", f"{number} {method}")
+    headers.add("Max-Forwards", "70")
+    return Request(method, invite.uri, headers)
+
+
+def make_ack_for_failure(invite: Request, response: Response) -> Request:
+    """The ACK a client INVITE transaction sends for a 3xx-6xx (RFC 3261 §17.1.1.3): the To of the response."""
+    return _same_transaction_request(invite, "ACK", response.headers.get("To") or invite.headers.get("To") or "")
+
+
+def make_cancel(invite: Request) -> Request:
+    """A CANCEL for a pending INVITE (RFC 3261 §9.1): same branch, Request-URI, Call-ID, From, To, CSeq no."""
+    return _same_transaction_request(invite, "CANCEL", invite.headers.get("To") or "")

@@ -63,8 +63,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ._errors import SipLocalError
-from ._headers import Headers
-from ._message import Request, Response, make_response
+from ._message import Request, Response, make_ack_for_failure, make_response
 from ._timers import (
     DEFAULT_TIMERS,
     Action,
@@ -81,8 +80,6 @@ __all__ = [
     "ClientNonInviteTransaction",
     "ServerInviteTransaction",
     "ServerNonInviteTransaction",
-    "make_ack_for_failure",
-    "make_cancel",
 ]
 
 
@@ -499,41 +496,3 @@ class ServerNonInviteTransaction(_ServerTransaction):
         if name == "J":
             return self._terminate()
         return []
-
-
-def _copy(request: Request, names: tuple[str, ...]) -> list[tuple[str, str]]:
-    return [(n, v) for n, v in request.headers if n.lower() in names]
-
-
-def make_ack_for_failure(invite: Request, response: Response) -> Request:
-    """The ACK a client INVITE transaction sends for a 3xx-6xx (RFC 3261 §17.1.1.3)."""
-    number, _ = invite.cseq
-    headers = Headers()
-    top = invite.headers.get("Via")
-    if top is not None:
-        headers.add("Via", top)
-    for name, value in _copy(invite, ("route",)):
-        headers.add(name, value)
-    headers.add("From", invite.headers.get("From") or "")
-    headers.add("To", response.headers.get("To") or invite.headers.get("To") or "")
-    headers.add("Call-ID", invite.call_id or "")
-    headers.add("CSeq", f"{number} ACK")
-    headers.add("Max-Forwards", "70")
-    return Request("ACK", invite.uri, headers)
-
-
-def make_cancel(invite: Request) -> Request:
-    """A CANCEL for a pending INVITE (RFC 3261 §9.1): same branch, Request-URI, Call-ID, From, To, CSeq no."""
-    number, _ = invite.cseq
-    headers = Headers()
-    top = invite.headers.get("Via")
-    if top is not None:
-        headers.add("Via", top)
-    for name, value in _copy(invite, ("route",)):
-        headers.add(name, value)
-    headers.add("From", invite.headers.get("From") or "")
-    headers.add("To", invite.headers.get("To") or "")
-    headers.add("Call-ID", invite.call_id or "")
-    headers.add("CSeq", f"{number} CANCEL")
-    headers.add("Max-Forwards", "70")
-    return Request("CANCEL", invite.uri, headers)
