@@ -65,13 +65,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     path = Path(args.config) if args.config else None
     if path is None and args.demo:
-        from ._demo import demo_config_text
+        from ._demo import demo_config_text, write_demo_prompts
 
         # the demo desk's configuration, written where the user can read and copy it
         demo_dir = Path(args.data_dir or "var/demo").resolve()
         demo_dir.mkdir(parents=True, exist_ok=True)
         path = demo_dir / "centralita-demo.toml"
         path.write_text(demo_config_text().replace('data_dir = "var/demo"', 'data_dir = "."'), encoding="utf-8")
+        write_demo_prompts(demo_dir)
     manager = discover_plugins(_disabled_from(path))
     config = load_with_plugins(path, manager, Path(args.data_dir) if args.data_dir else None)
     setup_logging(args.log_format, config.engine.log_level, config.engine.log_levels)

@@ -367,19 +367,15 @@ def load_config(
                 problems.append(Problem(name, f"expected a table ([{name}]), got {type(value).__name__}"))
                 continue
             built[name] = build(schema, value, name, problems)
+    data_dir = _data_dir(built.get("engine"), path, data_dir_override)
     problems.extend(_cross_checks(raw))
-    problems.extend(_routing_problems(raw, problems, node_types))
+    problems.extend(_routing_problems(raw, problems, node_types, _prompt_checker(built.get("media"), data_dir)))
     problems.extend(_campaign_problems(raw))
     fallback = str(path) if path else "<default>"
     if problems:
         raise ConfigError([f"{_where(locations, p.path, fallback)}: {p.path}: {p.message}" for p in problems])
     engine: EngineSettings = built["engine"]
-    if data_dir_override is not None:
-        data_dir = data_dir_override.resolve()
-    elif path is not None:
-        data_dir = (path.parent / engine.data_dir).resolve()
-    else:
-        data_dir = Path(engine.data_dir).resolve()
+    assert data_dir is not None
     return Config(
         engine=engine,
         console=built["console"],
@@ -397,13 +393,43 @@ def load_config(
     )
 
 
-def _routing_problems(raw: dict[str, Any], already: list[Problem], node_types: Any) -> list[Problem]:
+def _data_dir(engine: EngineSettings | None, path: Path | None, override: Path | None) -> Path | None:
+    if override is not None:
+        return override.resolve()
+    if engine is None:
+        return None  # the [engine] section has problems of its own, reported already
+    if path is not None:
+        return (path.parent / engine.data_dir).resolve()
+    return Path(engine.data_dir).resolve()
+
+
+def _prompt_checker(media: MediaSettings | None, data_dir: Path | None) -> Any:
+    """Check each prompt a flow names now, not when a caller reaches it: the file exists in the prompt
+    library and decodes (a WAV in a format we cannot play is an error at load, with the reason)."""
+    if media is None or data_dir is None:
+        return None
+    from .media import PromptLibrary
+
+    library = PromptLibrary(data_dir / media.prompts, fallback=(media.language, "en"))
+
+    def check(name: str) -> bool | str:
+        try:
+            library.load(name)
+        except Exception as exc:  # not found, unreadable, unsupported format: the reason is the message
+            return f"prompt {name!r} cannot be played: {exc}"
+        return True
+
+    return check
+
+
+def _routing_problems(raw: dict[str, Any], already: list[Problem], node_types: Any,
+                      prompt_exists: Any = None) -> list[Problem]:
     """Meaning of queues, agents, routes and flows, checked by the routing core (paths not already reported)."""
     from .routing import validate_routing_config
 
     seen = {p.path for p in already}
     out: list[Problem] = []
-    for path, message in validate_routing_config(raw, node_types=node_types):
+    for path, message in validate_routing_config(raw, node_types=node_types, prompt_exists=prompt_exists):
         if path in seen or any(path.startswith(s + ".") or path.startswith(s + "[") for s in seen):
             continue
         seen.add(path)

@@ -12,12 +12,15 @@ from __future__ import annotations
 import logging
 import random
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import trio
 
 from ._model import Direction, Interaction, InteractionKind, InteractionState
 from .abc import MessagingChannel, VoiceChannel
+from .media._wav import wav_header
 
 log = logging.getLogger("centralita.demo")
 
@@ -27,6 +30,23 @@ VISITORS = ["visitor-ana", "visitor-ben", "visitor-chen", "visitor-dina"]
 
 def demo_config_text() -> str:
     return resources.files("engine").joinpath("demo.toml").read_text(encoding="utf-8")
+
+
+#: prompts demo.toml names; flows are checked at load, so the demo writes them before it starts
+DEMO_PROMPTS = ("welcome",)
+
+
+def write_demo_prompts(data_dir: Path) -> None:
+    """A short two-note chime for each demo prompt, unless the user has put a recording there."""
+    folder = data_dir / "prompts" / "en"
+    folder.mkdir(parents=True, exist_ok=True)
+    t = np.arange(int(8000 * 0.4)) / 8000.0
+    chime = np.concatenate([np.sin(2 * np.pi * 660 * t), np.sin(2 * np.pi * 880 * t)]) * 0.25 * 32767
+    pcm = chime.astype("<i2").tobytes()
+    for name in DEMO_PROMPTS:
+        path = folder / f"{name}.wav"
+        if not path.exists():
+            path.write_bytes(wav_header(1, 8000, len(pcm)) + pcm)
 
 
 class DemoChannel(VoiceChannel, MessagingChannel):

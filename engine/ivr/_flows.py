@@ -135,7 +135,12 @@ def validate_flows(raw_flows: Any, *, queues: Iterable[str] | None = None, agent
             if prompt_exists is not None:
                 for key in getattr(node_type, "prompt_keys", ()):
                     prompt = node.get(key)
-                    if isinstance(prompt, str) and prompt and not prompt_exists(prompt):
+                    if not isinstance(prompt, str) or not prompt:
+                        continue
+                    verdict = prompt_exists(prompt)  # True, False, or a message saying what is wrong
+                    if isinstance(verdict, str):
+                        problems.append((f"{at}.{key}", f"{who}: {verdict}"))
+                    elif not verdict:
                         problems.append((f"{at}.{key}", f"{who}: prompt {prompt!r} not found"))
             if kind in ("queue", "callback") and "queue" in node:
                 queue = node["queue"]

@@ -23,7 +23,7 @@ ABC_EXPORTS = {
 
 TESTING_EXPORTS = {
     "TEST_CONSOLE", "FakeChannel", "FakeCrm", "FakeDevice", "FakeVoiceChannel", "check_channel", "check_plugin_module", "check_service_lifecycle", "load_test_config",
-    "make_manager", "open_test_engine", "wait_until",
+    "make_manager", "open_test_engine", "wait_until", "write_prompts",
 }
 
 

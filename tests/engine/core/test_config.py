@@ -152,3 +152,43 @@ def test_absent_plugin_section_is_not_validated_and_reads_as_none(tmp_path: Path
 
     config = load_config(write(tmp_path, GOOD), plugin_sections={"mail": Mail})
     assert config.section("mail") is None
+
+
+FLOW = """
+[engine]
+data_dir = "."
+
+[[queues]]
+name = "support"
+
+[[flows]]
+name = "main"
+start = "hello"
+
+[flows.nodes.hello]
+type = "play"
+prompt = "hello"
+next = "queue"
+
+[flows.nodes.queue]
+type = "queue"
+queue = "support"
+"""
+
+
+def test_a_prompt_that_cannot_be_played_is_refused_at_load_not_when_a_caller_reaches_it(tmp_path: Path) -> None:
+    path = write(tmp_path, FLOW)
+    line = FLOW.splitlines().index('prompt = "hello"') + 1
+    missing = problems_of(path)
+    assert any(f"c.toml:{line}: flows[0].nodes.hello.prompt" in p and "'hello'" in p and "not found" in p for p in missing)
+
+    folder = tmp_path / "prompts" / "en"
+    folder.mkdir(parents=True)
+    (folder / "hello.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk that is not a format chunk")
+    unsupported = problems_of(path)
+    assert any("flows[0].nodes.hello.prompt" in p and "cannot be played" in p for p in unsupported)
+
+    from engine.testing import write_prompts
+
+    write_prompts(tmp_path, "hello")
+    assert [f["name"] for f in load_config(path).raw["flows"]] == ["main"]

@@ -7,12 +7,13 @@ from pathlib import Path
 import trio
 
 from engine import InteractionState
-from engine._demo import demo_config_text
+from engine._demo import demo_config_text, write_demo_prompts
 from engine.testing import open_test_engine
 
 
 async def test_demo_desk_handles_simulated_calls_and_chats_end_to_end(tmp_path: Path) -> None:
     config = demo_config_text().replace('data_dir = "var/demo"', f'data_dir = "{tmp_path}"')
+    write_demo_prompts(tmp_path)
     async with open_test_engine(config, data_dir=tmp_path, demo=True, demo_rate=600.0) as engine:
         assert engine.ready()[0]
         with trio.fail_after(60):
@@ -28,6 +29,7 @@ async def test_demo_attaches_the_emulated_hardware_through_the_plugins(tmp_path:
     from engine.testing import wait_until
 
     config = demo_config_text().replace('data_dir = "var/demo"', f'data_dir = "{tmp_path}"')
+    write_demo_prompts(tmp_path)
     config += '\n[sip]\nlisten = ["udp:127.0.0.1:0"]\n'
     async with open_test_engine(config, data_dir=tmp_path, demo=True, demo_rate=1.0, entry_points=True) as engine:
         await wait_until(lambda: {"demo-line", "demo-gsm", "demo-board"} <= {name for name, _ in engine.devices.items()})

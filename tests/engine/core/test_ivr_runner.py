@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 import trio
 
 from engine import InteractionState, hookimpl
-from engine.testing import FakeVoiceChannel, open_test_engine, wait_until
+from engine.testing import FakeVoiceChannel, open_test_engine, wait_until, write_prompts
 
 CONFIG = """
 [[agents]]
@@ -51,6 +52,11 @@ queue = "support"
 [flows.nodes.bye]
 type = "hangup"
 """
+
+
+@pytest.fixture(autouse=True)
+def prompts(tmp_path: Path) -> None:
+    write_prompts(tmp_path, "welcome")  # the engine refuses a flow whose prompt it cannot play
 
 
 class Channels:
