@@ -12,7 +12,10 @@ import select
 import socket
 import struct
 
+import pytest
 import trio
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engine.media import MediaEngine, RtpPacket, rfc4733_packets
 from engine.media._receive import MAX_DATAGRAM, ReceiveBuffer, receive_round
@@ -228,3 +231,54 @@ async def test_a_flood_on_one_latched_call_is_served_in_bounded_rounds_while_oth
     assert flooded.b.relayed > 100
     assert media.datagrams <= 32 * media.passes
     assert media.passes - passes_before >= flooded.b.relayed // 32
+
+
+@pytest.fixture(scope="module")
+def fuzz_call(tmp_path_factory):
+    """One latched, relayed, recorded call shared by every fuzz example (sockets are slow to make)."""
+    media = MediaEngine(rtcp=False)
+    call = Call(media)
+    buffer = ReceiveBuffer()
+    call.agent.send(RtpPacket(0, 1, 160, 7, bytes(160)).build())
+    call.caller.send(RtpPacket(0, 1, 160, 8, bytes(160)).build())
+    round_for(media, call.b, call.a, now=0.0, buffer=buffer)
+    drain(call.agent)
+    call.bridge.start_recording(tmp_path_factory.mktemp("media-fuzz") / "fuzz.wav")
+    yield media, call, buffer
+    call.bridge.close()
+    for sock in (call.caller, call.agent):
+        sock.close()
+    media.release(call.a)
+    media.release(call.b)
+
+
+# datagrams that mostly look like the fast path's packets (V=2, no flags, PT 0 or 101), so hypothesis
+# explores its branches (sequence and source changes, sizes) as well as plain garbage
+_rtpish = st.builds(
+    lambda first, pt, seq, ts, ssrc, payload: bytes([first, pt]) + struct.pack("!HII", seq, ts, ssrc) + payload,
+    st.sampled_from([0x80, 0x80, 0x80, 0xA0, 0x90, 0x81, 0x40]),
+    st.sampled_from([0, 0, 0x80, 101, 8]),
+    st.integers(0, 0xFFFF),
+    st.integers(0, 0xFFFFFFFF),
+    st.sampled_from([8, 8, 9]),
+    st.binary(max_size=200),
+)
+
+
+_truncated = st.tuples(_rtpish, st.integers(0, 16)).map(lambda cut: cut[0][: cut[1]])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(_rtpish, _truncated, st.binary(max_size=64)), min_size=1, max_size=30))
+def test_any_datagrams_on_a_latched_relayed_recorded_call_are_handled(fuzz_call, datagrams):
+    media, call, buffer = fuzz_call
+    relayed_before = call.b.relayed
+    for i, datagram in enumerate(datagrams):
+        call.caller.send(datagram)
+        assert round_for(media, call.a, now=1.0 + 0.02 * i, buffer=buffer) == (1, 0, 0)
+        media.tick(1.0 + 0.02 * i)
+    out = drain(call.agent)
+    assert len(out) == call.b.relayed - relayed_before <= len(datagrams)
+    for packet in out:  # whatever was relayed carries the agent leg's identity
+        parsed = RtpPacket.parse(packet)
+        assert parsed.ssrc == call.b.session.ssrc and parsed.payload_type in (0, 101)
