@@ -45,8 +45,22 @@ log = logging.getLogger("centralita.ivr")
 CRM_BUDGET = 2.0
 
 
+#: How long a cancelled prompt may take to let go of the caller's audio before the next one starts.
+STOP_PLAYBACK_BUDGET = 2.0
+
+
 class _Hangup:
     """Input: the caller went away."""
+
+
+class _PlayEnded:
+    """Input: prompt number ``seq`` played to its end (a stale one, from a prompt since replaced, is
+    ignored: it must not count as the end of the prompt that replaced it)."""
+
+    __slots__ = ("seq",)
+
+    def __init__(self, seq: int) -> None:
+        self.seq = seq
 
 
 class IvrRunner(Service):
@@ -136,7 +150,20 @@ class IvrRunner(Service):
         self._sessions[interaction.id] = session
         channel = self.engine.channels.get(interaction.channel)
         own_send = self._inputs[interaction.id]
-        playing: trio.CancelScope | None = None
+        playing: tuple[int, trio.CancelScope, trio.Event] | None = None  # (seq, scope, done)
+        play_seq = 0
+
+        async def stop_playing() -> None:
+            # Wait for the old prompt to let go: a channel's clean-up of a cancelled prompt (stopping
+            # the endpoint's player) must not cut the prompt or announcement that comes next.
+            nonlocal playing
+            if playing is not None:
+                _, scope, done = playing
+                playing = None
+                scope.cancel()
+                with trio.move_on_after(STOP_PLAYBACK_BUDGET):
+                    await done.wait()
+
         try:
             async with trio.open_nursery() as nursery:
                 try:
@@ -153,17 +180,16 @@ class IvrRunner(Service):
                             self._record_outcome(interaction, command)
                     for command in commands:
                         if isinstance(command, Play):
-                            if playing is not None:
-                                playing.cancel()
-                            playing = trio.CancelScope()
-                            nursery.start_soon(self._play, channel, interaction, command, playing, own_send)
+                            await stop_playing()
+                            play_seq += 1
+                            playing = (play_seq, trio.CancelScope(), trio.Event())
+                            nursery.start_soon(self._play, channel, interaction, command, *playing, own_send)
                         elif isinstance(command, StopPlayback):
-                            if playing is not None:
-                                playing.cancel()
-                                playing = None
+                            await stop_playing()
                         elif isinstance(command, LookupCrm):
                             nursery.start_soon(self._lookup, command, own_send)
                         elif not isinstance(command, FlowEnded):
+                            await stop_playing()
                             await self._final(interaction, channel, command)
                     if session.finished:
                         nursery.cancel_scope.cancel()
@@ -177,6 +203,12 @@ class IvrRunner(Service):
                         commands = session.handle_timer(now)
                     elif isinstance(item, _Hangup):
                         commands = session.hangup(now)
+                    elif isinstance(item, _PlayEnded):
+                        if playing is None or item.seq != playing[0]:
+                            commands = []  # a replaced prompt's end: not the current prompt's
+                            continue
+                        playing = None
+                        commands = session.feed(PlaybackDone(), now)
                     else:
                         commands = session.feed(item, now)
         finally:
@@ -184,15 +216,18 @@ class IvrRunner(Service):
             self._sessions.pop(interaction.id, None)
             self.sessions_finished += 1
 
-    async def _play(self, channel: Any, interaction: Interaction, command: Play, scope: trio.CancelScope,
-                    report: trio.MemorySendChannel[object]) -> None:
-        with scope:
-            try:
-                await channel.play(interaction, prompt=command.prompt, text=command.text)
-            except Exception:
-                log.exception("playing %s to %s failed", command.prompt or command.text, interaction.id)
-            with contextlib.suppress(trio.WouldBlock, trio.ClosedResourceError, trio.BrokenResourceError):
-                report.send_nowait(PlaybackDone())
+    async def _play(self, channel: Any, interaction: Interaction, command: Play, seq: int, scope: trio.CancelScope,
+                    done: trio.Event, report: trio.MemorySendChannel[object]) -> None:
+        try:
+            with scope:
+                try:
+                    await channel.play(interaction, prompt=command.prompt, text=command.text)
+                except Exception:
+                    log.exception("playing %s to %s failed", command.prompt or command.text, interaction.id)
+                with contextlib.suppress(trio.WouldBlock, trio.ClosedResourceError, trio.BrokenResourceError):
+                    report.send_nowait(_PlayEnded(seq))
+        finally:
+            done.set()
 
     async def _lookup(self, command: LookupCrm, report: trio.MemorySendChannel[object]) -> None:
         record: dict[str, Any] | None = None

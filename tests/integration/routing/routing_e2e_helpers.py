@@ -207,6 +207,9 @@ class RtpSniffer:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         sock = trio.socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(_ETH_P_ALL))
         with sock:
+            # every loopback packet on the machine comes through here; a roomy buffer keeps a busy
+            # moment (other SIP load on lo) from dropping the few we want
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 * 1024 * 1024)
             await sock.bind(("lo", 0))
             task_status.started()
             while True:
