@@ -104,6 +104,29 @@ class _Message:
     body: bytes
     version: str
 
+    def _set_common(self, headers: HeadersLike | None, body: bytes, version: str) -> None:
+        self.headers = _as_headers(headers)
+        if not isinstance(body, (bytes, bytearray)):
+            raise SipLocalError("body must be bytes")
+        self.body = bytes(body)
+        self.version = version
+
+    def _first_line_fields(self) -> tuple[object, ...]:
+        raise NotImplementedError
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        assert isinstance(other, _Message)
+        return (
+            self._first_line_fields() == other._first_line_fields()
+            and self.version == other.version
+            and _same_headers(self.headers, other.headers)
+            and self.body == other.body
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
     # -- views (parsed on first use, cached until the headers change) -------------------------------
     @property
     def call_id(self) -> str | None:
@@ -199,27 +222,13 @@ class Request(_Message):
     ) -> None:
         self.method = method
         self.uri: Uri = parse_uri(uri) if isinstance(uri, str) else uri
-        self.headers = _as_headers(headers)
-        if not isinstance(body, (bytes, bytearray)):
-            raise SipLocalError("body must be bytes")
-        self.body = bytes(body)
-        self.version = version
+        self._set_common(headers, body, version)
 
     def _start_line(self) -> str:
         return f"{self.method} {self.uri} {self.version}"
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Request):
-            return NotImplemented
-        return (
-            self.method == other.method
-            and self.uri == other.uri
-            and self.version == other.version
-            and _same_headers(self.headers, other.headers)
-            and self.body == other.body
-        )
-
-    __hash__ = None  # type: ignore[assignment]
+    def _first_line_fields(self) -> tuple[object, ...]:
+        return (self.method, self.uri)
 
     def __repr__(self) -> str:
         return f"<Request {self.method} {self.uri} call-id={self.call_id!r}>"
@@ -242,27 +251,13 @@ class Response(_Message):
             raise SipLocalError(f"status {status} is outside 100-699")
         self.status = status
         self.reason = REASON_PHRASES.get(status, "") if reason is None else reason
-        self.headers = _as_headers(headers)
-        if not isinstance(body, (bytes, bytearray)):
-            raise SipLocalError("body must be bytes")
-        self.body = bytes(body)
-        self.version = version
+        self._set_common(headers, body, version)
 
     def _start_line(self) -> str:
         return f"{self.version} {self.status} {self.reason}"
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Response):
-            return NotImplemented
-        return (
-            self.status == other.status
-            and self.reason == other.reason
-            and self.version == other.version
-            and _same_headers(self.headers, other.headers)
-            and self.body == other.body
-        )
-
-    __hash__ = None  # type: ignore[assignment]
+    def _first_line_fields(self) -> tuple[object, ...]:
+        return (self.status, self.reason)
 
     def __repr__(self) -> str:
         return f"<Response {self.status} {self.reason} call-id={self.call_id!r}>"
