@@ -137,16 +137,19 @@ class CrossConnect:
                 nursery.start_soon(_set_when, leg.ended, ended)
                 await ended.wait()
                 nursery.cancel_scope.cancel()
-            room.close()  # no more audio towards either side while they hang up
+            self._close_room(interaction, room)  # no more audio towards either side while they hang up
             room = None
             await self._finish(owner, interaction, leg, cause="agent")
         finally:
             if room is not None:
-                recorder = getattr(engine, "recorder", None)
-                if recorder is not None:
-                    recorder.detach(interaction)
-                room.close()
+                self._close_room(interaction, room)
             self._ended.pop(interaction.id, None)
+
+    def _close_room(self, interaction: Interaction, room: Any) -> None:
+        recorder = getattr(self.engine, "recorder", None)
+        if recorder is not None:
+            recorder.detach(interaction)  # the recording ends with the conversation
+        room.close()
 
     async def _finish(self, owner: Any, interaction: Interaction, leg: Any, *, cause: str) -> None:
         """Hang up both halves and end the interaction (idempotent: each part may be over already)."""
