@@ -560,7 +560,14 @@ class Engine(EngineAPI):
             interaction.transition(InteractionState.ENDED, now=now)
             self.retire(interaction)
         interaction.attributes["hangup"] = now
-        self.bus.publish("Hangup", interaction=interaction.id, Cause=cause, CallerIDNum=interaction.from_)
+        # Kind, Direction, Customer and Campaign let reports split by channel and campaign and find repeat
+        # contacts (first-contact resolution) from the queue log alone.
+        inbound = interaction.direction is Direction.INBOUND
+        self.bus.publish("Hangup", interaction=interaction.id, Cause=cause, CallerIDNum=interaction.from_,
+                         Kind=interaction.kind.value, Direction=interaction.direction.value,
+                         Customer=interaction.from_ if inbound else interaction.to,
+                         Campaign=str(interaction.attributes.get("campaign") or ""), Agent=interaction.agent or "",
+                         Answered=interaction.answered)
         if self.dialer is not None:
             self.dialer.interaction_ended(interaction)
         self.hooks.interaction_ended(interaction)

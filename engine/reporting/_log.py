@@ -30,7 +30,8 @@ MIGRATIONS = [
 
 #: The events reports are computed from (Asterisk's queue_log keeps the same facts).
 LOGGED = frozenset({"QueueCallerJoin", "QueueCallerLeave", "QueueCallerAbandon", "AgentCalled",
-                    "AgentRingNoAnswer", "AgentConnect", "AgentComplete", "QueueMemberPause", "QueueMemberStatus"})
+                    "AgentRingNoAnswer", "AgentConnect", "AgentComplete", "QueueMemberPause", "QueueMemberStatus",
+                    "Hangup"})  # Hangup: the channel, campaign and customer of every finished interaction
 
 
 class QueueLog(Service):
@@ -78,7 +79,8 @@ class QueueLog(Service):
 
     async def rows(self, since: float, until: float | None = None) -> list[dict[str, Any]]:
         rows = await self.store.fetchall(
-            "SELECT ts, event, fields FROM queue_log WHERE ts >= ? AND ts < ? ORDER BY seq",
+            "SELECT ts, event, interaction, fields FROM queue_log WHERE ts >= ? AND ts < ? ORDER BY seq",
             (since, until if until is not None else 1e12),
         )
-        return [{"ts": r["ts"], "event": r["event"], "fields": json.loads(r["fields"])} for r in rows]
+        return [{"ts": r["ts"], "event": r["event"], "interaction": r["interaction"], "fields": json.loads(r["fields"])}
+                for r in rows]
