@@ -89,3 +89,58 @@ queue = "support"
                     await events.receive()
         (row,) = await engine.cdr()
         assert (row["src"], row["dst"], row["dstchannel"], row["disposition"]) == ("600555666", "line1", "bob", "ANSWERED")
+
+
+async def test_a_busy_agent_phone_fails_the_offer_and_the_caller_waits_for_the_next_one(nursery, tmp_path: Path) -> None:
+    caller_line, agent_line = (VoiceModemEmulator(link_dir=str(tmp_path / name)) for name in ("in", "out"))
+    for emulator in (caller_line, agent_line):
+        await nursery.start(emulator.run)
+    agent_line.dial_result = "BUSY"  # the agent's phone is engaged the first time
+    text = f"""
+[[devices]]
+name = "line1"
+driver = "voice-modem"
+port = "{caller_line.link}"
+options = {{ command_timeout = 1.0, ring_gone = 2.0 }}
+
+[[devices]]
+name = "line2"
+driver = "voice-modem"
+port = "{agent_line.link}"
+options = {{ command_timeout = 1.0, answer_wait = 0.5 }}
+
+[[agents]]
+id = "bob"
+endpoint = "fxo:line2/5550100"
+
+[[queues]]
+name = "support"
+members = ["bob"]
+timeout = 20
+wrapup = 0
+
+[[routes]]
+match = "line1"
+queue = "support"
+"""
+    data = tmp_path / "data"
+    data.mkdir()
+    async with open_test_engine(text, plugins=[voice_plugin], data_dir=data) as engine:
+        with trio.fail_after(15):
+            for name in ("line1", "line2"):
+                await engine.devices.get(name).wait_health(DeviceHealth.OK)
+        async with engine.bus.subscribe("fxo-agent-busy") as events:
+            nursery.start_soon(partial(caller_line.ring, "600777888", "", rings=300, interval=0.2))
+            seen = []
+            with trio.fail_after(60):
+                async for event in events:
+                    seen.append(event.event)
+                    if event.event == "BridgeEnter":
+                        break
+        # The first dial met a busy phone: that offer failed, the caller stayed queued (the line kept
+        # ringing, unanswered) and the next offer reached the agent.
+        assert agent_line.state.dialled == ["5550100", "5550100"]
+        assert seen.count("AgentRingNoAnswer") >= 1 and "Hangup" not in seen
+        assert engine.crossconnect.statistics()["failed"] == 1
+        await caller_line.remote_hangup("l")
+        await agent_line.wait_until(lambda e: not e.state.off_hook, timeout=20)
