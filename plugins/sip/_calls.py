@@ -64,6 +64,9 @@ log = logging.getLogger("centralita.sip.calls")
 
 _DTMF_SIGNAL = re.compile(r"(?im)^\s*signal\s*=\s*([0-9A-D*#])\s*$")
 _DTMF_DURATION = re.compile(r"(?im)^\s*duration\s*=\s*(\d{1,6})\s*$")
+#: what a dialled destination (the Request-URI user) may be before routing sees it: a number, an
+#: extension or a name; never separators, URI or dial-command text (``300&Zap/...``, ``;``, ``@``, ``%``)
+_DESTINATION = re.compile(r"\+?[0-9A-Za-z*#._-]{1,64}")
 
 
 class LegState(enum.Enum):
@@ -169,8 +172,10 @@ class CallManager:
         from_ = request.from_
         caller = getattr(from_.uri, "user", None) or caller_user or "anonymous"
         display = from_.display_name or ""
-        if not destination or len(destination) > 64:
+        if not _DESTINATION.fullmatch(destination):
             self.core.respond(txn, 404)
+            channel.security_event("bad_destination", txn.peer, username=caller_user or "",
+                                   detail=f"refused destination {destination!r}")
             return
         try:
             interaction = engine.new_interaction(

@@ -298,6 +298,10 @@ class SipChannel(VoiceChannel):
         for event in self.guard.handle_timer(now):
             self._security_event(event)
 
+    def security_event(self, kind: str, peer: Any, *, username: str = "", detail: str = "") -> None:
+        """Report a refusal the call layer decided (a destination outside the allowlist)."""
+        self._security_event(SecurityEvent(kind, getattr(peer, "host", str(peer)), username, detail))
+
     def _security_event(self, event: SecurityEvent) -> None:
         if event.kind in ("banned", "user_locked"):
             # The guard is sans-IO: wake it when the ban or lock it just imposed runs out.
