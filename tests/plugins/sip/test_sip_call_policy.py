@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 
 import pytest
+import trio
 
 from plugins.sip._trunks import DialRefused, check_dial_string
 from sip_shell_helpers import header, status_of
@@ -89,3 +90,20 @@ async def test_an_invite_flood_without_acks_hits_the_transaction_cap(sip_engine,
         # rest are turned away with 503 until those transactions end.
         assert statuses[:5] == [407] * 5
         assert set(statuses[5:]) == {503}
+
+
+@pytest.mark.parametrize("destination", ["300&Zap/g1/4165551212", "100%00", "1001;phone", "a'b", "x" * 65, "$(reboot)"])
+async def test_a_destination_outside_the_allowlist_never_reaches_routing(sip_engine, udp_peer, destination: str) -> None:
+    # The provider's own address: no challenge, so the destination check is what answers.
+    setup = f'[[sip.trunks]]\nname = "provider"\nserver = "sip:127.0.0.1:{udp_peer.port}"\n'
+    async with sip_engine(sip=setup) as (engine, channel):
+        async with engine.bus.subscribe("t") as events:
+            await udp_peer.send(invite(udp_peer.port, user=destination), channel.bound[0].port)
+            replies = await udp_peer.receive_until(lambda d: (status_of(d) or 0) >= 200)
+            assert status_of(replies[-1]) == 404
+            with trio.fail_after(10):
+                async for event in events:
+                    if event.event == "SipSecurityEvent" and event.fields["Kind"] == "bad_destination":
+                        break
+        assert engine.list_interactions() == []
+        assert event.fields["Detail"].startswith("refused destination") and event.fields["RemoteAddress"] == "127.0.0.1"
