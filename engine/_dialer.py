@@ -323,7 +323,7 @@ class DialerService(Service):
         elif result.outcome == "answered":
             interaction.transition(InteractionState.ACTIVE)
             endpoint = None
-            if result.machine is None and campaign.settings.amd and command.agent is None:
+            if result.machine is None and campaign.settings.amd_detector and command.agent is None:
                 endpoint = _listenable_media(channel, interaction)
             if endpoint is None:
                 # The channel ran detection itself, the campaign does not want it, a preview agent is
@@ -344,7 +344,10 @@ class DialerService(Service):
                       started: float) -> None:
         """Listen to the answered call: tell the dialer who answered as soon as the detector decides,
         then (machine, ``on_machine = "message"``) when the beep has ended."""
-        listener = AnswerListener(started, listen_for_beep=campaign.settings.on_machine == "message",
+        # the campaign's detector (``amd = "name"``): the built-in one or a plugin's, new for each call
+        factory = self.engine.amd_detectors[campaign.settings.amd_detector or ""]
+        listener = AnswerListener(started, detector=factory(campaign.settings),
+                                  listen_for_beep=campaign.settings.on_machine == "message",
                                   beep_wait=campaign.settings.beep_wait)
 
         def on_event(event: Decided | BeepEnded) -> bool:

@@ -32,6 +32,7 @@ from ._dialplan import matches, specificity
 from ._model import AgentState, Direction, Disposition, Interaction, InteractionKind, InteractionState
 from ._plugins import PluginManager
 from ._registry import (
+    AmdDetectorRegistry,
     ChannelRegistry,
     CompliancePolicyRegistry,
     IvrNodeRegistry,
@@ -44,7 +45,7 @@ from ._registry import (
 from ._services import Supervisor
 from .abc import DeviceSpec, EngineAPI, Service, VoiceChannel
 from ._errors import ConfigError
-from .dialing import register_compliance_policies, validate_campaigns
+from .dialing import register_amd_detectors, register_compliance_policies, validate_campaigns
 from ._call_recording import CallRecorder
 from ._crossconnect import CrossConnect
 from .media import MediaEngine, PromptLibrary, apply_retention
@@ -87,6 +88,9 @@ class Engine(EngineAPI):
         self.compliance_policies = CompliancePolicyRegistry()
         register_compliance_policies(self.compliance_policies)  # the built-in ones (US FCC, UK Ofcom)
         self.hooks.register("centralita_register_compliance_policies", self.compliance_policies, required=required)
+        self.amd_detectors = AmdDetectorRegistry()
+        register_amd_detectors(self.amd_detectors)  # the built-in one ("cadence")
+        self.hooks.register("centralita_register_amd_detectors", self.amd_detectors, required=required)
         self.acd = Acd(self)
         self.crossconnect = CrossConnect(self)
         #: starts and stops call recordings ([[queues]] record, POST .../record)

@@ -113,6 +113,13 @@ class CompliancePolicyRegistry(Registry[Any]):
     kind = "compliance policy"
 
 
+class AmdDetectorRegistry(Registry[Callable[..., Any]]):
+    """``add("name", factory)``: answering-machine detectors; ``factory(campaign_settings)`` returns a
+    new detector for one answered call. Campaigns choose one with ``amd = "name"``."""
+
+    kind = "answering-machine detector"
+
+
 @dataclass(frozen=True)
 class Migration:
     """One schema step for a component's tables. Versions start at 1 and increase by one."""

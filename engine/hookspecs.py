@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from ._events import Event
     from ._model import Interaction
     from ._registry import (
+        AmdDetectorRegistry,
         ChannelRegistry,
         CliRegistry,
         CompliancePolicyRegistry,
@@ -178,6 +179,26 @@ def centralita_register_compliance_policies(registry: CompliancePolicyRegistry) 
         @hookimpl
         def centralita_register_compliance_policies(registry):
             registry.add("uk-ofcom", UkOfcomPolicy())
+    """
+
+
+@hookspec
+def centralita_register_amd_detectors(registry: AmdDetectorRegistry) -> None:
+    """Add answering-machine detectors that campaigns choose with ``amd = "name"``.
+
+    Kind: registration. Called once at start-up, before campaigns are checked (a campaign naming a
+    detector nobody registered is a configuration error). ``registry.add(name, factory)``:
+    ``factory(campaign)`` gets the campaign's :class:`engine.dialing.CampaignSettings` and returns a
+    **new** detector for one answered call, an :class:`engine.dialing.AnsweringMachineDetector`
+    (``feed(frame) -> AmdResult | None`` on 20 ms frames of 8 kHz int16, and ``result``). The
+    built-in one is ``"cadence"`` (``amd = true``). ``feed`` runs on the call's audio as it arrives:
+    keep it fast, with no I/O.
+
+    Example::
+
+        @hookimpl
+        def centralita_register_amd_detectors(registry):
+            registry.add("strict", lambda campaign: CadenceDetector(AmdSettings(greeting=1.5)))
     """
 
 

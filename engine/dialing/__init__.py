@@ -52,7 +52,7 @@ from ._pacing import (Abandon, Connect, Dial, Dialer, DialerStatistics, ModeChan
 from ._runner import (CampaignDialer, Command, ConnectAgent, Hangup, PacingChanged, PlaceCall, PlayMessage,
                       Remind, ShowPreview)
 from .amd import (AmdResult, AmdSettings, AmdVerdict, AnsweringMachineDetector, BeepDetector, CadenceDetector,
-                  FaxDetector)
+                  FaxDetector, register_amd_detectors)
 from ._listen import AnswerListener, BeepEnded, Decided
 from .leads import InvalidDialString, checked_dial_string, import_leads, run_import_cli
 from .simulate import run_cli as run_simulate_cli
@@ -65,6 +65,6 @@ __all__ = [
     "DoNotCallList", "FaxDetector", "Hangup", "Hopper", "InvalidDialString", "ModeChanged", "OfferPreview", "Outcome",
     "PacingChanged", "PacingSettings", "PlaceCall", "PlayMessage", "RecontactLockout", "Remind", "RetryRule",
     "ScheduleSettings", "ShowPreview", "StopRinging", "UkOfcomPolicy", "UsFccPolicy", "checked_dial_string",
-    "amd_confusion", "import_leads", "outcome_from_sip", "outcome_from_sit", "recompute_abandonment", "register_compliance_policies", "run_import_cli",
+    "amd_confusion", "import_leads", "outcome_from_sip", "outcome_from_sit", "recompute_abandonment", "register_amd_detectors", "register_compliance_policies", "run_import_cli",
     "run_simulate_cli", "validate_campaigns", "zones_for",
 ]

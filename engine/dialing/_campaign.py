@@ -137,6 +137,10 @@ class ScheduleSettings:
     timezone: str | None = None
 
 
+#: what ``amd = true`` means
+BUILT_IN_DETECTOR = "cadence"
+
+
 @dataclass(frozen=True)
 class CampaignSettings:
     name: str
@@ -159,8 +163,10 @@ class CampaignSettings:
     lines_per_agent: float = field(default=1.0, metadata={"min": 1, "max": 10})
     max_lines: int | None = None
     on_machine: Literal["hangup", "message", "agent"] = "hangup"
-    #: listen to each answered call (the engine's media) to tell people from answering machines
-    amd: bool = True
+    #: listen to each answered call (the engine's media) to tell people from answering machines:
+    #: true (the built-in "cadence" detector), false, or the name of a detector a plugin registered
+    #: through ``centralita_register_amd_detectors``
+    amd: bool | str = True
     #: on_machine = "message": with no beep, leave it once the greeting has been silent this long
     beep_wait: float = field(default=3.0, metadata={"min": 0.5, "max": 30})
     abandon_message: str = ""
@@ -168,13 +174,21 @@ class CampaignSettings:
     region: str = "US"  # for numbers imported without a country code
     enabled: bool = True
 
+    @property
+    def amd_detector(self) -> str | None:
+        """The name of the detector to listen with, or None (no detection)."""
+        if self.amd is True:
+            return BUILT_IN_DETECTOR
+        return self.amd or None
+
     def retry_rule(self, outcome: Outcome) -> RetryRule:
         return self.retry.get(outcome.value) or DEFAULT_RETRY[outcome.value]
 
 
 def validate_campaigns(raw: Any, *, agents: set[str] | None = None, queues: set[str] | None = None,
-                       policies: set[str] | None = None) -> tuple[list[CampaignSettings], list[Problem]]:
-    """Check the ``campaigns`` array; cross-check agent, queue and policy names when given."""
+                       policies: set[str] | None = None,
+                       detectors: set[str] | None = None) -> tuple[list[CampaignSettings], list[Problem]]:
+    """Check the ``campaigns`` array; cross-check agent, queue, policy and AMD detector names when given."""
     problems: list[Problem] = []
     campaigns: list[CampaignSettings] = []
     if raw is None:
@@ -213,6 +227,9 @@ def validate_campaigns(raw: Any, *, agents: set[str] | None = None, queues: set[
         if policies is not None and campaign.compliance not in policies:
             problems.append(Problem(f"{path}.compliance", f"expected one of {', '.join(sorted(policies))}, "
                                                           f"got {campaign.compliance!r}"))
+        if isinstance(campaign.amd, str) and detectors is not None and campaign.amd not in detectors:
+            problems.append(Problem(f"{path}.amd", f"expected true, false or one of {', '.join(sorted(detectors))}, "
+                                                   f"got {campaign.amd!r}"))
         if len(problems) == before:
             campaigns.append(campaign)
     return campaigns, problems

@@ -281,6 +281,8 @@ class Dialer:
         self._busy_table_due = -math.inf
         self._changed = True
         self._inbound_at_risk = False
+        #: a supervisor paused the campaign: launch and offer nothing new (calls in flight carry on)
+        self.paused = False
         self._answer_supervision = settings.answer_supervision
         self._next_tick = now
         #: measured compliance window, fed by the caller (30-day ledger); defaults to this dialer's own
@@ -438,6 +440,11 @@ class Dialer:
         self._inbound_at_risk = at_risk
         self._changed = True
 
+    def set_paused(self, paused: bool) -> None:
+        """Pause (launch and offer nothing new; calls in flight are still connected) or resume."""
+        self.paused = paused
+        self._changed = True
+
     def set_answer_supervision(self, available: bool) -> None:
         self._answer_supervision = available
         if not available and self.mode == "predictive":
@@ -529,6 +536,8 @@ class Dialer:
         return s.target_abandon_rate * (stop_at - measured) / (stop_at - s.target_abandon_rate)
 
     def _decide(self, now: float) -> None:
+        if self.paused:
+            return
         if self.mode == "preview":
             for agent in self._ready.values():
                 if not agent.offered and not self._inbound_at_risk:

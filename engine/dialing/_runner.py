@@ -193,6 +193,20 @@ class CampaignDialer:
     def set_inbound_at_risk(self, at_risk: bool) -> None:
         self.dialer.set_inbound_at_risk(at_risk)
 
+    def previewed(self, agent: str) -> Attempt | None:
+        """The lead on show to ``agent`` (preview mode), waiting for start or skip."""
+        return self._previews.get(agent)
+
+    @property
+    def paused(self) -> bool:
+        return self.dialer.paused
+
+    def set_paused(self, paused: bool, now: float, *, by: str = "") -> None:
+        """A supervisor pauses or resumes the campaign (audited; calls in flight carry on)."""
+        if paused != self.dialer.paused:
+            self.dialer.set_paused(paused)
+            self._record(now, "paused" if paused else "resumed", by=by)
+
     def preview_start(self, agent: str, now: float) -> None:
         attempt = self._previews.pop(agent)
         call = self.dialer.preview_start(agent, now)
@@ -311,7 +325,7 @@ class CampaignDialer:
         tally = self.tally(now)
         self.dialer.set_compliance_window(tally.live_answers, tally.abandoned)
         ready = self.dialer.ready_agents()
-        if ready:
+        if ready and not self.dialer.paused:  # paused: no callbacks either, nothing new at all
             attempt = self.hopper.take_callback(now, ready_agents=ready, gate=self._gate)
             if attempt is not None and attempt.agent is not None:
                 call = self.dialer.preview_start(attempt.agent, now)

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -248,3 +248,11 @@ class FaxDetector:
 
 __all__ = ["AmdResult", "FaxDetector", "AmdSettings", "AmdVerdict", "AnsweringMachineDetector", "BeepDetector",
            "CadenceDetector", "FRAME_SAMPLES", "frame_level"]
+
+
+def register_amd_detectors(registry: Any) -> None:
+    """The built-in detector under its name (``amd = true`` in a campaign means this one); plugins add
+    more through ``centralita_register_amd_detectors``."""
+    from ._campaign import BUILT_IN_DETECTOR
+
+    registry.add(BUILT_IN_DETECTOR, lambda campaign: CadenceDetector())

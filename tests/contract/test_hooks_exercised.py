@@ -57,6 +57,10 @@ class Probe:
         self.called.add("centralita_register_compliance_policies")
 
     @hookimpl
+    def centralita_register_amd_detectors(self, registry: Any) -> None:
+        self.called.add("centralita_register_amd_detectors")
+
+    @hookimpl
     def centralita_register_cli_commands(self, registry: Any) -> None:
         self.called.add("centralita_register_cli_commands")
 
