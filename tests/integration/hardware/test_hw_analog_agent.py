@@ -17,31 +17,19 @@ from hardware.voice_modem import plugin as voice_plugin
 CALLER_HZ, AGENT_HZ = 700, 1300
 
 
-async def speak(emulator: VoiceModemEmulator, frequency: float, stop: trio.Event) -> None:
-    """100 ms of a tone every 100 ms, like a real line, until told to stop."""
-    chunk = tone(frequency, 0.1)
-    next_chunk = trio.current_time()
-    while not stop.is_set():
-        await emulator.send_audio(chunk)
-        next_chunk += 0.1
-        await trio.sleep_until(next_chunk)
-
-
-async def test_a_caller_on_one_line_reaches_an_agent_dialled_on_another(nursery, tmp_path: Path) -> None:
-    caller_line, agent_line = (VoiceModemEmulator(link_dir=str(tmp_path / name)) for name in ("in", "out"))
-    for emulator in (caller_line, agent_line):
-        await nursery.start(emulator.run)
-    text = f"""
+def two_lines(caller_link: str, agent_link: str) -> str:
+    """line1 takes callers into the queue; its agent is dialled on line2."""
+    return f"""
 [[devices]]
 name = "line1"
 driver = "voice-modem"
-port = "{caller_line.link}"
+port = "{caller_link}"
 options = {{ command_timeout = 1.0, ring_gone = 2.0 }}
 
 [[devices]]
 name = "line2"
 driver = "voice-modem"
-port = "{agent_line.link}"
+port = "{agent_link}"
 options = {{ command_timeout = 1.0, answer_wait = 0.5 }}
 
 [[agents]]
@@ -58,6 +46,23 @@ wrapup = 0
 match = "line1"
 queue = "support"
 """
+
+
+async def speak(emulator: VoiceModemEmulator, frequency: float, stop: trio.Event) -> None:
+    """100 ms of a tone every 100 ms, like a real line, until told to stop."""
+    chunk = tone(frequency, 0.1)
+    next_chunk = trio.current_time()
+    while not stop.is_set():
+        await emulator.send_audio(chunk)
+        next_chunk += 0.1
+        await trio.sleep_until(next_chunk)
+
+
+async def test_a_caller_on_one_line_reaches_an_agent_dialled_on_another(nursery, tmp_path: Path) -> None:
+    caller_line, agent_line = (VoiceModemEmulator(link_dir=str(tmp_path / name)) for name in ("in", "out"))
+    for emulator in (caller_line, agent_line):
+        await nursery.start(emulator.run)
+    text = two_lines(caller_line.link, agent_line.link)
     data = tmp_path / "data"
     data.mkdir()
     async with open_test_engine(text, plugins=[voice_plugin], data_dir=data) as engine:
@@ -96,33 +101,7 @@ async def test_a_busy_agent_phone_fails_the_offer_and_the_caller_waits_for_the_n
     for emulator in (caller_line, agent_line):
         await nursery.start(emulator.run)
     agent_line.dial_result = "BUSY"  # the agent's phone is engaged the first time
-    text = f"""
-[[devices]]
-name = "line1"
-driver = "voice-modem"
-port = "{caller_line.link}"
-options = {{ command_timeout = 1.0, ring_gone = 2.0 }}
-
-[[devices]]
-name = "line2"
-driver = "voice-modem"
-port = "{agent_line.link}"
-options = {{ command_timeout = 1.0, answer_wait = 0.5 }}
-
-[[agents]]
-id = "bob"
-endpoint = "fxo:line2/5550100"
-
-[[queues]]
-name = "support"
-members = ["bob"]
-timeout = 20
-wrapup = 0
-
-[[routes]]
-match = "line1"
-queue = "support"
-"""
+    text = two_lines(caller_line.link, agent_line.link)
     data = tmp_path / "data"
     data.mkdir()
     async with open_test_engine(text, plugins=[voice_plugin], data_dir=data) as engine:

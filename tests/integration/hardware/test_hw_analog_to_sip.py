@@ -31,7 +31,24 @@ pytestmark = pytest.mark.interop
 PROMPT_HZ, CALLER_HZ, AGENT_HZ = 500, 700, 1300
 
 
-def config(link: str) -> str:
+IVR = """
+[[flows]]
+name = "main"
+start = "welcome"
+
+[flows.nodes.welcome]
+type = "menu"
+prompt = "welcome"
+options = { "1" = "support" }
+timeout = 10
+
+[flows.nodes.support]
+type = "queue"
+queue = "support"
+"""
+
+
+def config(link: str, *, route: str = 'flow = "main"', ring_gone: float = 0.6) -> str:
     return FAST_SIP + f"""
 [[sip.users]]
 name = "1001"
@@ -41,7 +58,7 @@ password = "s3cret"
 name = "line1"
 driver = "voice-modem"
 port = "{link}"
-options = {{ command_timeout = 1.0, ring_gone = 0.6 }}
+options = {{ command_timeout = 1.0, ring_gone = {ring_gone} }}
 
 [[agents]]
 id = "alice"
@@ -55,22 +72,8 @@ wrapup = 0
 
 [[routes]]
 match = "line1"
-flow = "main"
-
-[[flows]]
-name = "main"
-start = "welcome"
-
-[flows.nodes.welcome]
-type = "menu"
-prompt = "welcome"
-options = {{ "1" = "support" }}
-timeout = 10
-
-[flows.nodes.support]
-type = "queue"
-queue = "support"
-"""
+{route}
+""" + (IVR if "flow" in route else "")
 
 
 async def caller_speaks(emulator, samples: np.ndarray, stop: trio.Event) -> None:
@@ -155,41 +158,13 @@ async def test_analog_caller_reaches_a_baresip_agent_through_ivr_and_both_hear_e
         await voice_emulator.wait_until(lambda e: not e.state.off_hook, timeout=10)
 
 
-def queue_config(link: str) -> str:
-    return FAST_SIP + f"""
-[[sip.users]]
-name = "1001"
-password = "s3cret"
-
-[[devices]]
-name = "line1"
-driver = "voice-modem"
-port = "{link}"
-options = {{ command_timeout = 1.0, ring_gone = 2.0 }}
-
-[[agents]]
-id = "alice"
-endpoint = "sip:1001"
-
-[[queues]]
-name = "support"
-members = ["alice"]
-timeout = 15
-wrapup = 0
-
-[[routes]]
-match = "line1"
-queue = "support"
-"""
-
-
 async def test_the_line_rings_until_the_sip_agent_answers_and_goes_on_hook_when_the_agent_hangs_up(
     nursery, voice_emulator, tmp_path: Path
 ) -> None:
     import plugins.sip.plugin as sip_plugin
 
     async with open_test_engine(
-        queue_config(voice_emulator.link), plugins=[voice_plugin, sip_plugin], data_dir=tmp_path
+        config(voice_emulator.link, route='queue = "support"', ring_gone=2.0), plugins=[voice_plugin, sip_plugin], data_dir=tmp_path
     ) as engine:
         sip = engine.channels["sip"]
         with trio.fail_after(15):
