@@ -98,7 +98,7 @@ class Engine(EngineAPI):
         self.ivr: IvrRunner | None = None
         self.campaigns, problems = validate_campaigns(
             config.raw.get("campaigns"), agents=set(self.agent_settings), queues={q.name for q in config.queues},
-            policies=set(self.compliance_policies),
+            policies=set(self.compliance_policies), detectors=set(self.amd_detectors),
         )
         if problems:  # load_config reports these with file and line; this is a safety net for embedders
             raise ConfigError([f"{config.where(p.path)}: {p.path}: {p.message}" for p in problems])
@@ -770,18 +770,21 @@ class Engine(EngineAPI):
         raise ValueError("no voice channel that can originate calls is enabled")
 
     async def report(self, since: float, until: float | None = None, *, interval: float = 1800.0,
-                     short_abandon: float = 5.0) -> dict[str, Any]:
-        """Service level, ASA, AHT and abandonment per queue, agent and interval from the queue log."""
+                     short_abandon: float = 5.0, fcr_window: float = 7 * 86400.0) -> dict[str, Any]:
+        """Queue, agent, interval, channel and campaign figures from the queue log (``engine.reporting``)."""
         rows = await self.queue_log.rows(since, until)
+        later = await self.queue_log.rows(until, until + fcr_window) if until is not None else []
         result = reporting.compute(
             rows,
             threshold={q.name: q.service_level_seconds for q in self.config.queues},
             short_abandon=short_abandon,
-            wrapup={q.name: q.wrapup for q in self.config.queues},
             interval=interval,
+            now=time.time(),
+            until=min(until, time.time()) if until is not None else time.time(),
+            fcr_window=fcr_window,
+            later=[r for r in later if r["event"] == "Hangup"],
         )
-        return {"since": since, "until": until, "queues": result.queues, "agents": result.agents,
-                "intervals": result.intervals}
+        return {"since": since, "until": until, "fcr_window": fcr_window, **result.as_json()}
 
     async def staffing(self, *, days: int = 28, target: float = 0.8, threshold: float = 20.0) -> list[dict[str, Any]]:
         """Erlang C agents needed per queue and half hour, from the last ``days`` of history."""

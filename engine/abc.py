@@ -300,8 +300,9 @@ class EngineAPI(abc.ABC):
         """CDR rows (Master.csv column names as keys), oldest first."""
 
     async def report(self, since: float, until: float | None = None, *, interval: float = 1800.0,
-                     short_abandon: float = 5.0) -> dict[str, Any]:
-        """Service level, ASA, AHT, abandonment per queue, agent and interval (``engine.reporting``)."""
+                     short_abandon: float = 5.0, fcr_window: float = 7 * 86400.0) -> dict[str, Any]:
+        """Service level, ASA, AHT, ACW, abandonment, occupancy, FCR per queue, agent, interval, channel
+        and campaign (``engine.reporting``)."""
         raise NotImplementedError
 
     async def staffing(self, *, days: int = 28, target: float = 0.8, threshold: float = 20.0) -> list[dict[str, Any]]:

@@ -25,7 +25,7 @@ from ._auth import (
     revoke_token,
     set_role,
 )
-from ._cdr import cdr_csv
+from ._cdr import cdr_csv, neutralise
 from ._logs import LEVELS, RingLogHandler
 from ._http import HttpError, Request, Response, Router, json_response, text_response
 
@@ -246,7 +246,12 @@ class Api:
         return Response(200, audio, "audio/wav", [("content-disposition", f'inline; filename="{message}.wav"')])
 
     async def report(self, request: Request) -> Response:
-        return json_response(await run_report(self.engine, request.query))
+        report = await run_report(self.engine, request.query)
+        if request.query.get("format") == "csv" or (request.query.get("format") != "json" and request.accepts("text/csv")):
+            response = text_response(report_csv(report), content_type="text/csv; charset=utf-8")
+            response.headers.append(("content-disposition", 'attachment; filename="report.csv"'))
+            return response
+        return json_response(report)
 
     async def staffing(self, request: Request) -> Response:
         return json_response(await run_staffing(self.engine, request.query))
@@ -353,7 +358,26 @@ async def run_report(engine: EngineAPI, query: Mapping[str, str], *, now: float 
     until = parse_since(query.get("until"))
     interval = _number(query, "interval", 1800.0, 60.0, 86400.0)
     short_abandon = _number(query, "short_abandon", 5.0, 0.0, 3600.0)
-    return dict(await report(since, until, interval=interval, short_abandon=short_abandon))
+    options: dict[str, Any] = {"interval": interval, "short_abandon": short_abandon}
+    if query.get("fcr_days") is not None:  # first-contact resolution window (default 7 days)
+        options["fcr_window"] = _number(query, "fcr_days", 7.0, 0.0, 90.0) * 86400
+    return dict(await report(since, until, **options))
+
+
+def report_csv(report: Mapping[str, Any]) -> str:
+    """The report as CSV, one row per queue/agent/channel/campaign/interval, formulas neutralised."""
+    import csv
+    import io
+
+    from ..reporting import report_table
+
+    header, rows = report_table(report)
+    out = io.StringIO()
+    writer = csv.writer(out, quoting=csv.QUOTE_ALL, lineterminator="\n")
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow([neutralise(cell) for cell in row])
+    return out.getvalue()
 
 
 async def run_staffing(engine: EngineAPI, query: Mapping[str, str]) -> list[dict[str, Any]]:

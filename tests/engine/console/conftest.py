@@ -89,7 +89,7 @@ class FakeEngine(EngineAPI):
         return {"id": "o1", "kind": "voice", "state": "new", "to": body["to"]}
 
     async def report(self, since: float, until: float | None = None, *, interval: float = 1800.0,
-                     short_abandon: float = 5.0) -> dict[str, Any]:
+                     short_abandon: float = 5.0, fcr_window: float = 7 * 86400.0) -> dict[str, Any]:
         self.report_calls.append((since, until, interval, short_abandon))
         figures = {"offered": 10, "answered": 8, "abandoned": 2, "short_abandoned": 1, "service_level": 0.75,
                    "asa": 12.5, "aht": 200.0, "abandon_rate": 0.1111}

@@ -28,14 +28,14 @@ def test_service_level_asa_aht_and_abandonment_by_the_definitions() -> None:
         row(100, "AgentComplete", Queue="q", Agent="a", TalkTime=120), row(200, "AgentComplete", Queue="q", Agent="b", TalkTime=60),
         row(7, "QueueCallerJoin", Queue="agent:bob"),  # a direct route is not a queue
     ]
-    report = compute(log, threshold=20, short_abandon=5, wrapup={"q": 10})
+    report = compute(log, threshold=20, short_abandon=5)
     q = report.queues["q"]
     assert (q["offered"], q["answered"], q["abandoned"], q["short_abandoned"]) == (5, 2, 2, 1)
     assert q["service_level"] == round(1 / 3, 4)  # 1 answered within 20 s / (2 answered + 1 abandoned after 20 s)
-    assert q["asa"] == 20.0 and q["aht"] == 100.0  # mean talk 90 + wrap-up 10
+    assert q["asa"] == 20.0 and q["aht"] == 90.0  # mean talk 90 + no after-call work measured
     assert q["abandon_rate"] == 0.5  # 2 / (5 offered - 1 short)
-    assert report.agents == {"a": {"answered": 1, "talk_time": 120.0, "completed": 1, "aht": 120.0},
-                             "b": {"answered": 1, "talk_time": 60.0, "completed": 1, "aht": 60.0}}
+    assert {a: (f["answered"], f["talk_time"], f["completed"], f["aht"]) for a, f in report.agents.items()} == {
+        "a": (1, 120.0, 1, 120.0), "b": (1, 60.0, 1, 60.0)}
     assert list(report.queues) == ["q"]
 
 
@@ -79,10 +79,12 @@ async def test_report_from_a_running_engine(tmp_path: Path) -> None:
         await wait_until(lambda: answered.state is InteractionState.ACTIVE)
         await voice.caller_hangs_up(answered)
         with trio.fail_after(20):  # the log is written by its own task, a moment after the events
-            while (report := await engine.report(since=0))["agents"].get("alice", {}).get("completed") != 1:
+            while (report := await engine.report(since=0))["channels"].get("voice", {}).get("contacts") != 1:
                 await trio.sleep(0.02)
     assert report["queues"]["support"]["offered"] == 1 and report["queues"]["support"]["answered"] == 1
     assert report["agents"]["alice"]["completed"] == 1
+    assert report["channels"]["voice"]["contacts_answered"] == 1 and report["channels"]["voice"]["fcr_pending"] == 1
+    assert 0 < report["agents"]["alice"]["occupancy"] <= 1  # alice was available, then busy
 
 
 @pytest.mark.parametrize("days", [1, 7])
