@@ -110,6 +110,9 @@ class Call:
     anchor: MediaLeg | None = None
     #: our SDP answer to the caller's offer, kept until an agent answers (anchored queue calls)
     anchor_sdp: bytes = b""
+    #: the other half of a caller transferred to an outside number (its own outbound call through a
+    #: trunk, bridged on the media engine): when either ends, so does the other
+    linked: Call | None = None
 
     @property
     def connected_agent(self) -> Leg | None:
@@ -661,6 +664,12 @@ class CallManager:
             self._hangup_leg(call.caller)
             self._end_call(call, cause="transfer-failed")
             return
+        if call.anchor is not None and winner.media_leg is not None:
+            # The caller's media ends on our endpoint (an IVR caller): bridge it to the new agent's.
+            call.anchor.set_hold_music(None)
+            call.anchor.endpoint.play(None)
+            call.anchor.bridge(winner.media_leg)
+            return
         # Point the caller's media at the new agent.
         self._send_in_dialog(call.caller, "INVITE", body=winner.remote_sdp, content_type="application/sdp")
 
@@ -720,6 +729,7 @@ class CallManager:
                     self._by_dialog.pop(leg.dialog.id, None)
         self.calls.pop(interaction.id, None)
         self._release_media(call)
+        self._end_linked(call)
 
     def _release_media(self, call: Call) -> None:
         recorder = getattr(self.engine, "recorder", None)
@@ -762,6 +772,26 @@ class CallManager:
         engine = self.engine
         if engine is not None:
             self.channel.spawn(self._end_interaction, call.interaction, cause, disposition)
+        self._end_linked(call)
+
+    def _end_linked(self, call: Call) -> None:
+        partner, call.linked = call.linked, None
+        if partner is not None:
+            partner.linked = None
+            self._end_call(partner, cause="transfer-partner")
+
+    def link(self, caller_call: Call, outside_call: Call) -> bool:
+        """Bridge a transferred caller with the outside party the engine dialled for them. False when
+        either call is no longer there or one of them is not anchored on the media engine."""
+        if self.calls.get(caller_call.interaction.id) is not caller_call or self.calls.get(outside_call.interaction.id) is not outside_call:
+            return False
+        if caller_call.anchor is None or outside_call.anchor is None:
+            return False
+        caller_call.anchor.set_hold_music(None)
+        caller_call.anchor.endpoint.play(None)
+        caller_call.linked, outside_call.linked = outside_call, caller_call
+        caller_call.anchor.bridge(outside_call.anchor)
+        return True
 
     async def _end_interaction(self, interaction: Interaction, cause: str, disposition: Disposition | None) -> None:
         try:

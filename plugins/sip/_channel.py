@@ -247,12 +247,77 @@ class SipChannel(VoiceChannel):
         return await self.calls.record(interaction, path, max_seconds=max_seconds, silence_seconds=silence_seconds)
 
     async def transfer(self, interaction: Interaction, destination: str) -> None:
-        """Blind transfer of an answered caller to a registered SIP user (IVR ``transfer`` nodes)."""
+        """Blind transfer of an answered caller (IVR ``transfer`` nodes): to a registered SIP user, or to
+        an outside number through an outbound trunk (``engine.check_dial`` first; the outside party is a
+        call of its own, with its own CDR, bridged to the caller on the media engine).
+
+        A transfer that fails (refused number, busy, no answer) hangs the caller up with the cause
+        ``transfer-failed``. NotImplementedError: this call's audio does not pass through the engine."""
         call = self.calls.calls.get(interaction.id)
-        user = destination.removeprefix("sip:").split("@", 1)[0]
-        if call is None or not self.registrar.contacts(user):
-            raise ValueError(f"cannot transfer to {destination!r}: not a registered SIP user")
-        await self.calls._transfer(call, user)
+        if call is None:
+            return  # the caller is gone
+        target = destination.strip()
+        for prefix in ("sip:", "tel:"):
+            target = target.removeprefix(prefix)
+        user = target.split("@", 1)[0].split(";", 1)[0]
+        if user in self.registrar.users:
+            if not self.registrar.contacts(user):
+                await self._transfer_failed(interaction, f"SIP user {user} is not registered")
+                return
+            await self.calls._transfer(call, user)
+            return
+        await self._transfer_out(interaction, call, user)
+
+    async def _transfer_out(self, interaction: Interaction, call: Any, number: str) -> None:
+        from engine import Direction, InteractionState
+
+        engine = getattr(self.context, "engine", None)
+        if call.anchor is None or engine is None:
+            raise NotImplementedError("a transfer to an outside number needs the engine's media framework")
+        try:
+            number = engine.check_dial(number, caller=interaction.from_, purpose="transfer")
+            self.trunks.outbound_trunk(number)
+        except ValueError as exc:  # DialRefused is a ValueError too
+            await self._transfer_failed(interaction, str(exc))
+            return
+        outside = engine.new_interaction(
+            InteractionKind.VOICE, Direction.OUTBOUND, from_=interaction.from_, to=number, channel=self.name,
+            caller_name=interaction.caller_name, attributes={"transfer_of": interaction.id},
+        )
+        interaction.attributes["transferred_to"] = number
+        try:
+            result = await self.outbound.dial(
+                outside, number, caller_id=interaction.from_, ring_timeout=self.settings.timers.ring_timeout
+            )
+        except BaseException:
+            self.calls.hangup(outside)
+            with trio.CancelScope(shield=True):
+                await engine.end_interaction(outside, cause="transfer-cancelled")
+            raise
+        if result.outcome != "answered":
+            from engine import Disposition
+
+            disposition = {"busy": Disposition.BUSY, "no-answer": Disposition.NO_ANSWER,
+                           "congestion": Disposition.CONGESTION}.get(result.outcome, Disposition.FAILED)
+            await engine.end_interaction(outside, cause=result.outcome, disposition=disposition)
+            await self._transfer_failed(interaction, f"{number}: {result.outcome}")
+            return
+        if outside.state is not InteractionState.ACTIVE:
+            outside.transition(InteractionState.ACTIVE)
+        outside_call = self.calls.calls.get(outside.id)
+        if outside_call is None or not self.calls.link(call, outside_call):
+            # The caller hung up while the number rang (or the outside party already left).
+            self.calls.hangup(outside)
+            await engine.end_interaction(outside, cause="caller-gone")
+            return
+        log.info("sip: %s transferred to %s (%s)", interaction.id, number, outside.id)
+
+    async def _transfer_failed(self, interaction: Interaction, why: str) -> None:
+        log.warning("sip: transfer of %s failed: %s", interaction.id, safe_text(why, 120))
+        self.calls.hangup(interaction, "transfer-failed")
+        engine = getattr(self.context, "engine", None)
+        if engine is not None:
+            await engine.end_interaction(interaction, cause="transfer-failed")
 
     async def dial(self, interaction: Interaction, number: str, *, caller_id: str, ring_timeout: float) -> DialResult:
         """Call a customer for the dialer or a callback: a registered SIP user, or a number through an

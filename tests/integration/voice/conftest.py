@@ -16,16 +16,15 @@ for _helpers in (str(Path(__file__).resolve().parents[1] / "sip"), str(Path(__fi
     if _helpers not in sys.path:
         sys.path.insert(0, _helpers)
 
-from sip_interop_helpers import FAST_TIMERS  # noqa: E402
+from sip_interop_helpers import FAST_TIMERS
 
 
 @pytest.fixture
 def voice_engine(tmp_path: Path) -> Callable[..., contextlib.AbstractAsyncContextManager[Any]]:
     """``async with voice_engine(toml) as (engine, channel)``: the real engine with the SIP plugin and
     ``tmp_path`` as its data directory (prompts go in ``tmp_path / "prompts"`` before it starts)."""
-    from engine.testing import open_test_engine
-
     import plugins.sip.plugin as sip_plugin
+    from engine.testing import open_test_engine
 
     @contextlib.asynccontextmanager
     async def open_engine(extra: str = "", *, sip: str = "") -> AsyncIterator[Any]:
