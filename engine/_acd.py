@@ -37,6 +37,7 @@ from .routing import (
     Router,
     RouterEvent,
     RoutingError,
+    UnknownInteraction,
     build_agents,
     build_queues,
 )
@@ -436,7 +437,41 @@ class Acd(Service):
     def _overflow(self, interaction: Interaction, destination: tuple[str, str], reason: str) -> None:
         kind, target = destination
         log.info("interaction %s overflows (%s) to %s %s", interaction.id, reason, kind, target)
+        if kind == "callback":
+            self._spawn(self._overflow_to_callback(interaction))
+            return
         self._spawn(self._deliver_or_reject(interaction, kind, target))
+
+    async def _overflow_to_callback(self, interaction: Interaction) -> None:
+        """``overflow = { callback = true }``: a caller who has waited too long is called back instead.
+
+        Routing kept their place; the callback is booked on the number they called from, they hear the
+        ``callback-booked`` prompt when there is one, and the line is released (not an abandon). A caller
+        with no number to call back (anonymous, a SIP name) simply waits on.
+        """
+        engine = self.engine
+        try:
+            number = engine.check_dial(interaction.from_, caller=interaction.from_, purpose="callback")
+        except ValueError as exc:
+            log.info("%s cannot be offered a callback (%s); the caller keeps waiting", interaction.id, exc)
+            return
+        request_id = f"{interaction.id}-overflow"
+        try:
+            self.apply(self.router.request_callback(interaction.id, CallbackRequest(request_id, number), now=self.clock()))
+        except UnknownInteraction:
+            return  # answered or gone in the meantime
+        interaction.attributes["callback_request"] = request_id
+        channel = engine.channels.get(interaction.channel)
+        if engine.prompts.has_prompt("callback-booked"):
+            with trio.move_on_after(30):
+                try:
+                    await channel.answer(interaction)  # a queued call may still be ringing
+                    await channel.play(interaction, prompt="callback-booked")
+                except NotImplementedError:
+                    pass
+        if interaction.state is not InteractionState.ENDED:
+            await channel.hangup(interaction, "callback-booked")
+            await engine.end_interaction(interaction, cause="callback-booked")
 
     async def _deliver_or_reject(self, interaction: Interaction, kind: str, target: str) -> None:
         # Routing has already let go of the caller: if the destination cannot take them (a channel

@@ -594,7 +594,8 @@ class Router:
         if kind == "offer":
             self._offer_failed(entry, self._agents[extra], now, "no-answer")
         elif kind == "maxwait":
-            if q.config.max_wait is not None and now - entry.joined >= q.config.max_wait:
+            # A booked callback is not a caller on hold: its wait is bounded by its calling window.
+            if entry.callback is None and q.config.max_wait is not None and now - entry.joined >= q.config.max_wait:
                 self._overflow(entry, now, "max-wait")
         elif kind == "announce":
             if entry.state == "waiting":
@@ -697,6 +698,10 @@ class Router:
         q.overflowed += 1
         destination = q.config.overflow or ("hangup", "")
         self._out.append(Overflow(entry.id, q.config.name, destination, reason))
+        if destination[0] == "callback" and entry.callback is None and entry.kind == "voice":
+            # The caller keeps their place: the engine books the callback (request_callback) with their
+            # number, or, when there is no number to call, lets them wait on.
+            return
         if destination[0] == "queue" and destination[1] in self._queues and destination[1] != entry.queue:
             self._move(entry, destination[1], now, None, reason="overflow")
         else:
