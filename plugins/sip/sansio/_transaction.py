@@ -125,7 +125,9 @@ _ALLOWED: dict[str, dict[S, frozenset[S]]] = {
 class _Transaction:
     kind = ""
 
-    def __init__(self, request: Request, *, reliable: bool, timers: TimerConfig, peer: Any) -> None:
+    def __init__(
+        self, request: Request, *, reliable: bool = False, timers: TimerConfig = DEFAULT_TIMERS, peer: Any = None
+    ) -> None:
         self.request = request
         self.method = request.method
         self.reliable = reliable
@@ -138,6 +140,10 @@ class _Transaction:
         self._heap_slot: list[Any] | None = None
         top = request.top_via
         self.branch = top.branch if top is not None else None
+        self._post_init()
+
+    def _post_init(self) -> None:
+        """What each kind of transaction adds to the common state."""
 
     @property
     def terminated(self) -> bool:
@@ -194,16 +200,8 @@ class _Transaction:
 
 
 class _ClientTransaction(_Transaction):
-    def __init__(
-        self,
-        request: Request,
-        *,
-        reliable: bool = False,
-        timers: TimerConfig = DEFAULT_TIMERS,
-        peer: Any = None,
-    ) -> None:
-        super().__init__(request, reliable=reliable, timers=timers, peer=peer)
-        self._wire = request.to_bytes()
+    def _post_init(self) -> None:
+        self._wire = self.request.to_bytes()
         self.last_response: Response | None = None
         #: the TU's callback for what this transaction delivers (the shell's; the layer never calls it)
         self.on_response: Callable[..., None] | None = None
@@ -314,15 +312,7 @@ class ClientNonInviteTransaction(_ClientTransaction):
 
 
 class _ServerTransaction(_Transaction):
-    def __init__(
-        self,
-        request: Request,
-        *,
-        reliable: bool = False,
-        timers: TimerConfig = DEFAULT_TIMERS,
-        peer: Any = None,
-    ) -> None:
-        super().__init__(request, reliable=reliable, timers=timers, peer=peer)
+    def _post_init(self) -> None:
         self.last_response: Response | None = None
         self._last_wire = b""
         #: the status of the final response sent (0 until then)
@@ -396,8 +386,8 @@ class ServerInviteTransaction(_ServerTransaction):
     kind = "server-invite"
     _initial_state = S.PROCEEDING
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def _post_init(self) -> None:
+        super()._post_init()
         self.acked = False
 
     def guard_unanswered(self, now: float, limit: float) -> None:
