@@ -12,7 +12,7 @@ import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from hardware.emulators import VoiceModemEmulator  # noqa: E402
+from hardware.emulators import VoiceModemEmulator
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ from functools import partial
 from pathlib import Path
 
 import trio
-
 from analog_helpers import dominant_frequency, tone
+
 from engine.abc import DeviceHealth
 from engine.testing import open_test_engine
 from hardware.emulators import VoiceModemEmulator

@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import trio
-
 from analog_helpers import (
     FAST_SIP,
     baresip_agent,
@@ -22,6 +21,7 @@ from analog_helpers import (
     tone,
     write_wav,
 )
+
 from engine.abc import DeviceHealth
 from engine.testing import open_test_engine, wait_until
 from hardware.voice_modem import plugin as voice_plugin
