@@ -449,6 +449,47 @@ class DialerService(Service):
     def _wake(self, campaign: Campaign) -> None:
         campaign.kick.set()
 
+    # ------------------------------------------------------------ control (engine/console/_campaign_api.py)
+
+    def campaign(self, name: str) -> Campaign:
+        campaign = self.campaigns.get(name)
+        if campaign is None:
+            raise KeyError(f"campaign {name!r}")
+        return campaign
+
+    def answer_preview(self, name: str, agent: str, lead: str, *, start: bool) -> None:
+        """The agent dials (``start``) or skips the lead it was shown; ``ValueError`` when that lead is
+        not on show to that agent (another agent's, already answered, or the agent went away)."""
+        campaign = self.campaign(name)
+        attempt = campaign.dialer.previewed(agent)
+        if attempt is None or attempt.lead != lead:
+            raise ValueError(f"lead {lead!r} is not on preview for {agent} in campaign {name!r}")
+        if start:
+            campaign.dialer.preview_start(agent, self.clock())
+        else:
+            campaign.dialer.preview_skip(agent, self.clock())
+        campaign.previews.pop(agent, None)
+        self._wake(campaign)  # the next pass persists the journal, then places the call
+
+    def previews_for(self, agent: str) -> list[dict[str, Any]]:
+        """Leads on show to ``agent`` now, one per preview campaign."""
+        out = []
+        for name, campaign in self.campaigns.items():
+            attempt = campaign.dialer.previewed(agent)
+            shown = campaign.previews.get(agent)
+            if attempt is not None and shown is not None and shown["lead"] == attempt.lead:
+                out.append({"campaign": name, "script": campaign.settings.script, **shown})
+        return out
+
+    def set_paused(self, name: str, paused: bool, *, by: str = "") -> None:
+        campaign = self.campaign(name)
+        campaign.dialer.set_paused(paused, self.clock(), by=by)
+        self._wake(campaign)
+
+    def leads_added(self, name: str) -> None:
+        """New rows are in ``dialer_leads``: load them now rather than at the next pass."""
+        self._wake(self.campaign(name))
+
 
 def _listenable_media(channel: Any, interaction: Interaction) -> Any:
     """The answered call's RTP endpoint from ``VoiceChannel.media_of`` (None when the channel has no

@@ -21,6 +21,7 @@ from .._events import safe_text
 from .._registry import HttpRouteRegistry
 from ..abc import EngineAPI
 from ._api import Api
+from ._campaign_api import CampaignApi
 from ._desk_api import DeskApi
 from ._auth import SESSION_COOKIE, SESSION_LIFETIME, Authenticator, Principal
 from ._http import HttpError, Receive, Request, Response, Router, Scope, Send, error_response, json_response, redirect
@@ -68,6 +69,7 @@ class ConsoleApp:
         self.desk_api = DeskApi(engine, auth.store)
         self.desk_api.mount(self.router)
         Api(engine, auth, self.set_session_cookie, self.logs).mount(self.router)
+        CampaignApi(engine).mount(self.router)  # the outbound dialer: campaigns, leads, previews
         self.pages = Pages(engine, auth, self.set_session_cookie, tls_fingerprint=tls_fingerprint, logs=self.logs)
         self.pages.desk_tools = self.desk_api
         self.pages.mount_desk(self.router)

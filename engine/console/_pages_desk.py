@@ -14,6 +14,7 @@ import urllib.parse
 from typing import Any
 
 from ._auth import Principal
+from ._campaign_api import PREVIEW_ACTIONS, previews_of
 from ._canned import fill, list_canned
 from ._desk_api import DeskApi, placeholder_values
 from ._html import Markup, csrf_field, esc, join, page, tag
@@ -34,6 +35,7 @@ class DeskPages(SupervisePages):
     def mount_desk(self, router: Any) -> None:
         """Routes of the desk and supervisor pages that ``Pages.mount`` does not know about."""
         router.add("GET", "/desk/live", self.desk_live, role="agent", page=True)
+        router.add("POST", "/desk/preview/{name}/{lead}/{action}", self.desk_preview, role="agent", page=True)
         self.mount_supervise(router)
 
     # ------------------------------------------------------------------------------- page
@@ -70,6 +72,7 @@ class DeskPages(SupervisePages):
         callbacks = self._callbacks(principal)
         return join([
             state_section,
+            tag("section", tag("h2", "Lead to call"), self._previews(principal), id="preview-section"),
             tag("section", tag("h2", "Offers"), *offer_cards or [tag("p", "No offers.", class_="muted")], id="offers"),
             tag("section", tag("h2", "My conversations"), *conversations or [tag("p", "None right now.", class_="muted")],
                 id="conversations"),
@@ -201,6 +204,29 @@ class DeskPages(SupervisePages):
             )
         return Markup("<div class=\"wrapup\">" + "".join(forms) + "</div>")
 
+    def _previews(self, principal: Principal) -> Markup:
+        """Preview campaigns: the lead on show to me, with Start (dial it) and Skip."""
+        leads = previews_of(self.engine, principal.name)
+        if not leads:
+            return tag("p", "No lead to preview.", class_="muted")
+        cards = []
+        for lead in leads:
+            base = "/desk/preview/" + "/".join(esc(urllib.parse.quote(str(lead[k]), safe="")) for k in ("campaign", "lead"))
+            buttons = "".join(
+                f'<form method="post" action="{base}/{action}" class="inline" data-live>{csrf_field(principal.csrf)}'
+                f'<button type="submit">{label}</button></form>' for action, label in (("start", "Start call"), ("skip", "Skip")))
+            fields = [tag("li", f"{key}: {value}") for key, value in sorted(lead["fields"].items())]
+            cards.append(tag(
+                "article",
+                tag("h3", f"Call {lead['number']}"),
+                tag("p", f"campaign {lead['campaign']} · lead {lead['lead']}", class_="muted"),
+                tag("ul", *fields, class_="lead-fields") if fields else "",
+                tag("p", lead["script"], class_="script") if lead.get("script") else "",
+                Markup(buttons),
+                class_="preview", data_campaign=str(lead["campaign"]), data_lead=str(lead["lead"]),
+            ))
+        return join(cards)
+
     def _callbacks(self, principal: Principal) -> Markup:
         tools = self._tools()
         rows = tools.desk.callbacks(principal) if tools is not None else []
@@ -261,6 +287,19 @@ class DeskPages(SupervisePages):
         elif action == "transfer":
             body["queue"] = form.get("queue", "")[:64]
         await self.engine.interaction_action(interaction, action, body)
+        return _done(request)
+
+
+    async def desk_preview(self, request: Request) -> Response:
+        """Start or Skip on the lead card: only the agent the lead is on show to (409 otherwise)."""
+        action = request.path_params["action"]
+        if action not in PREVIEW_ACTIONS:
+            raise HttpError(404, "unknown action")
+        dialer = getattr(self.engine, "dialer", None)
+        if dialer is None:
+            raise HttpError(409, "no campaign is running")
+        dialer.answer_preview(request.path_params["name"], request.principal.name, request.path_params["lead"],
+                              start=action == "start")
         return _done(request)
 
 

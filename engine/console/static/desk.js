@@ -47,6 +47,7 @@
   }
   function merge(doc) {
     swap("state-section", doc);
+    swap("preview-section", doc);
     swap("offers", doc);
     swap("callbacks-section", doc);
     const target = document.getElementById("conversations");
