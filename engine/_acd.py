@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from pathlib import Path
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -104,13 +105,16 @@ class Acd(Service):
             self._dirty = False
 
     async def run(self, *, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
-        await self._restore()
+        # Reachability first and the nursery open before the snapshot is restored: restoring offers the
+        # waiting callbacks to agents at once, and those offers must neither reserve a phone that is not
+        # registered nor lose the dial they trigger (a callback left "dialing" forever, its agent held).
         for agent in self.engine.config.agents:
             if agent.endpoint:
                 reachable = self.engine.endpoint_reachable(agent.endpoint)
                 self.apply(self.router.set_reachable(agent.id, reachable, now=self.clock()))
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
+            await self._restore()
             self._ready = True
             task_status.started()
             while True:
@@ -283,7 +287,8 @@ class Acd(Service):
     # ------------------------------------------------------------------------------ music on hold
 
     def _hold_music_prompt(self, queue: str) -> Any:
-        """The queue's ``music_on_hold`` (a prompt name, or a path to a WAV file), else the library's
+        """The queue's ``music_on_hold`` (a prompt name, or a path to a WAV file, relative to the data
+        directory unless absolute), else the library's
         ``music-on-hold`` prompt if there is one; ``"none"`` means silence. Loaded once per setting."""
         settings = next((q for q in self.engine.config.queues if q.name == queue), None)
         setting = (getattr(settings, "music_on_hold", "") or "").strip()
@@ -298,7 +303,8 @@ class Acd(Service):
             elif setting and ("/" in setting or setting.endswith(".wav")):
                 from .media import MusicOnHold
 
-                prompt = MusicOnHold(setting).prompt
+                path = Path(setting)
+                prompt = MusicOnHold(path if path.is_absolute() else self.engine.config.data_dir / path).prompt
             elif setting and prompts is not None:
                 prompt = prompts.load(setting, self.engine.config.media.language)
             elif prompts is not None and prompts.has_prompt(DEFAULT_HOLD_MUSIC, self.engine.config.media.language):

@@ -87,3 +87,90 @@ async def test_a_queued_caller_hears_music_paused_for_announcements_until_an_age
     assert count_frames_at(tones[:first_agent], MOH_HZ) >= 100
     assert count_frames_at(tones[first_agent:], MOH_HZ) <= 3  # stopped once the agent answered
     assert count_frames_at(tones[first_agent:], ANNOUNCE_HZ) <= 3
+
+
+DEFAULTS = """
+[[agents]]
+id = "alice"
+endpoint = "sip:1001"
+
+[[queues]]
+name = "sales"
+members = ["alice"]
+
+[[queues]]
+name = "billing"
+members = ["alice"]
+music_on_hold = "moh/billing.wav"
+
+[[queues]]
+name = "broken"
+members = ["alice"]
+music_on_hold = "moh/missing.wav"
+
+[[flows]]
+name = "sales"
+start = "q"
+
+[flows.nodes.q]
+type = "queue"
+queue = "sales"
+
+[[flows]]
+name = "billing"
+start = "q"
+
+[flows.nodes.q]
+type = "queue"
+queue = "billing"
+
+[[flows]]
+name = "broken"
+start = "q"
+
+[flows.nodes.q]
+type = "queue"
+queue = "broken"
+
+[[routes]]
+match = "200"
+flow = "sales"
+
+[[routes]]
+match = "300"
+flow = "billing"
+
+[[routes]]
+match = "400"
+flow = "broken"
+"""
+
+DEFAULT_HZ, FILE_HZ = 250.0, 650.0
+
+
+@pytest.mark.parametrize(("number", "expected"), [("200", DEFAULT_HZ), ("300", FILE_HZ), ("400", None)])
+async def test_the_library_default_a_file_path_and_a_missing_file(voice_engine, tmp_path, caplog, number, expected):
+    """No ``music_on_hold``: the library's ``music-on-hold`` prompt; a path: that file (relative to the
+    data directory); a missing file: one error in the log and the caller waits in silence, still queued."""
+    write_prompt(tmp_path, "music-on-hold", tone(DEFAULT_HZ, 0.8))
+    (tmp_path / "moh").mkdir()
+    from baresip_agent import write_wav
+
+    write_wav(tmp_path / "moh" / "billing.wav", tone(FILE_HZ, 0.8))
+    async with voice_engine(DEFAULTS, sip=PHONES) as (engine, channel):
+        async with baresip_agent(channel, tmp_path, user="2001") as caller:
+            set_caller_audio(caller, silence(60))
+            await dial(caller, channel, number)
+            interaction = await wait_for_interaction(engine, InteractionState.QUEUED)
+            anchor = channel.calls.calls[interaction.id].anchor.endpoint
+            answered_at = anchor.packets_in
+            await wait_until(lambda: anchor.packets_in >= answered_at + 100, timeout=30)  # 2 s in the queue
+            assert interaction.state is InteractionState.QUEUED
+            await hang_up_and_wait_for_cdr(caller, engine, interaction.id)
+    if expected is None:
+        assert any("music on hold" in r.getMessage() and "missing.wav" in r.getMessage() for r in caplog.records)
+        if caller.recordings("dec"):
+            assert len(frame_tones(heard(caller))) == 0  # nothing loud reached the phone
+        return
+    tones = frame_tones(heard(caller))
+    assert count_frames_at(tones, expected) >= 50 and count_frames_at(tones, expected) >= len(tones) - 3
