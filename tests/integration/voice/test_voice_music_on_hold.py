@@ -58,23 +58,23 @@ flow = "main"
 async def test_a_queued_caller_hears_music_paused_for_announcements_until_an_agent_answers(voice_engine, tmp_path):
     write_prompt(tmp_path, "hold-tune", tone(MOH_HZ, 1.0))
     write_prompt(tmp_path, "queue-you-are-next", tone(ANNOUNCE_HZ, 0.4))
-    async with voice_engine(CONFIG, sip=PHONES) as (engine, channel):
-        async with baresip_agent(channel, tmp_path, user="2001") as caller:
-            # The caller says nothing: everything loud it hears comes from the engine or the agent.
-            set_caller_audio(caller, silence(60))
-            await dial(caller, channel, "100")
-            interaction = await wait_for_interaction(engine, InteractionState.QUEUED)
-            anchor = channel.calls.calls[interaction.id].anchor.endpoint
-            # Long enough for the music, an announcement and the music again (5 s of packets sent).
-            await wait_until(lambda: anchor.packets_out >= 250, timeout=30)
-            assert engine.acd.statistics()["music_on_hold"] == 1
-            async with baresip_agent(channel, tmp_path, user="1001", frequency=AGENT_HZ):
-                await wait_until(lambda: interaction.state is InteractionState.ACTIVE, timeout=30)
-                assert engine.acd.statistics()["music_on_hold"] == 0
-                agent_leg = channel.calls.calls[interaction.id].connected_agent.media_leg.endpoint
-                received = agent_leg.packets_in
-                await wait_until(lambda: agent_leg.packets_in >= received + 100, timeout=20)
-                await hang_up_and_wait_for_cdr(caller, engine, interaction.id)
+    async with voice_engine(CONFIG, sip=PHONES) as (engine, channel), \
+            baresip_agent(channel, tmp_path, user="2001") as caller:
+        # The caller says nothing: everything loud it hears comes from the engine or the agent.
+        set_caller_audio(caller, silence(60))
+        await dial(caller, channel, "100")
+        interaction = await wait_for_interaction(engine, InteractionState.QUEUED)
+        anchor = channel.calls.calls[interaction.id].anchor.endpoint
+        # Long enough for the music, an announcement and the music again (5 s of packets sent).
+        await wait_until(lambda: anchor.packets_out >= 250, timeout=30)
+        assert engine.acd.statistics()["music_on_hold"] == 1
+        async with baresip_agent(channel, tmp_path, user="1001", frequency=AGENT_HZ):
+            await wait_until(lambda: interaction.state is InteractionState.ACTIVE, timeout=30)
+            assert engine.acd.statistics()["music_on_hold"] == 0
+            agent_leg = channel.calls.calls[interaction.id].connected_agent.media_leg.endpoint
+            received = agent_leg.packets_in
+            await wait_until(lambda: agent_leg.packets_in >= received + 100, timeout=20)
+            await hang_up_and_wait_for_cdr(caller, engine, interaction.id)
 
     tones = frame_tones(heard(caller))
     moh = np.abs(tones - MOH_HZ) <= 50
