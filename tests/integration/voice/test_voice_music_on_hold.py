@@ -157,16 +157,16 @@ async def test_the_library_default_a_file_path_and_a_missing_file(voice_engine, 
     from baresip_agent import write_wav
 
     write_wav(tmp_path / "moh" / "billing.wav", tone(FILE_HZ, 0.8))
-    async with voice_engine(DEFAULTS, sip=PHONES) as (engine, channel):
-        async with baresip_agent(channel, tmp_path, user="2001") as caller:
-            set_caller_audio(caller, silence(60))
-            await dial(caller, channel, number)
-            interaction = await wait_for_interaction(engine, InteractionState.QUEUED)
-            anchor = channel.calls.calls[interaction.id].anchor.endpoint
-            answered_at = anchor.packets_in
-            await wait_until(lambda: anchor.packets_in >= answered_at + 100, timeout=30)  # 2 s in the queue
-            assert interaction.state is InteractionState.QUEUED
-            await hang_up_and_wait_for_cdr(caller, engine, interaction.id)
+    async with voice_engine(DEFAULTS, sip=PHONES) as (engine, channel), \
+            baresip_agent(channel, tmp_path, user="2001") as caller:
+        set_caller_audio(caller, silence(60))
+        await dial(caller, channel, number)
+        interaction = await wait_for_interaction(engine, InteractionState.QUEUED)
+        anchor = channel.calls.calls[interaction.id].anchor.endpoint
+        answered_at = anchor.packets_in
+        await wait_until(lambda: anchor.packets_in >= answered_at + 100, timeout=30)  # 2 s in the queue
+        assert interaction.state is InteractionState.QUEUED
+        await hang_up_and_wait_for_cdr(caller, engine, interaction.id)
     if expected is None:
         assert any("music on hold" in r.getMessage() and "missing.wav" in r.getMessage() for r in caplog.records)
         if caller.recordings("dec"):
