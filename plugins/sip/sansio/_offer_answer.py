@@ -158,6 +158,25 @@ class MediaSession:
     def resume_offer(self) -> SessionDescription:
         return self.make_offer("sendrecv")
 
+    def _pick(self, audio: MediaDescription, *, clock_rate: int | None) -> tuple[Codec | None, int | None]:
+        """The first of ``audio``'s formats that is one of our codecs, and its telephone-event payload
+        type (``clock_rate``: only formats at that rate count; None: any)."""
+        codec = None
+        te_pt = None
+        rtpmap = audio.rtpmap()  # once, not once per payload type
+        for pt in audio.formats:
+            found = _codec_of(audio, pt, rtpmap)
+            if found is None or not pt.isdigit():
+                continue
+            name, clock = found
+            if clock_rate is not None and clock != clock_rate:
+                continue
+            if name.lower() == "telephone-event":
+                te_pt = int(pt) if te_pt is None else te_pt
+            elif codec is None and name.upper() in self.codecs:
+                codec = Codec(name.upper(), int(pt))
+        return codec, te_pt
+
     # -- answering the peer's offer -------------------------------------------------------------------
     def answer(self, offer: SessionDescription | bytes, *, direction: str = "sendrecv") -> tuple[
         SessionDescription, Negotiated
@@ -172,18 +191,8 @@ class MediaSession:
             except SdpParseError as exc:
                 raise SdpNegotiationError(f"unparseable offer: {exc.reason}") from None
         index, audio = _audio(offer)
-        codec = None
-        te_pt = None
-        rtpmap = audio.rtpmap()  # once, not once per payload type
-        for pt in audio.formats:
-            found = _codec_of(audio, pt, rtpmap)
-            if found is None or not pt.isdigit():
-                continue
-            name, clock = found
-            if name.lower() == "telephone-event" and clock == 8000 and te_pt is None:
-                te_pt = int(pt)
-            elif codec is None and name.upper() in self.codecs and clock == 8000:
-                codec = Codec(name.upper(), int(pt))
+        # The offerer's order wins among what we support, at 8 kHz only (RFC 3264 §6.1).
+        codec, te_pt = self._pick(audio, clock_rate=8000)
         if codec is None:
             raise SdpNegotiationError("no common audio codec (we support " + ", ".join(self.codecs) + ")")
         if self.telephone_event_pt is None:
@@ -220,18 +229,7 @@ class MediaSession:
                 return self.negotiated  # the same answer again (a retransmitted 2xx): nothing changes
             raise SdpNegotiationError("an answer arrived but we made no offer", 400)
         _, audio = _audio(answer)
-        codec = None
-        te_pt = None
-        rtpmap = audio.rtpmap()  # once, not once per payload type
-        for pt in audio.formats:
-            found = _codec_of(audio, pt, rtpmap)
-            if found is None or not pt.isdigit():
-                continue
-            name, clock = found
-            if name.lower() == "telephone-event":
-                te_pt = int(pt) if te_pt is None else te_pt
-            elif codec is None and name.upper() in self.codecs:
-                codec = Codec(name.upper(), int(pt))
+        codec, te_pt = self._pick(audio, clock_rate=None)
         if codec is None:
             raise SdpNegotiationError("the answer picked no codec we offered")
         conn = answer.media_connection(audio)
