@@ -20,6 +20,7 @@ from .._bus import EventBus
 from .._events import safe_text
 from .._registry import HttpRouteRegistry
 from ..abc import EngineAPI
+from ._alarms import ActiveAlarms
 from ._api import Api
 from ._campaign_api import CampaignApi
 from ._desk_api import DeskApi
@@ -70,7 +71,10 @@ class ConsoleApp:
         self.desk_api.mount(self.router)
         Api(engine, auth, self.set_session_cookie, self.logs).mount(self.router)
         CampaignApi(engine).mount(self.router)  # the outbound dialer: campaigns, leads, previews
-        self.pages = Pages(engine, auth, self.set_session_cookie, tls_fingerprint=tls_fingerprint, logs=self.logs)
+        self.alarms = ActiveAlarms()  # the dashboard's alarms and agents' time in state, fed by the bus
+        bus.add_listener(self.alarms.listener)
+        self.pages = Pages(engine, auth, self.set_session_cookie, tls_fingerprint=tls_fingerprint, logs=self.logs,
+                           alarms=self.alarms)
         self.pages.desk_tools = self.desk_api
         self.pages.mount_desk(self.router)
         self.pages.mount(self.router)

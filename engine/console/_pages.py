@@ -11,6 +11,7 @@ import urllib.parse
 from importlib import resources
 from typing import Any
 
+from .._events import safe_text
 from .._model import AgentState
 from ..abc import EngineAPI
 from ._auth import (
@@ -26,7 +27,8 @@ from ._auth import (
     set_role,
 )
 from ._html import Markup, csrf_field, esc, join, page, post_button, table, tag
-from ._charts import calls_per_hour
+from ._alarms import ActiveAlarms, Alarm
+from ._charts import calls_per_hour, messages_per_hour, service_by_half_hour
 from ._http import HttpError, Request, Response, Router, redirect
 from ._logs import RingLogHandler
 from ._pages_common import INTERACTION_HEADERS, clock, interaction_row, member_summary, safe_next, seconds, state_buttons
@@ -34,6 +36,20 @@ from ._pages_desk import DeskPages
 from ._pages_ops import OperationsPages
 
 log = logging.getLogger("centralita.console.pages")
+
+
+def percent(value: Any) -> str:
+    return f"{float(value) * 100:.0f}%" if isinstance(value, int | float) and not isinstance(value, bool) else ""
+
+
+def duration(value: float) -> str:
+    """``45 s``, ``3 min 20 s``, ``2 h 05 min``: how long someone has been in a state."""
+    total = max(0, int(value))
+    if total < 60:
+        return f"{total} s"
+    if total < 3600:
+        return f"{total // 60} min {total % 60:02d} s"
+    return f"{total // 3600} h {total % 3600 // 60:02d} min"
 
 STATIC_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml"}
 
@@ -47,8 +63,10 @@ class Pages(DeskPages, OperationsPages):
         *,
         tls_fingerprint: str | None = None,
         logs: RingLogHandler | None = None,
+        alarms: ActiveAlarms | None = None,
     ) -> None:
         self.logs = logs or RingLogHandler()
+        self.alarms = alarms or ActiveAlarms()
         self.engine = engine
         self.auth = auth
         self._set_cookie = set_cookie
@@ -65,6 +83,7 @@ class Pages(DeskPages, OperationsPages):
         add("POST", "/logout", self.logout, role="agent", page=True, before_password_change=True)
         add("GET", "/", self.dashboard, role="agent", page=True)
         add("GET", "/agents", self.agents, role="supervisor", page=True)
+        add("POST", "/alarms/clear", self.clear_alarm, role="supervisor", page=True)
         add("POST", "/agents/{agent}/state", self.agent_state, role="agent", page=True)
         add("GET", "/queues", self.queues, role="supervisor", page=True)
         add("GET", "/plugins", self.plugins, role="admin", page=True)
@@ -174,42 +193,103 @@ class Pages(DeskPages, OperationsPages):
 
     # ------------------------------------------------------------------------------- dashboards
 
-    def _queues_table(self) -> Markup:
+    async def _today_report(self, now: float) -> dict[str, Any]:
+        """The engine's report since midnight (UTC); empty when this engine has no reporting."""
+        report = getattr(self.engine, "report", None)
+        if report is None:
+            return {}
+        try:
+            return dict(await report(now - now % 86400))
+        except NotImplementedError:
+            return {}
+        except Exception:  # the dashboard must still show live queues when reporting fails
+            log.exception("today's report for the dashboard failed")
+            return {}
+
+    def _queues_table(self, today: dict[str, Any] | None = None) -> Markup:
+        figures = (today or {}).get("queues") or {}
         rows = [
             [q.get("name"), q.get("waiting", ""), seconds(q.get("longest_wait")), member_summary(q.get("members")),
-             q.get("answered", ""), q.get("abandoned", "")]
+             percent((figures.get(str(q.get("name"))) or {}).get("service_level")), q.get("answered", ""), q.get("abandoned", "")]
             for q in self.engine.list_queues()
         ]  # fmt: skip
-        return table(["queue", "waiting", "longest wait", "agents", "answered", "abandoned"], rows, id="queues")
+        return table(["queue", "waiting", "longest wait", "agents", "SL today", "answered", "abandoned"], rows, id="queues")
 
-    def _agents_table(self, principal: Principal, *, controls: bool) -> Markup:
+    def _state_since(self, agent: dict[str, Any], today: dict[str, Any] | None) -> float | None:
+        """When the agent entered their current activity: seen live on the bus, else from today's log."""
+        current = agent.get("status") or agent.get("state")
+        seen = self.alarms.agent_since.get(str(agent.get("id")))
+        if seen is not None and seen[0] == current:
+            return seen[1]
+        logged = ((today or {}).get("agents") or {}).get(str(agent.get("id"))) or {}
+        since = logged.get("state_since")
+        if logged.get("state") == current and isinstance(since, int | float):
+            return float(since)
+        return None
+
+    def _agents_table(self, principal: Principal, *, controls: bool, today: dict[str, Any] | None = None) -> Markup:
         rows = []
+        now = time.time()
         for agent in self.engine.list_agents():
-            row = [agent.get("id"), agent.get("name", ""), agent.get("state"), agent.get("reason", "")]
+            since = self._state_since(agent, today)
+            in_state = tag("span", duration(now - since), class_="since", data_since=f"{since:.0f}") if since else ""
+            row = [agent.get("id"), agent.get("name", ""), agent.get("state"), agent.get("status", ""), agent.get("reason", ""),
+                   in_state]  # fmt: skip
             if controls:
                 row.append(state_buttons(principal, str(agent.get("id")), "/agents"))
             rows.append(row)
-        headers = ["agent", "name", "state", "reason"] + (["change"] if controls else [])
+        headers = ["agent", "name", "state", "activity", "reason", "in state"] + (["change"] if controls else [])
         return table(headers, rows, id="agents")
+
+    def _alarms_section(self, principal: Principal) -> Markup:
+        alarms = self.alarms.active(self.engine.status())
+        if not alarms:
+            return tag("section", tag("h2", "Alarms"), tag("p", "No active alarms.", class_="muted", id="alarms-none"), id="alarms")
+
+        def row(alarm: Alarm) -> list[Any]:
+            clear = post_button("/alarms/clear", "Clear", principal.csrf, key=alarm.key) if alarm.clearable else "clears itself"
+            count = f" (×{alarm.count})" if alarm.count > 1 else ""
+            return [tag("span", alarm.severity, class_=f"severity {alarm.severity}"), alarm.source, alarm.message + count,
+                    clock(alarm.since), clear]  # fmt: skip
+
+        dropped = tag("p", f"{self.alarms.dropped} older alarms were dropped.", class_="muted") if self.alarms.dropped else ""
+        return tag("section", tag("h2", f"Alarms ({len(alarms)})"),
+                   table(["severity", "source", "what", "since (UTC)", ""], map(row, alarms), id="alarm-list"), dropped,
+                   id="alarms", class_="alarms")  # fmt: skip
+
+    async def clear_alarm(self, request: Request) -> Response:
+        key = (await request.form()).get("key", "")[:256]
+        if self.alarms.clear(key):
+            log.info("alarm %s cleared by %s", safe_text(key), request.principal.name)
+        return redirect("/")
 
     async def dashboard(self, request: Request) -> Response:
         principal: Principal = request.principal
         if not principal.has_role("supervisor"):
             return redirect("/desk")
+        now = time.time()
+        today = await self._today_report(now)
+        recent = await self.engine.cdr(now - 24 * 3600)
         body = join(
             [
-                tag("section", tag("h2", "Queues"), self._queues_table()),
-                tag("section", tag("h2", "Calls"), calls_per_hour(await self.engine.cdr(time.time() - 24 * 3600), now=time.time())),
+                self._alarms_section(principal),
+                tag("section", tag("h2", "Queues"), self._queues_table(today)),
+                tag("section", tag("h2", "Service level and abandonment today"),
+                    service_by_half_hour(today.get("intervals") or [], title="Service level and abandoned, by half hour today (UTC)")),
+                tag("section", tag("h2", "Calls"), calls_per_hour(recent, now=now)),
+                tag("section", tag("h2", "Messages"), messages_per_hour(recent, now=now)),
                 tag("section", tag("h2", "Interactions"),
                     table(INTERACTION_HEADERS, map(interaction_row, self.engine.list_interactions()), id="interactions")),
-                tag("section", tag("h2", "Agents"), self._agents_table(principal, controls=False)),
+                tag("section", tag("h2", "Agents"), self._agents_table(principal, controls=False, today=today)),
                 tag("section", tag("h2", "Live events"), tag("ol", id="events", class_="events")),
             ]
         )  # fmt: skip
         return page("Dashboard", body, principal=principal, page_id="dashboard")
 
     async def agents(self, request: Request) -> Response:
-        return page("Agents", self._agents_table(request.principal, controls=True), principal=request.principal, page_id="agents")
+        today = await self._today_report(time.time())
+        return page("Agents", self._agents_table(request.principal, controls=True, today=today), principal=request.principal,
+                    page_id="agents")
 
     async def agent_state(self, request: Request) -> Response:
         principal: Principal = request.principal

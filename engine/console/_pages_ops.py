@@ -21,11 +21,15 @@ class OperationsPages:
 
     async def wallboard(self, request: Request) -> Response:
         tiles = []
+        today = await self._today_report(time.time())  # type: ignore[attr-defined]
+        levels = today.get("queues") or {}
         for queue in self.engine.list_queues():
+            level = (levels.get(str(queue.get("name"))) or {}).get("service_level")
             figures = [
                 ("waiting", queue.get("waiting", 0)),
                 ("longest wait", seconds(queue.get("longest_wait"))),
                 ("agents", member_summary(queue.get("members"))),
+                ("SL today", f"{level * 100:.0f}%" if isinstance(level, int | float) else ""),
                 ("answered", queue.get("answered", "")),
                 ("abandoned", queue.get("abandoned", "")),
             ]
@@ -33,7 +37,11 @@ class OperationsPages:
                              *(tag("div", tag("span", label, class_="label"), tag("span", value, class_="value"),
                                    class_="figure", data_figure=label) for label, value in figures),
                              class_="tile", data_queue=str(queue.get("name"))))  # fmt: skip
-        body = tag("div", *tiles or [tag("p", "No queues configured.")], id="wallboard", class_="wallboard")
+        body = join([
+            tag("div", *tiles or [tag("p", "No queues configured.")], id="wallboard", class_="wallboard"),
+            tag("section", tag("h2", "Agents"),
+                self._agents_table(request.principal, controls=False, today=today)),  # type: ignore[attr-defined]
+        ])  # fmt: skip
         return page("Wallboard", body, principal=request.principal, page_id="wallboard")
 
     async def reports(self, request: Request) -> Response:

@@ -49,6 +49,8 @@ class QueueFigures:
             "answered": self.answered,
             "abandoned": self.abandoned,
             "short_abandoned": self.short_abandoned,
+            "answered_in_threshold": self.answered_in_threshold,
+            "abandoned_after_threshold": self.abandoned_after_threshold,
             "service_level": round(self.answered_in_threshold / sl_base, 4) if sl_base else None,
             "asa": round(self.hold_total / self.answered, 2) if self.answered else None,
             "acw": round(self.acw(), 2) if self.completed else None,

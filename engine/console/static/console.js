@@ -71,13 +71,68 @@
 
   const interactionRow = (i) => [i.id, i.kind, i.state, i.from, i.to, i.queue, i.agent];
 
+  // The text of one column per row, by the row's first cell (the server computes SL today).
+  function column(tableId, index) {
+    const out = {};
+    const table = document.getElementById(tableId);
+    if (!table) return out;
+    for (const tr of table.tBodies[0].rows) {
+      if (tr.cells.length > index) out[tr.cells[0].textContent] = tr.cells[index].textContent;
+    }
+    return out;
+  }
+
+  function duration(s) {
+    s = Math.max(0, Math.floor(s));
+    if (s < 60) return s + " s";
+    if (s < 3600) return Math.floor(s / 60) + " min " + String(s % 60).padStart(2, "0") + " s";
+    return Math.floor(s / 3600) + " h " + String(Math.floor((s % 3600) / 60)).padStart(2, "0") + " min";
+  }
+
+  // Time in state: kept while an agent's activity is unchanged, restarted from now when it changes.
+  function agentRows(agents) {
+    const table = document.getElementById("agents");
+    const before = {};
+    if (table) {
+      for (const tr of table.tBodies[0].rows) {
+        const span = tr.querySelector("span.since");
+        before[tr.cells[0].textContent] = {
+          activity: tr.cells.length > 3 ? tr.cells[3].textContent || tr.cells[2].textContent : "",
+          since: span ? Number(span.dataset.since) : null,
+        };
+      }
+    }
+    const now = Date.now() / 1000;
+    return agents.map((a) => {
+      const activity = a.status || a.state || "";
+      const old = before[String(a.id)];
+      let since = null;
+      if (old && old.activity === activity) since = old.since;
+      else if (old) since = now;
+      let inState = "";
+      if (since) {
+        inState = document.createElement("span");
+        inState.className = "since";
+        inState.dataset.since = String(Math.round(since));
+        inState.textContent = duration(now - since);
+      }
+      return [a.id, a.name, a.state, a.status || "", a.reason, inState];
+    });
+  }
+
+  setInterval(() => {
+    const now = Date.now() / 1000;
+    for (const span of document.querySelectorAll("span.since")) span.textContent = duration(now - Number(span.dataset.since));
+  }, 1000);
+
   async function refreshDashboard() {
     const [queues, interactions, agents] = await Promise.all([
       getJSON("/api/v1/queues"), getJSON("/api/v1/interactions"), getJSON("/api/v1/agents")]);
+    const level = column("queues", 4);
     fill("queues", queues.map((q) => [q.name, q.waiting, q.longest_wait === undefined ? "" : Math.round(q.longest_wait) + " s",
-      memberSummary(q.members), q.answered, q.abandoned]));
+      memberSummary(q.members), level[String(q.name)] || "", q.answered, q.abandoned]));
     fill("interactions", interactions.map(interactionRow));
-    fill("agents", agents.map((a) => [a.id, a.name, a.state, a.reason]));
+    fill("agents", agentRows(agents));
   }
 
   async function refreshWallboard() {
@@ -90,10 +145,12 @@
         "agents": memberSummary(q.members), "answered": q.answered, "abandoned": q.abandoned,
       };
       for (const figure of tile.querySelectorAll(".figure")) {
+        if (!(figure.dataset.figure in values)) continue;  // SL today: drawn by the server
         const v = values[figure.dataset.figure];
         figure.querySelector(".value").textContent = v === undefined || v === null ? "" : String(v);
       }
     }
+    fill("agents", agentRows(await getJSON("/api/v1/agents")));
   }
 
   // the desk refreshes itself (desk.js) from the events this file passes on as DOM events
