@@ -62,6 +62,9 @@ __all__ = ["Call", "CallManager", "Leg", "LegState"]
 
 log = logging.getLogger("centralita.sip.calls")
 
+#: the key that ends a message the caller is recording (voicemail), as on most voicemail systems
+VOICEMAIL_STOP_KEY = "#"
+
 _DTMF_SIGNAL = re.compile(r"(?im)^\s*signal\s*=\s*([0-9A-D*#])\s*$")
 _DTMF_DURATION = re.compile(r"(?im)^\s*duration\s*=\s*(\d{1,6})\s*$")
 #: what a dialled destination (the Request-URI user) may be before routing sees it: a number, an
@@ -113,6 +116,8 @@ class Call:
     #: the other half of a caller transferred to an outside number (its own outbound call through a
     #: trunk, bridged on the media engine): when either ends, so does the other
     linked: Call | None = None
+    #: told of every digit the caller presses while the engine records them (``#`` ends a voicemail)
+    on_digit: Any = None
 
     @property
     def connected_agent(self) -> Leg | None:
@@ -602,6 +607,8 @@ class CallManager:
             duration_ms = int(duration.group(1)) if duration else 160
             self.core.respond(txn, 200)
             interaction = leg.call.interaction
+            if leg.call.on_digit is not None:
+                leg.call.on_digit(digit.group(1).upper())
             engine = self.engine
             if engine is not None:
                 if hasattr(engine, "dtmf_received"):
@@ -674,6 +681,8 @@ class CallManager:
         self._send_in_dialog(call.caller, "INVITE", body=winner.remote_sdp, content_type="application/sdp")
 
     def _rtp_digit(self, call: Call, digit: str, duration_ms: int) -> None:
+        if call.on_digit is not None:
+            call.on_digit(digit)
         engine = self.engine
         if engine is not None and hasattr(engine, "dtmf_received") and call.interaction.id in self.calls:
             engine.dtmf_received(call.interaction, digit, duration_ms)
@@ -714,7 +723,17 @@ class CallManager:
         if call.anchor is None:
             raise NotImplementedError("the call's audio does not pass through the engine (no media framework)")
         call.anchor.set_hold_music(None)
-        return await call.anchor.record(path, max_seconds=max_seconds, silence_seconds=silence_seconds)
+        stop = trio.Event()
+
+        def stop_key(digit: str) -> None:
+            if digit == VOICEMAIL_STOP_KEY:
+                stop.set()
+
+        call.on_digit = stop_key
+        try:
+            return await call.anchor.record(path, max_seconds=max_seconds, silence_seconds=silence_seconds, stop=stop)
+        finally:
+            call.on_digit = None
 
     # -------------------------------------------------------------------------------------- hanging up
 

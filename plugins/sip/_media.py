@@ -156,10 +156,11 @@ class MediaLeg:
         if not self.endpoint.closed and not self.prompting:
             self.endpoint.play(player)
 
-    async def record(self, path: Any, *, max_seconds: float, silence_seconds: float) -> float:
+    async def record(self, path: Any, *, max_seconds: float, silence_seconds: float, stop: Any = None) -> float:
         """Record what the caller says into an 8 kHz mono WAV (voicemail) until ``max_seconds``, until
-        ``silence_seconds`` without speech, or until the call ends. Trailing silence is cut from the
-        file; returns the seconds kept (0 when the caller never spoke)."""
+        ``silence_seconds`` without speech, until ``stop`` (a trio.Event: the stop key) is set, or until
+        the call ends. Trailing silence is cut from the file; returns the seconds kept (0 when the
+        caller never spoke)."""
         from engine.media import Recording
 
         tap = _MessageTap(Recording(path, stereo=False))
@@ -167,7 +168,7 @@ class MediaLeg:
         endpoint.sinks.append(tap)
         started = time.monotonic()
         try:
-            while not endpoint.closed and not tap.recording.failed:
+            while not endpoint.closed and not tap.recording.failed and not (stop is not None and stop.is_set()):
                 now = time.monotonic()
                 if now - started >= max_seconds:
                     break

@@ -14,6 +14,7 @@ import httpx
 import numpy as np
 import pytest
 from baresip_agent import baresip_agent, dominant_frequency
+from sip_interop_helpers import describe, free_udp_port, run_sipp
 from voice_helpers import (
     PHONES,
     cdr_row,
@@ -36,6 +37,7 @@ from engine.testing import wait_until
 pytestmark = pytest.mark.interop
 
 MESSAGE_HZ, GREETING_HZ, BEEP_HZ = 700.0, 450.0, 1000.0
+SCENARIOS = Path(__file__).resolve().parent / "scenarios"
 
 FLOW = """
 [[flows]]
@@ -146,3 +148,27 @@ async def test_a_queue_overflow_to_voicemail_takes_a_message_on_sip(voice_engine
         spoken = audio[: len(audio) // 160 * 160].reshape(-1, 160)[loud_mask(audio)].reshape(-1)
         assert abs(dominant_frequency(spoken, 8000) - MESSAGE_HZ) < 15
         assert 1.6 <= len(spoken) / 8000 <= 2.4
+
+
+async def test_the_caller_ends_the_message_with_the_hash_key(voice_engine, tmp_path):
+    """A SIPp caller on a trunk speaks (SIPp's g711a capture), presses # (RFC 4733) after about three
+    seconds and speaks on: the message ends at the #, so what follows is not kept, and the engine hangs
+    up (SIPp waits for its BYE)."""
+    write_prompt(tmp_path, "closed-greeting", tone(GREETING_HZ, 0.5))
+    write_prompt(tmp_path, "beep", tone(BEEP_HZ, 0.2))
+    sipp_port = free_udp_port()
+    trunk = f'\n[[sip.trunks]]\nname = "callers"\nserver = "sip:127.0.0.1:{sipp_port}"\n'
+    async with voice_engine(FLOW, sip=PHONES + trunk) as (engine, channel):
+        result = await run_sipp([
+            f"127.0.0.1:{channel.bound[0].port}", "-sf", str(SCENARIOS / "caller_leaves_message_with_stop_key.xml"),
+            "-s", "300", "-i", "127.0.0.1", "-p", str(sipp_port), "-mp", str(free_udp_port()), "-m", "1",
+        ])
+        assert result.returncode == 0, describe(result)  # it got the engine's BYE
+        await wait_until(lambda: not channel.calls.calls, timeout=10)
+        (message,) = await engine.voicemail.list("sales")
+    assert message["caller"] == "3005"
+    # About three seconds were said before the #; the seven seconds after it are not in the message.
+    assert 1.5 <= message["seconds"] <= 5.0
+    audio = read_message(tmp_path / message["file"])
+    assert len(audio) / 8000 <= 5.0
+    assert loud_mask(audio).sum() >= 50  # a second and more of speech
