@@ -136,3 +136,24 @@ async def test_a_transfer_to_a_refused_number_hangs_the_caller_up(voice_engine, 
         assert row["dst"] == "100" and row["disposition"] == "ANSWERED"
         assert [r["uniqueid"] for r in await engine.cdr()] == [hangup.interaction]  # no outbound call was made
         assert channel.outbound.statistics()["dialed"] == 0
+
+
+async def test_an_ivr_transfer_to_a_registered_sip_user_bridges_the_caller(voice_engine, tmp_path):
+    """The same node with an extension: the user's baresip phone (1300 Hz) rings, answers, and the two
+    phones hear each other through the caller's RTP endpoint (the IVR had answered it)."""
+    async with voice_engine(config("1001"), sip=PHONES) as (engine, channel):
+        events: list = []
+        engine.bus.add_listener(events.append)
+        async with baresip_agent(channel, tmp_path, user="1001", frequency=1300.0) as agent, \
+                baresip_agent(channel, tmp_path, user="2001", frequency=CALLER_HZ) as caller:
+            await dial(caller, channel, "100")
+            await wait_until(lambda: [e for e in events if e.event == "Hangup"], timeout=20)  # the flow is done
+            (call,) = channel.calls.calls.values()
+            agent_leg = call.connected_agent.media_leg.endpoint
+            await wait_until(lambda: agent_leg.packets_in >= 100 and call.anchor.endpoint.packets_in >= 100, timeout=20)
+            await caller.command("hangup")
+            await wait_until(lambda: not channel.calls.calls, timeout=20)  # the agent's leg went with it
+        (hangup,) = [e for e in events if e.event == "Hangup"]
+        assert hangup.fields["Cause"] == "transferred"
+    assert count_frames_at(frame_tones(heard(caller)), 1300.0) >= 50
+    assert count_frames_at(frame_tones(heard(agent)), CALLER_HZ) >= 50
