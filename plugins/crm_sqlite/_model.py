@@ -40,9 +40,15 @@ def normalise(kind: str, value: str) -> str:
     raise CrmInputError(f"unknown identity kind {kind!r} (expected one of {', '.join(KINDS)})")
 
 
+_PLAIN_NUMBER = re.compile(r"[+-]?\d+(\.\d+)?")
+
+
 def neutralise(value: str) -> str:
-    """Keep spreadsheet programs from executing a cell (CSV formula injection)."""
-    return "'" + value if value.startswith(_FORMULA_START) else value
+    """Keep spreadsheet programs from executing a cell (CSV formula injection). A plain number such as
+    ``+34911000001`` is left alone, as in the CDR export: spreadsheets read it as a number, not a formula."""
+    if value.startswith(_FORMULA_START) and not _PLAIN_NUMBER.fullmatch(value):
+        return "'" + value
+    return value
 
 
 @dataclass

@@ -7,10 +7,15 @@ from typing import Any
 
 from engine import hookimpl
 
+from . import _cli
 from ._backend import MIGRATIONS, CrmSettings, SqliteCrm
+from ._web import CrmWeb
 
 #: one CRM per running engine (tests run several engines in one process)
 _by_engine: weakref.WeakKeyDictionary[Any, SqliteCrm] = weakref.WeakKeyDictionary()
+#: the CRM an engine built during its start-up, until that engine registers its HTTP routes (which it
+#: does right after building its CRM backends): how the route finds its own engine's CRM
+_awaiting_routes: list[SqliteCrm] = []
 
 
 def _crm_for(context: Any) -> SqliteCrm:
@@ -18,6 +23,7 @@ def _crm_for(context: Any) -> SqliteCrm:
     if crm is None:
         crm = SqliteCrm(context.store, context.config.section("crm"))
         _by_engine[context.engine] = crm
+        _awaiting_routes[:] = [crm]
     return crm
 
 
@@ -55,3 +61,14 @@ def centralita_interaction_priority(interaction: Any) -> int | None:
 def centralita_interaction_ended(interaction: Any) -> None:
     for crm in list(_by_engine.values()):
         crm.ended_nowait(interaction)
+
+
+@hookimpl
+def centralita_register_http_routes(registry: Any) -> None:
+    if _awaiting_routes:
+        registry.add("/crm", CrmWeb(_awaiting_routes.pop()))
+
+
+@hookimpl
+def centralita_register_cli_commands(registry: Any) -> None:
+    registry.add("crm", "import or export the built-in CRM's contacts as CSV", _cli.configure, _cli.run)
