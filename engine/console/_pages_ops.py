@@ -76,7 +76,8 @@ class OperationsPages:
         return page("Reports", body, principal=request.principal, page_id="reports")
 
     async def _queue_figures(self, since_raw: str) -> Markup:
-        """Service level, ASA, AHT and abandonment per queue and half hour, and the staffing forecast."""
+        """Service level, ASA, AHT and abandonment per queue and half hour; agents (occupancy, measured
+        ACW), channels and campaigns (contacts, first-contact resolution); the staffing forecast."""
         if getattr(self.engine, "report", None) is None:
             return Markup("")
         report = await run_report(self.engine, {"since": since_raw} if since_raw else {})
@@ -99,6 +100,28 @@ class OperationsPages:
         if labels:
             parts.append(stacked_bars("Answered and abandoned per half hour (UTC)", labels,
                                       {"answered": [slots[k][0] for k in labels], "abandoned": [slots[k][1] for k in labels]}))  # fmt: skip
+        csv_link = "/api/v1/reports?format=csv" + (f"&since={urllib.parse.quote(since_raw)}" if since_raw else "")
+        parts += [
+            tag("p", tag("a", "Download this report as CSV", href=csv_link, download="report.csv"),
+                " (queues, agents, channels, campaigns and half hours; definitions in docs/api.md)"),
+            tag("h2", "Agents"),
+            table(["agent", "answered", "talk time", "ACW (measured)", "AHT", "occupancy"],
+                  ([name, f.get("answered"), seconds(f.get("talk_time")), seconds(f.get("acw")), seconds(f.get("aht")),
+                    _percent(f.get("occupancy"))] for name, f in sorted((report.get("agents") or {}).items())),
+                  id="agent-figures"),
+            tag("h2", "Channels"),
+            table(["channel", "offered", "service level", "AHT", "contacts", "answered", "handle time", "first-contact resolution",
+                   "FCR still open"],
+                  ([name, f.get("offered", ""), _percent(f.get("service_level")), seconds(f.get("aht")), f.get("contacts", ""),
+                    f.get("contacts_answered", ""), seconds(f.get("handle_time")), _percent(f.get("fcr")), f.get("fcr_pending", "")]
+                   for name, f in sorted((report.get("channels") or {}).items())),
+                  id="channel-figures"),
+            tag("h2", "Campaigns"),
+            table(["campaign", "contacts", "answered", "handle time", "first-contact resolution"],
+                  ([name, f.get("contacts"), f.get("contacts_answered"), seconds(f.get("handle_time")), _percent(f.get("fcr"))]
+                   for name, f in sorted((report.get("campaigns") or {}).items())),
+                  id="campaign-figures"),
+        ]  # fmt: skip
         if getattr(self.engine, "staffing", None) is not None:
             forecast = await run_staffing(self.engine, {})
             parts += [

@@ -130,3 +130,33 @@ async def test_agents_show_how_long_they_have_been_in_their_state(console):
             assert re.search(r'<span class="since" data-since="\d+">1 h 02 min</span>', alice)
             bob = re.search(r"<tr><td>bob</td>.*?</tr>", agents).group(0)
             assert 'class="since"' not in bob  # bob is paused now; his last seen activity was "busy"
+
+
+async def test_reports_page_shows_occupancy_channels_campaigns_and_links_the_csv(console, monkeypatch):
+    def r(ts: float, event: str, iid: str | None = None, **fields: Any) -> dict[str, Any]:
+        return {"ts": ts, "event": event, "interaction": iid, "fields": fields}
+
+    rows = [r(0, "QueueMemberStatus", Agent=XSS, Status="available"),
+            r(100, "QueueCallerJoin", "i1", Queue="support", Kind="email"),
+            r(110, "AgentConnect", "i1", Queue="support", Agent=XSS, HoldTime=10),
+            r(110, "QueueMemberStatus", Agent=XSS, Status="busy"),
+            r(210, "AgentComplete", "i1", Queue="support", Agent=XSS, TalkTime=100),
+            r(210, "QueueMemberStatus", Agent=XSS, Status="available"),
+            r(210, "Hangup", "i1", Kind="email", Customer="a@example.com", Answered=110),
+            r(300, "Hangup", "i2", Kind="voice", Campaign=XSS, Customer="+34911000002", Answered=290)]  # fmt: skip
+
+    async def report(since: float, until: float | None = None, **options: Any) -> dict[str, Any]:
+        return {"since": since, "until": until, **compute(rows, until=400, now=400, fcr_window=50).as_json()}
+
+    monkeypatch.setattr(console.engine, "report", report)
+    supervisor, _ = await console.logged_in("sue", "supervisor")
+    async with contextlib.aclosing(supervisor):
+        page = (await supervisor.get("/reports", params={"since": "0"})).text
+    assert "<script>alert" not in page
+    agents = re.search(r'<table id="agent-figures">.*?</table>', page, re.S).group(0)
+    assert f"<td>{html.escape(XSS, quote=True)}</td><td>1</td><td>100 s</td><td>0 s</td><td>100 s</td><td>25.0 %</td>" in agents
+    channels = re.search(r'<table id="channel-figures">.*?</table>', page, re.S).group(0)
+    assert "<td>email</td><td>1</td><td>100.0 %</td><td>100 s</td><td>1</td><td>1</td><td>100 s</td><td>100.0 %</td><td>0</td>" in channels
+    campaigns = re.search(r'<table id="campaign-figures">.*?</table>', page, re.S).group(0)
+    assert f"<td>{html.escape(XSS, quote=True)}</td><td>1</td><td>1</td><td>10 s</td><td>100.0 %</td>" in campaigns
+    assert 'href="/api/v1/reports?format=csv&amp;since=0"' in page
