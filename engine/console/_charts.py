@@ -166,3 +166,15 @@ def service_by_half_hour(intervals: Iterable[Mapping[str, Any]], *, title: str, 
 def _count(item: Mapping[str, Any], key: str) -> float:
     value = item.get(key)
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
+
+
+#: the order agent states are stacked in, from working to away
+AGENT_STATES = ("busy", "wrapup", "ringing", "available", "paused", "logged_out")
+
+
+def agent_states_today(agents: Mapping[str, Mapping[str, Any]], *, limit: int = 40) -> Markup:
+    """Hours each agent spent in each state today (the report's ``state_seconds``), one bar per agent."""
+    names = [name for name, figures in sorted(agents.items()) if (figures or {}).get("state_seconds")][:limit]
+    series = {state: [_count(agents[n]["state_seconds"], state) / 3600 for n in names] for state in AGENT_STATES}
+    series = {state: values for state, values in series.items() if any(values)}
+    return stacked_bars("Agent states today (hours, UTC day)", names, series or {"no data": [0.0] * len(names)})

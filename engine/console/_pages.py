@@ -28,7 +28,7 @@ from ._auth import (
 )
 from ._html import Markup, csrf_field, esc, join, page, post_button, table, tag
 from ._alarms import ActiveAlarms, Alarm
-from ._charts import calls_per_hour, messages_per_hour, service_by_half_hour
+from ._charts import agent_states_today, calls_per_hour, messages_per_hour, service_by_half_hour
 from ._http import HttpError, Request, Response, Router, redirect
 from ._logs import RingLogHandler
 from ._pages_common import INTERACTION_HEADERS, clock, interaction_row, member_summary, safe_next, seconds, state_buttons
@@ -280,7 +280,8 @@ class Pages(DeskPages, OperationsPages):
                 tag("section", tag("h2", "Messages"), messages_per_hour(recent, now=now)),
                 tag("section", tag("h2", "Interactions"),
                     table(INTERACTION_HEADERS, map(interaction_row, self.engine.list_interactions()), id="interactions")),
-                tag("section", tag("h2", "Agents"), self._agents_table(principal, controls=False, today=today)),
+                tag("section", tag("h2", "Agents"), self._agents_table(principal, controls=False, today=today),
+                    agent_states_today(today.get("agents") or {})),
                 tag("section", tag("h2", "Live events"), tag("ol", id="events", class_="events")),
             ]
         )  # fmt: skip

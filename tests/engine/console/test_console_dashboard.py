@@ -113,8 +113,33 @@ async def test_service_level_today_and_the_charts(console, monkeypatch):
     assert "chat: 1</title>" in messages and "sms: 1</title>" in messages and "email: 1</title>" not in messages
     calls = re.search(r"<svg[^>]*aria-label=\"Calls per hour.*?</svg>", page, re.S).group(0)
     assert calls.count("answered: 1</title>") == 1  # the voice call only
+    states = re.search(r"<svg[^>]*aria-label=\"Agent states today.*?</svg>", page, re.S).group(0)
+    assert states.count("<rect x=") - states.count('width="10" height="10"') == 0  # nobody changed state today
     tile = re.search(r'<section class="tile" data-queue="support">.*?</section>', board, re.S).group(0)
     assert re.search(r'data-figure="SL today"><span class="label">SL today</span><span class="value">33%</span>', tile)
+
+
+async def test_agent_states_over_the_day_chart(console, monkeypatch):
+    now = time.time()
+    midnight = now - now % 86400
+
+    def status(ts: float, agent: str, value: str) -> dict[str, Any]:
+        return {"ts": midnight + ts, "event": "QueueMemberStatus", "fields": {"Agent": agent, "Status": value}}
+
+    rows = [status(8 * 3600, "alice", "available"), status(9 * 3600, "alice", "busy"), status(10 * 3600, "alice", "paused"),
+            status(8 * 3600, XSS, "available")]  # fmt: skip
+
+    async def report(since: float, until: float | None = None, **options: Any) -> dict[str, Any]:
+        return {"since": since, "until": until, **compute(rows, until=midnight + 11 * 3600).as_json()}
+
+    monkeypatch.setattr(console.engine, "report", report)
+    supervisor, _ = await console.logged_in("sue", "supervisor")
+    async with contextlib.aclosing(supervisor):
+        page = (await supervisor.get("/")).text
+    chart = re.search(r"<svg[^>]*aria-label=\"Agent states today.*?</svg>", page, re.S).group(0)
+    assert "<title>alice busy: 1</title>" in chart and "<title>alice available: 1</title>" in chart
+    assert "<title>alice paused: 1</title>" in chart  # 10:00 to 11:00
+    assert f"<title>{html.escape(XSS, quote=True)} available: 3</title>" in chart and "<img" not in chart
 
 
 async def test_agents_show_how_long_they_have_been_in_their_state(console):
