@@ -29,7 +29,7 @@ from ._auth import (
 from ._html import Markup, csrf_field, esc, join, page, post_button, table, tag
 from ._alarms import ActiveAlarms, Alarm
 from ._charts import agent_states_today, calls_per_hour, messages_per_hour, service_by_half_hour
-from ._http import HttpError, Request, Response, Router, redirect
+from ._http import HttpError, Request, Response, Router, json_response, redirect
 from ._logs import RingLogHandler
 from ._pages_common import INTERACTION_HEADERS, clock, interaction_row, member_summary, safe_next, seconds, state_buttons
 from ._pages_desk import DeskPages
@@ -84,6 +84,7 @@ class Pages(DeskPages, OperationsPages):
         add("GET", "/", self.dashboard, role="agent", page=True)
         add("GET", "/agents", self.agents, role="supervisor", page=True)
         add("POST", "/alarms/clear", self.clear_alarm, role="supervisor", page=True)
+        add("GET", "/api/v1/alarms", self.alarms_json, role="supervisor")
         add("POST", "/agents/{agent}/state", self.agent_state, role="agent", page=True)
         add("GET", "/queues", self.queues, role="supervisor", page=True)
         add("GET", "/plugins", self.plugins, role="admin", page=True)
@@ -256,6 +257,10 @@ class Pages(DeskPages, OperationsPages):
         return tag("section", tag("h2", f"Alarms ({len(alarms)})"),
                    table(["severity", "source", "what", "since (UTC)", ""], map(row, alarms), id="alarm-list"), dropped,
                    id="alarms", class_="alarms")  # fmt: skip
+
+    async def alarms_json(self, request: Request) -> Response:
+        return json_response({"alarms": [a.to_json() for a in self.alarms.active(self.engine.status())],
+                              "dropped": self.alarms.dropped})
 
     async def clear_alarm(self, request: Request) -> Response:
         key = (await request.form()).get("key", "")[:256]

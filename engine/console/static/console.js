@@ -125,9 +125,77 @@
     for (const span of document.querySelectorAll("span.since")) span.textContent = duration(now - Number(span.dataset.since));
   }, 1000);
 
+  function clock(t) {
+    return new Date(t * 1000).toISOString().slice(0, 19).replace("T", " ");
+  }
+
+  // The alarms section, redrawn from /api/v1/alarms (raised and cleared by engine events).
+  function drawAlarms(data) {
+    const section = document.getElementById("alarms");
+    if (!section) return;
+    const alarms = data.alarms || [];
+    const title = document.createElement("h2");
+    title.textContent = alarms.length ? "Alarms (" + alarms.length + ")" : "Alarms";
+    const parts = [title];
+    if (!alarms.length) {
+      const p = document.createElement("p");
+      p.className = "muted";
+      p.id = "alarms-none";
+      p.textContent = "No active alarms.";
+      parts.push(p);
+    } else {
+      const table = document.createElement("table");
+      table.id = "alarm-list";
+      const head = table.createTHead().insertRow();
+      for (const h of ["severity", "source", "what", "since (UTC)", ""]) {
+        const th = document.createElement("th");
+        th.textContent = h;
+        head.appendChild(th);
+      }
+      const body = table.createTBody();
+      for (const a of alarms) {
+        const tr = body.insertRow();
+        const severity = document.createElement("span");
+        severity.className = "severity " + String(a.severity).replace(/[^a-z]/g, "");
+        severity.textContent = a.severity;
+        tr.insertCell().appendChild(severity);
+        cell(tr, a.source);
+        cell(tr, a.message + (a.count > 1 ? " (×" + a.count + ")" : ""));
+        cell(tr, clock(a.since));
+        if (a.clearable) {
+          const form = document.createElement("form");
+          form.method = "post";
+          form.action = "/alarms/clear";
+          form.className = "inline";
+          for (const [name, value] of [["csrf_token", csrf], ["key", a.key]]) {
+            const input = document.createElement("input");
+            input.type = "hidden";
+            input.name = name;
+            input.value = value;
+            form.appendChild(input);
+          }
+          const button = document.createElement("button");
+          button.type = "submit";
+          button.textContent = "Clear";
+          form.appendChild(button);
+          tr.insertCell().appendChild(form);
+        } else cell(tr, "clears itself");
+      }
+      parts.push(table);
+    }
+    if (data.dropped) {
+      const p = document.createElement("p");
+      p.className = "muted";
+      p.textContent = data.dropped + " older alarms were dropped.";
+      parts.push(p);
+    }
+    section.replaceChildren(...parts);
+  }
+
   async function refreshDashboard() {
-    const [queues, interactions, agents] = await Promise.all([
-      getJSON("/api/v1/queues"), getJSON("/api/v1/interactions"), getJSON("/api/v1/agents")]);
+    const [queues, interactions, agents, alarms] = await Promise.all([
+      getJSON("/api/v1/queues"), getJSON("/api/v1/interactions"), getJSON("/api/v1/agents"), getJSON("/api/v1/alarms")]);
+    drawAlarms(alarms);
     const level = column("queues", 4);
     fill("queues", queues.map((q) => [q.name, q.waiting, q.longest_wait === undefined ? "" : Math.round(q.longest_wait) + " s",
       memberSummary(q.members), level[String(q.name)] || "", q.answered, q.abandoned]));

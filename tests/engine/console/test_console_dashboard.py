@@ -53,9 +53,13 @@ async def test_alarms_are_raised_by_engine_events_cleared_on_recovery_and_escape
         assert r.status_code == 303
         alarms = _section((await supervisor.get("/")).text, "alarms")
         assert "No space left" not in alarms and "Plugin broken failed" in alarms
+    async with await console.bearer("supervisor") as api:  # what the dashboard's script redraws from
+        listed = (await api.get("/api/v1/alarms")).json()
+        assert [(a["source"], a["clearable"]) for a in listed["alarms"]] == [("plugin", False)] and listed["dropped"] == 0
     agent, _ = await console.logged_in("ann", "agent")
     async with contextlib.aclosing(agent):
         assert (await agent.post("/alarms/clear", data={"key": "x"})).status_code == 403
+        assert (await agent.get("/api/v1/alarms")).status_code == 403
 
 
 async def test_the_alarm_list_stays_bounded(console):
