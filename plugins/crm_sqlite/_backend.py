@@ -219,7 +219,7 @@ class SqliteCrm(CrmBackend, Service):
                 await self.create(row)
                 imported += 1
             except CrmInputError as exc:
-                problems.append((0, f"{row.name}: {exc}"))
+                problems.append((row.line, f"{row.name}: {exc}"))
         return imported, problems
 
     async def export_csv(self) -> str:

@@ -58,6 +58,7 @@ class ContactRow:
     emails: list[str] = field(default_factory=list)
     tags: list[str] = field(default_factory=list)
     fields: dict[str, str] = field(default_factory=dict)
+    line: int = 0  # where it was in the imported file, to report a row the store refuses
 
 
 CSV_COLUMNS = ("name", "phones", "emails", "tags")
@@ -82,7 +83,7 @@ def parse_csv(text: str, *, max_rows: int = 100_000) -> tuple[list[ContactRow], 
             name = (record.get("name") or "").strip()
             if not name:
                 raise CrmInputError("empty name")
-            row = ContactRow(name=name[:200])
+            row = ContactRow(name=name[:200], line=line)
             row.phones = [normalise("phone", p) for p in _split(record.get("phones"))]
             row.emails = [normalise("email", e) for e in _split(record.get("emails"))]
             row.tags = [t[:64] for t in _split(record.get("tags"))]

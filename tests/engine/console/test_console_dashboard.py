@@ -189,3 +189,24 @@ async def test_reports_page_shows_occupancy_channels_campaigns_and_links_the_csv
     campaigns = re.search(r'<table id="campaign-figures">.*?</table>', page, re.S).group(0)
     assert f"<td>{html.escape(XSS, quote=True)}</td><td>1</td><td>1</td><td>10 s</td><td>100.0 %</td>" in campaigns
     assert 'href="/api/v1/reports?format=csv&amp;since=0"' in page
+
+
+async def test_time_in_state_and_service_level_from_a_real_engine(tmp_path):
+    import httpx
+
+    from engine.console import add_token
+    from engine.testing import open_test_engine
+
+    config = '[[agents]]\nid = "alice"\n\n[[queues]]\nname = "support"\nmembers = ["alice"]\n'
+    async with open_test_engine(config, data_dir=tmp_path) as engine:
+        token = await add_token(engine.store, "ops", "supervisor")
+        engine.set_agent_state("alice", "paused", "training")
+        async with httpx.AsyncClient(base_url=engine.console.url, timeout=30,
+                                     headers={"authorization": f"Bearer {token}"}) as client:
+            agents = re.search(r'<table id="agents">.*?</table>', (await client.get("/agents")).text, re.S).group(0)
+            alice = re.search(r"<tr><td>alice</td>.*?</tr>", agents).group(0)
+            assert "<td>paused</td>" in alice and "<td>training</td>" in alice
+            assert re.search(r'<span class="since" data-since="\d+">\d+ s</span>', alice)  # seen on the bus
+            page = (await client.get("/")).text
+            assert "<th>SL today</th>" in page and 'aria-label="Service level and abandoned' in page
+            assert "No active alarms." in page

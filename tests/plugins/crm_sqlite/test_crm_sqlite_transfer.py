@@ -71,7 +71,7 @@ def test_cli_imports_reports_bad_rows_by_line_and_exports_neutralised(tmp_path: 
     assert contacts(centralita("crm", "export", "-", "--data-dir", str(other)).stdout.decode()) == exported
     # importing the same people twice is refused per row, naming the contact that has the number
     twice = centralita("crm", "import", str(out), "--data-dir", str(other))
-    assert twice.returncode == 1 and b"already belongs to contact" in twice.stderr
+    assert twice.returncode == 1 and b"line 2: Ana VIP: +34911000001 already belongs to contact" in twice.stderr
 
 
 def test_cli_refuses_what_is_not_a_contact_csv(tmp_path: Path) -> None:
