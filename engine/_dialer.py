@@ -120,6 +120,7 @@ class DialerService(Service):
             now = self.clock()
             out[name] = {"live_calls": len(campaign.calls), "abandon_rate": campaign.dialer.abandon_rate(now),
                          "hopper": len(campaign.dialer.hopper), "mode": campaign.dialer.dialer.mode,
+                         "paused": campaign.dialer.paused,
                          # detector said / disposition said, e.g. "machine/human": people classed as machines
                          "amd": {f"{said}/{truth}": n for (said, truth), n in sorted(campaign.dialer.amd_confusion.items())}}
         return out
