@@ -48,6 +48,10 @@ class MediaLeg:
         self.media = media
         self.endpoint = endpoint
         self.session = session
+        #: the looping music-on-hold player of a queued caller (None: silence between prompts)
+        self.hold_music: Any = None
+        #: prompts being played right now (music on hold waits for them to end)
+        self.prompting = 0
 
     @classmethod
     def answer(cls, channel: SipChannel, offer: bytes, *, name: str, on_digit: Any) -> tuple[MediaLeg, bytes] | None:
@@ -143,11 +147,6 @@ class MediaLeg:
             self.prompting -= 1
             if not self.endpoint.closed:
                 self.endpoint.play(self.hold_music)
-
-    #: the looping music-on-hold player of a queued caller (None: silence between prompts)
-    hold_music: Any = None
-    #: prompts being played right now (music on hold waits for them)
-    prompting = 0
 
     def set_hold_music(self, player: Any) -> None:
         """Start (a looping player) or stop (None) music on hold. A prompt being played keeps playing;
