@@ -194,18 +194,28 @@ class Pages(DeskPages, OperationsPages):
 
     # ------------------------------------------------------------------------------- dashboards
 
+    #: how long the dashboard, wallboard and agents pages reuse today's report: computing it reads the
+    #: whole day's queue log (about 0.5 s of CPU for 10,000 calls), and live refreshes do not need it
+    TODAY_REPORT_TTL = 10.0
+
     async def _today_report(self, now: float) -> dict[str, Any]:
         """The engine's report since midnight (UTC); empty when this engine has no reporting."""
         report = getattr(self.engine, "report", None)
         if report is None:
             return {}
+        midnight = now - now % 86400
+        cached = getattr(self, "_today_cache", None)
+        if cached is not None and cached[0] == midnight and 0 <= now - cached[1] < self.TODAY_REPORT_TTL:
+            return cached[2]  # type: ignore[no-any-return]
         try:
-            return dict(await report(now - now % 86400))
+            result = dict(await report(midnight))
         except NotImplementedError:
             return {}
         except Exception:  # the dashboard must still show live queues when reporting fails
             log.exception("today's report for the dashboard failed")
             return {}
+        self._today_cache = (midnight, now, result)
+        return result
 
     def _queues_table(self, today: dict[str, Any] | None = None) -> Markup:
         figures = (today or {}).get("queues") or {}
