@@ -172,3 +172,27 @@ async def test_the_caller_ends_the_message_with_the_hash_key(voice_engine, tmp_p
     audio = read_message(tmp_path / message["file"])
     assert len(audio) / 8000 <= 5.0
     assert loud_mask(audio).sum() >= 50  # a second and more of speech
+
+
+async def test_a_caller_hanging_up_mid_message_leaves_what_they_said(voice_engine, tmp_path):
+    """The caller says two seconds of tone and hangs up before the silence cut-off: the message is
+    kept up to the hang-up, announced, and nothing is left open (no call, no RTP endpoint)."""
+    write_prompt(tmp_path, "closed-greeting", tone(GREETING_HZ, 0.5))
+    async with voice_engine(FLOW, sip=PHONES) as (engine, channel):
+        events: list = []
+        engine.bus.add_listener(events.append)
+        async with baresip_agent(channel, tmp_path, user="2001") as caller:
+            set_caller_audio(caller, np.concatenate([silence(1.5), tone(MESSAGE_HZ, 2.0), silence(40)]))
+            await dial(caller, channel, "300")
+            interaction = await wait_for_interaction(engine, InteractionState.IVR)
+            anchor = channel.calls.calls[interaction.id].anchor.endpoint
+            await wait_until(lambda: anchor.packets_in >= 200, timeout=20)  # 4 s said: the tone is over
+            await caller.command("hangup")
+            await wait_until(lambda: [e for e in events if e.event == "MessageWaiting"], timeout=20)
+        await wait_until(lambda: not channel.calls.calls and engine.media.statistics()["endpoints"] == 0, timeout=10)
+        (message,) = await engine.voicemail.list("sales")
+        row = await cdr_row(engine, interaction.id)
+    assert row["disposition"] == "ANSWERED"
+    audio = read_message(tmp_path / message["file"])
+    spoken = audio[: len(audio) // 160 * 160].reshape(-1, 160)[loud_mask(audio)].reshape(-1)
+    assert abs(dominant_frequency(spoken, 8000) - MESSAGE_HZ) < 15 and 1.6 <= len(spoken) / 8000 <= 2.4
