@@ -29,6 +29,7 @@ from engine.testing import wait_until
 pytestmark = pytest.mark.interop
 
 SCENARIO = Path(__file__).resolve().parent / "scenarios" / "outside_party.xml"
+SIP_SCENARIOS = Path(__file__).resolve().parents[1] / "sip" / "scenarios"
 CALLER_HZ, OUTSIDE_HZ = 500.0, 900.0
 
 
@@ -157,3 +158,31 @@ async def test_an_ivr_transfer_to_a_registered_sip_user_bridges_the_caller(voice
         assert hangup.fields["Cause"] == "transferred"
     assert count_frames_at(frame_tones(heard(caller)), 1300.0) >= 50
     assert count_frames_at(frame_tones(heard(agent)), CALLER_HZ) >= 50
+
+
+async def test_a_transfer_to_a_busy_outside_number_hangs_the_caller_up(voice_engine, tmp_path):
+    """The SIPp party behind the trunk answers 486: the outside call's CDR says BUSY, the caller is hung
+    up with ``transfer-failed``, and no RTP endpoint is left open."""
+    sip_port = free_udp_port()
+    async with voice_engine(config("600123456"), sip=PHONES + carrier(sip_port)) as (engine, channel):
+        events: list = []
+        engine.bus.add_listener(events.append)
+        results: dict = {}
+        async with trio.open_nursery() as nursery:
+
+            async def party() -> None:
+                results["sipp"] = await run_sipp(["-sf", str(SIP_SCENARIOS / "agent_busy.xml"), "-i", "127.0.0.1",
+                                                  "-p", str(sip_port), "-m", "1"])
+
+            nursery.start_soon(party)
+            async with baresip_agent(channel, tmp_path, user="2001") as caller:
+                await dial(caller, channel, "100")
+                await wait_until(lambda: len([e for e in events if e.event == "Hangup"]) == 2, timeout=30)
+                await wait_until(lambda: not channel.calls.calls, timeout=20)
+        assert results["sipp"].returncode == 0, describe(results["sipp"])
+        causes = {e.fields["Cause"]: e.interaction for e in events if e.event == "Hangup"}
+        assert set(causes) == {"busy", "transfer-failed"}, causes
+        outside = await cdr_row(engine, causes["busy"])
+        assert outside["disposition"] == "BUSY" and outside["dst"] == "600123456"
+        assert (await cdr_row(engine, causes["transfer-failed"]))["dst"] == "100"
+        await wait_until(lambda: engine.media.statistics()["endpoints"] == 0, timeout=10)
