@@ -461,6 +461,10 @@ class Engine(EngineAPI):
             ("answered" if answered else "failed", event.attempt_id),
         )
         self.acd.apply(self.acd.router.callback_result(event.request_id, answered, now=self.acd.clock()))
+        if answered and call.state is InteractionState.ENDED:
+            # The customer (or agent) hung up while the outcome was being recorded: routing heard of the
+            # connection only now, so the request completes now (else the agent stays held on it).
+            self.acd.ended(call, reason="normal")
 
     def dialing_channel(self) -> Any:
         """The first voice channel that can place outbound calls (implements ``VoiceChannel.dial``)."""
