@@ -125,6 +125,7 @@ def compute(
     per_slot: dict[tuple[float, str], QueueFigures] = defaultdict(QueueFigures)
     per_kind: dict[str, QueueFigures] = defaultdict(QueueFigures)
     kind_of: dict[str, str] = {}
+    joined_slot: dict[tuple[str, str], float] = {}
 
     def limit(queue: str) -> float:
         return threshold if isinstance(threshold, (int, float)) else threshold.get(queue, 20.0)
@@ -139,6 +140,16 @@ def compute(
         if name == "QueueCallerJoin" and iid:
             kind_of[iid] = str(fields.get("Kind") or "voice")[:32]
         slot = (row["ts"] // interval) * interval
+        if iid and name in ("QueueCallerJoin", "AgentConnect", "QueueCallerAbandon"):
+            # A caller's answer or abandon counts in the interval they joined in (as they were offered
+            # there); one who joined before the period is counted as offered when first seen.
+            if (iid, queue) in joined_slot:
+                slot = joined_slot[(iid, queue)]
+            else:
+                joined_slot[(iid, queue)] = slot
+                if name != "QueueCallerJoin":
+                    for t in (per_queue[queue], per_slot[(slot, queue)], per_kind[kind_of.get(iid, "unknown")]):
+                        t.offered += 1
         targets = (per_queue[queue], per_slot[(slot, queue)], per_kind[kind_of.get(iid or "", "unknown")])
         if name == "QueueCallerJoin":
             for t in targets:

@@ -111,3 +111,45 @@ def test_hostile_rows_are_ignored_not_fatal() -> None:
     report = compute(junk, now=10)
     assert report.queues["q"]["aht"] == 0.0  # one completed contact whose talk time was not a number
     assert report.channels["unknown"]["contacts"] == 1 and report.channels["unknown"]["contacts_answered"] == 0
+
+
+EVENTS = ["QueueCallerJoin", "AgentConnect", "QueueCallerAbandon", "AgentComplete", "QueueMemberStatus", "Hangup", "Other"]
+
+
+def test_any_log_gives_figures_within_their_ranges() -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    value = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6), st.floats(allow_nan=True),
+                      st.text(max_size=8), st.lists(st.integers(), max_size=2))
+    field_names = st.sampled_from(["Queue", "Agent", "Status", "HoldTime", "TalkTime", "Kind", "Customer", "Campaign", "Answered"])
+    rows = st.lists(st.fixed_dictionaries({
+        "ts": st.one_of(st.floats(0, 10**5), st.integers(0, 10**5), st.text(max_size=3)),
+        "event": st.sampled_from(EVENTS),
+        "interaction": st.one_of(st.none(), st.sampled_from(["i1", "i2", "i3"])),
+        "fields": st.dictionaries(field_names, st.one_of(value, st.sampled_from(["q", "a", "busy", "wrapup", "available"])),
+                                  max_size=6),
+    }), max_size=40)
+
+    @settings(max_examples=300, deadline=None)
+    @given(rows)
+    def check(log: list[dict[str, Any]]) -> None:
+        report = compute(log, now=10**5 + 1)
+        for figures in [*report.queues.values(), *report.channels.values(), *report.campaigns.values(), *report.intervals]:
+            for key in ("service_level", "fcr"):  # abandon_rate: a hostile log may abandon twice
+                assert figures.get(key) is None or 0 <= figures[key] <= 1, (key, figures)
+        for figures in report.agents.values():
+            assert figures["occupancy"] is None or 0 <= figures["occupancy"] <= 1
+            assert all(seconds >= 0 for seconds in figures["state_seconds"].values())
+
+    check()
+
+
+def test_an_answer_or_abandon_counts_in_the_half_hour_the_caller_joined() -> None:
+    log = [row(1790, "QueueCallerJoin", "i1", Queue="q"), row(1830, "QueueCallerAbandon", "i1", Queue="q", HoldTime=40),
+           row(1795, "QueueCallerJoin", "i2", Queue="q"), row(1805, "AgentConnect", "i2", Queue="q", Agent="a", HoldTime=10)]
+    (only,) = compute(log, threshold=20).intervals  # everything belongs to 00:00-00:30, where both joined
+    assert (only["start"], only["offered"], only["answered"], only["abandoned"], only["abandon_rate"]) == (0, 2, 1, 1, 0.5)
+    # a report that starts after the caller joined still counts them as offered: rates stay within 0-1
+    later = compute(log[1:2] + log[3:], threshold=20).queues["q"]
+    assert (later["offered"], later["answered"], later["abandoned"], later["abandon_rate"]) == (2, 1, 1, 0.5)
