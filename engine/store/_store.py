@@ -122,7 +122,9 @@ class Store:
         await self._submit(list(statements), want_rowid=False)
 
     async def _submit(self, batch: list[Statement], *, want_rowid: bool) -> int:
-        if self._closed:
+        if self._closed or self._forwarder_done.is_set():
+            # Nobody would ever forward this write (the store is closing, or its forwarder task was
+            # cancelled with a failing engine): refuse it now rather than wait, shielded, forever.
             raise StoreError("the store is closed")
         item = _Pending(batch, want_rowid, trio.Event())
         self._pending.append(item)
@@ -157,6 +159,7 @@ class Store:
                     self._wake_forwarder.set()
         finally:
             # whatever ended this task, no writer may wait forever (their wait is shielded)
+            self._closed = True
             self._fail(self._pending, StoreError("the store closed before this write was committed"))
             self._pending = []
             self._forwarder_done.set()

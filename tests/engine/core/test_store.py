@@ -82,6 +82,20 @@ async def test_cancelled_writer_still_gets_a_durable_write(tmp_path: Path) -> No
         assert await store.fetchone("SELECT value FROM kv WHERE key = 'shielded'") == {"value": "v"}
 
 
+async def test_a_write_after_the_store_was_cancelled_is_refused_not_left_waiting(tmp_path: Path) -> None:
+    # An engine torn down by an error cancels the store's forwarder; a service closing afterwards (its
+    # last snapshot, shielded) must get an error, not wait forever for a write nobody will forward.
+    with trio.CancelScope() as outer:
+        async with open_store(tmp_path / "db.sqlite") as store:
+            outer.cancel()
+            with trio.CancelScope(shield=True):
+                with trio.fail_after(10):
+                    await store._forwarder_done.wait()
+                    with pytest.raises(StoreError, match="closed"):
+                        await store.write("INSERT INTO kv VALUES ('c', 'late', 'v')")
+    assert outer.cancelled_caught
+
+
 async def test_pragmas_and_migrations(tmp_path: Path) -> None:
     path = tmp_path / "db.sqlite"
     steps = [Migration("demo", 1, "CREATE TABLE demo (x INTEGER);"), Migration("demo", 2, "ALTER TABLE demo ADD y TEXT;")]
