@@ -62,6 +62,9 @@ class SipUserSettings:
     #: numbers this phone may call through a trunk (dialplan patterns); internal users are always allowed
     dial: list[str] = field(default_factory=list)
     display_name: str = ""
+    #: the number shown to the called party when this phone calls out through a trunk ("+" and digits;
+    #: empty: the trunk's own from_user/username)
+    caller_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -159,3 +162,6 @@ class SipSettings:
     #: put every bridged call's media through the engine's media framework (both legs face an RTP
     #: endpoint of ours), not only calls the IVR answered; needed for recording queue calls
     anchor_media: bool = False
+    #: phones calling outside numbers: with a prefix (e.g. "0"), only numbers dialled with it go out
+    #: through a trunk (the prefix is stripped first); empty: any number no [[routes]] entry matches
+    outbound_prefix: str = field(default="", metadata={"check": lambda v: None if v == "" or (v.isascii() and v.isdigit() and len(v) <= 4) else "expected up to 4 digits"})
