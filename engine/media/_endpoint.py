@@ -166,6 +166,10 @@ class RtpEndpoint:
     def _configure_dtmf(self) -> None:
         method = self.effective_dtmf_method
         self._inband = InbandDtmfDetector() if method is DtmfMethod.INBAND else None
+        # One method per leg: a leg set to in-band or SIP INFO must not also report the telephone-events
+        # a phone sends alongside (the same key press would count twice, or a method the site turned off
+        # would be obeyed). The events are still relayed to a bridged peer that takes them.
+        self._hear_events = method is DtmfMethod.RFC4733
 
     @property
     def effective_dtmf_method(self) -> DtmfMethod:
@@ -294,8 +298,9 @@ class RtpEndpoint:
             else:
                 self.jitter.put(seq, data[header:end], now)
         elif pt == self.telephone_event and pt is not None:
-            for event in self._dtmf_rx.feed(data[header:end], ts, now):
-                self._emit(event)
+            if self._hear_events:
+                for event in self._dtmf_rx.feed(data[header:end], ts, now):
+                    self._emit(event)
             peer = self._relay_to
             if peer is not None and peer.telephone_event is not None:
                 peer._forward(data, header, end, seq, ts, ssrc, True)

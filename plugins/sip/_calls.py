@@ -38,7 +38,7 @@ from engine import Direction, Disposition, Interaction, InteractionKind, Interac
 from engine._events import safe_text
 
 from ._core import ClientTransaction, ServerTransaction, new_tag
-from ._media import MediaLeg, session_id
+from ._media import MediaLeg, dtmf_method, interaction_dtmf_method, session_id
 from ._registrar import endpoint_user
 from ._timers import TimerHandle
 from ._transport import Peer
@@ -238,6 +238,7 @@ class CallManager:
                     leg.remote_sdp,
                     name=f"sip-{call.interaction.id}",
                     on_digit=lambda digit, ms, call=call: self._rtp_digit(call, digit, ms),
+                    dtmf=interaction_dtmf_method(self.channel, call.interaction),
                 )
             except SdpNegotiationError as exc:
                 self._refuse_caller(leg, 488, cause="incompatible-media", disposition=Disposition.FAILED, reason=exc.reason)
@@ -388,6 +389,7 @@ class CallManager:
                     caller.remote_sdp,
                     name=f"sip-{interaction.id}",
                     on_digit=lambda digit, ms, call=call: self._rtp_digit(call, digit, ms),
+                    dtmf=interaction_dtmf_method(self.channel, interaction),
                 )
             except Exception as exc:
                 log.info("sip: %s stays unanchored: %s", interaction.id, safe_text(exc))
@@ -398,7 +400,10 @@ class CallManager:
             # The caller's media ends on our endpoint: the agent gets an endpoint of ours too, bridged.
             codec = call.anchor.endpoint.codec if call.anchor is not None else "PCMU"
             try:
-                offered = MediaLeg.offer(self.channel, name=f"sip-{interaction.id}-agent", codec=codec)
+                offered = MediaLeg.offer(
+                    self.channel, name=f"sip-{interaction.id}-agent", codec=codec,
+                    dtmf=dtmf_method(self.channel, user=binding.user),
+                )
             except Exception:
                 log.exception("sip: no RTP endpoint for the agent leg of %s", interaction.id)
                 offered = None

@@ -23,7 +23,7 @@ from .sansio import MediaSession, SdpNegotiationError
 if TYPE_CHECKING:
     from ._channel import SipChannel
 
-__all__ = ["MediaLeg", "media_engine"]
+__all__ = ["MediaLeg", "dtmf_method", "interaction_dtmf_method", "media_engine"]
 
 log = logging.getLogger("centralita.sip.media")
 _random = random.Random(secrets.randbits(64))
@@ -41,6 +41,26 @@ def media_engine(channel: SipChannel) -> Any:
     return media if media is not None and ready is not None and ready() else None
 
 
+def dtmf_method(channel: SipChannel, *, user: str | None = None, trunk: str | None = None) -> str:
+    """The DTMF method of a leg to SIP user ``user`` or through trunk ``trunk``: that user's or trunk's
+    ``dtmf`` key, else the engine's ``[media] dtmf``, else auto. ``info`` hears only SIP INFO digits,
+    ``inband`` only tones in the audio, ``rfc4733`` only telephone-events."""
+    settings = getattr(channel, "settings", None)
+    for name, entries in ((trunk, getattr(settings, "trunks", ())), (user, getattr(settings, "users", ()))):
+        if name:
+            for entry in entries:
+                if entry.name == name and getattr(entry, "dtmf", ""):
+                    return str(entry.dtmf)
+    config = getattr(getattr(channel.context, "engine", None), "config", None)
+    return str(getattr(getattr(config, "media", None), "dtmf", "") or "auto")
+
+
+def interaction_dtmf_method(channel: SipChannel, interaction: Any) -> str:
+    """The DTMF method of a call's customer leg, from the trunk or SIP user it came in through."""
+    attributes = getattr(interaction, "attributes", None) or {}
+    return dtmf_method(channel, user=attributes.get("sip_user"), trunk=attributes.get("trunk"))
+
+
 class MediaLeg:
     """One of our RTP endpoints and the SDP session that describes it."""
 
@@ -54,7 +74,9 @@ class MediaLeg:
         self.prompting = 0
 
     @classmethod
-    def answer(cls, channel: SipChannel, offer: bytes, *, name: str, on_digit: Any) -> tuple[MediaLeg, bytes] | None:
+    def answer(
+        cls, channel: SipChannel, offer: bytes, *, name: str, on_digit: Any, dtmf: str = "auto"
+    ) -> tuple[MediaLeg, bytes] | None:
         """Answer ``offer`` with a new endpoint; None without a media framework. Raises 488-worthy
         :class:`SdpNegotiationError` when nothing in the offer is acceptable."""
         media = media_engine(channel)
@@ -62,6 +84,7 @@ class MediaLeg:
             return None
         endpoint = media.allocate(
             name=name,
+            dtmf=dtmf,
             on_dtmf=lambda ep, event: on_digit(event.digit, event.duration_ms),
         )
         try:
@@ -82,7 +105,7 @@ class MediaLeg:
 
     @classmethod
     def offer(
-        cls, channel: SipChannel, *, name: str, codec: str = "PCMU", on_digit: Any = None
+        cls, channel: SipChannel, *, name: str, codec: str = "PCMU", on_digit: Any = None, dtmf: str = "auto"
     ) -> tuple[MediaLeg, bytes] | None:
         """A new endpoint and our SDP offer for it (the agent leg of an anchored call, or a customer the
         engine calls out to: ``on_digit(digit, duration_ms)`` hears that customer's RFC 4733 digits)."""
@@ -90,10 +113,10 @@ class MediaLeg:
         if media is None:
             return None
         if on_digit is None:
-            endpoint = media.allocate(codec=codec, name=name)
+            endpoint = media.allocate(codec=codec, name=name, dtmf=dtmf)
         else:
             endpoint = media.allocate(
-                codec=codec, name=name, on_dtmf=lambda ep, event: on_digit(event.digit, event.duration_ms)
+                codec=codec, name=name, dtmf=dtmf, on_dtmf=lambda ep, event: on_digit(event.digit, event.duration_ms)
             )
         host, port = endpoint.local_address[:2]
         session = MediaSession(host, port, codecs=(codec, *(c for c in ("PCMU", "PCMA") if c != codec)), session_id=session_id())

@@ -41,7 +41,7 @@ from engine.abc import DialResult
 from ._auth import answer_challenge
 from ._calls import Call, CallManager, Leg, LegState
 from ._core import ClientTransaction, new_tag
-from ._media import MediaLeg, session_id
+from ._media import MediaLeg, dtmf_method, session_id
 from ._registrar import endpoint_user
 from ._transport import Peer
 from ._trunks import DialRefused, Trunk, check_dial_string
@@ -133,7 +133,8 @@ class OutboundCalls:
         self.stats["dialed"] += 1
         call = Call(interaction)
         manager.calls[interaction.id] = call
-        offer = self._offer(call)
+        _, _, to_user, via_trunk = targets[0]  # every target is the same SIP user, or one trunk
+        offer = self._offer(call, dtmf_method(self.channel, user=to_user or None, trunk=via_trunk.name if via_trunk else None))
         call_id = f"{new_tag()}{new_tag()}@centralita"
         interaction.attributes["sip_call_id"] = call_id
         legs: list[Leg] = []
@@ -180,7 +181,7 @@ class OutboundCalls:
         trunk = self.channel.trunks.outbound_trunk(number, trunk_name)
         return [(trunk.peer, self.channel.trunks.request_uri(trunk, number), "", trunk)]
 
-    def _offer(self, call: Call) -> bytes:
+    def _offer(self, call: Call, dtmf: str = "auto") -> bytes:
         """Our SDP offer: an RTP endpoint of the engine's media framework, or the quiet sink port."""
         manager = self.calls
         interaction = call.interaction
@@ -189,6 +190,7 @@ class OutboundCalls:
                 self.channel,
                 name=f"sip-{interaction.id}",
                 on_digit=lambda digit, ms, call=call: manager._rtp_digit(call, digit, ms),
+                dtmf=dtmf,
             )
         except Exception:
             log.exception("sip: no RTP endpoint for the outbound call %s; media passes through", interaction.id)

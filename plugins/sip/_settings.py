@@ -45,6 +45,15 @@ def _check_sip_uri(value: str) -> str | None:
     return None
 
 
+_DTMF_METHODS = ("rfc4733", "inband", "info", "auto")
+
+
+def _check_dtmf(value: str) -> str | None:
+    if value and value not in _DTMF_METHODS:
+        return f"expected one of {', '.join(_DTMF_METHODS)} (or nothing: the [media] dtmf default), got {value!r}"
+    return None
+
+
 def _check_user_name(value: str) -> str | None:
     if not value or not all(c.isalnum() or c in "-_.!~*'()+" for c in value):
         return f"expected a SIP user part of letters, digits and -_.+, got {value!r}"
@@ -65,6 +74,8 @@ class SipUserSettings:
     #: the number shown to the called party when this phone calls out through a trunk ("+" and digits;
     #: empty: the trunk's own from_user/username)
     caller_id: str = ""
+    #: how this phone's digits are heard: rfc4733 | inband | info | auto; empty: ``[media] dtmf``
+    dtmf: str = field(default="", metadata={"check": _check_dtmf})
 
 
 @dataclass(frozen=True)
@@ -88,6 +99,8 @@ class SipTrunkSettings:
     from_user: str = ""
     realm: str = ""
     transport: str = field(default="udp", metadata={"check": lambda v: None if v in ("udp", "tcp") else "expected udp or tcp"})
+    #: how callers' digits through this trunk are heard: rfc4733 | inband | info | auto; empty: ``[media] dtmf``
+    dtmf: str = field(default="", metadata={"check": _check_dtmf})
 
 
 @dataclass(frozen=True)
