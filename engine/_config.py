@@ -148,6 +148,44 @@ class DeviceSettings:
     options: dict[str, Any] = field(default_factory=dict)
 
 
+_MAIL_ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63})+")
+
+
+def _check_mail_address(value: str) -> str | None:
+    # One plain address, nothing a mail header could be smuggled in with (no spaces, <>, quotes, line breaks).
+    if value and not _MAIL_ADDRESS.fullmatch(value):
+        return f"expected one plain address like name@example.com, got {value!r}"
+    return None
+
+
+def _check_box_name(value: str) -> str | None:
+    if not value or len(value) > 64 or value.strip(".") != value or not all(c.isalnum() or c in "-_." for c in value):
+        return f"expected up to 64 letters, digits, '-', '_' or '.', got {value!r}"
+    return None
+
+
+def _check_dtmf_keys(value: str) -> str | None:
+    if len(value) > 16 or not all(c in "0123456789*#ABCD" for c in value):
+        return f"expected DTMF keys (0-9, *, #, A-D), got {value!r}"
+    return None
+
+
+@dataclass(frozen=True)
+class VoicemailBoxSettings:
+    """``[[voicemail]]``: one box's limits and mail address. Boxes not listed use these defaults."""
+
+    name: str = field(metadata={"check": _check_box_name})
+    #: mail each new message here (needs the email plugin's ``[email]`` section)
+    email: str = field(default="", metadata={"check": _check_mail_address})
+    max_seconds: float = field(default=120.0, metadata={"min": 1, "max": 3600})
+    #: this long without speech ends the message
+    silence_seconds: float = field(default=5.0, metadata={"min": 0.5, "max": 60})
+    #: shorter messages are a hang-up at the beep and are discarded
+    min_seconds: float = field(default=1.0, metadata={"min": 0, "max": 60})
+    #: pressing one of these keys during the greeting skips to the beep ("" never skips)
+    skip_keys: str = field(default="0123456789*#", metadata={"check": _check_dtmf_keys})
+
+
 #: name -> (schema, is an array of tables)
 CORE_SECTIONS: dict[str, tuple[type, bool]] = {
     "engine": (EngineSettings, False),
@@ -158,6 +196,7 @@ CORE_SECTIONS: dict[str, tuple[type, bool]] = {
     "queues": (QueueSettings, True),
     "routes": (RouteSettings, True),
     "devices": (DeviceSettings, True),
+    "voicemail": (VoicemailBoxSettings, True),
 }
 
 #: sections whose schema belongs to another engine component, validated there (raw dicts here)
@@ -260,6 +299,7 @@ class Config:
     source: Path | None
     data_dir: Path
     locations: dict[str, tuple[str, int]] = field(default_factory=dict, repr=False)
+    voicemail: list[VoicemailBoxSettings] = field(default_factory=list)
 
     def section(self, name: str) -> Any:
         """A plugin's validated section (a dataclass instance), or None when absent."""
@@ -390,6 +430,7 @@ def load_config(
         source=path,
         data_dir=data_dir,
         locations=locations,
+        voicemail=built["voicemail"],
     )
 
 
@@ -452,7 +493,9 @@ def _cross_checks(raw: dict[str, Any]) -> list[Problem]:
     agents = [a.get("id") for a in raw.get("agents", []) if isinstance(a, dict)]
     queues = [q.get("name") for q in raw.get("queues", []) if isinstance(q, dict)]
     flows = [f.get("name") for f in raw.get("flows", []) if isinstance(f, dict)]
-    for kind, names, key in (("agents", agents, "id"), ("queues", queues, "name"), ("flows", flows, "name")):
+    boxes = [b.get("name") for b in raw.get("voicemail", []) if isinstance(b, dict)]
+    for kind, names, key in (("agents", agents, "id"), ("queues", queues, "name"), ("flows", flows, "name"),
+                             ("voicemail", boxes, "name")):
         seen: set[object] = set()
         for i, name in enumerate(names):
             if name in seen:
