@@ -760,6 +760,11 @@ class Engine(EngineAPI):
                 raise ValueError(f"interaction {interaction} is on channel {item.channel!r}, which cannot send messages")
             message_id = await send(item, text)
             return {**item.to_json(), "message_id": message_id}
+        if action == "read":  # the agent opened a messaging conversation: its customer messages are read
+            mark_read = getattr(channel, "mark_read", None)
+            if mark_read is None:
+                raise ValueError(f"interaction {interaction} is on channel {item.channel!r}, which has no messages to read")
+            return {**item.to_json(), "marked_read": await mark_read(item)}
         raise ValueError(f"unknown action {action!r}")
 
     async def originate(self, body: Mapping[str, Any]) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from ._cdr import cdr_csv, neutralise
 from ._logs import LEVELS, RingLogHandler
 from ._http import HttpError, Request, Response, Router, json_response, text_response
 
-INTERACTION_ACTIONS = frozenset({"accept", "reject", "hangup", "transfer", "disposition", "reply", "record"})
+INTERACTION_ACTIONS = frozenset({"accept", "reject", "hangup", "transfer", "disposition", "reply", "record", "read"})
 AGENT_STATES = frozenset(s.value for s in AgentState)
 INTERACTION_STATES = frozenset(s.value for s in InteractionState)
 MAX_TEXT = 16 * 1024

@@ -307,7 +307,9 @@ class MessageStore:
         await self.store.write_many([
             ("DELETE FROM msg_outbox WHERE message=?", (message,)),
             (
-                "UPDATE msg_messages SET status=?, external_id=COALESCE(?, external_id), updated=? WHERE id=?",
+                # 'read' is the last word: a visitor's "seen" may be stored before the outbox records 'sent'
+                "UPDATE msg_messages SET status=CASE WHEN status='read' THEN 'read' ELSE ? END, "
+                "external_id=COALESCE(?, external_id), updated=? WHERE id=?",
                 (status, external_id, now, message),
             ),
         ])
@@ -336,8 +338,39 @@ class MessageStore:
         )
         if row is None:
             return False
-        await self.store.write("UPDATE msg_messages SET status=?, updated=? WHERE id=?", (status, time.time(), row["id"]))
+        await self.store.write(
+            "UPDATE msg_messages SET status=?, updated=? WHERE id=? AND status <> 'read'", (status, time.time(), row["id"])
+        )
         return True
+
+    async def mark_read(self, conversation: str, direction: str, up_to: str | None = None) -> int:
+        """Messages of ``direction`` in ``conversation`` become ``read``: all of them, or those up to and
+        including message ``up_to`` (which must belong to this conversation and direction, else nothing
+        changes: a visitor cannot mark someone else's messages). Failed messages stay failed.
+        Returns how many changed."""
+        if direction not in ("inbound", "outbound"):
+            raise ValueError(f"direction must be inbound or outbound, not {direction!r}")
+        limit = 2**62
+        if up_to is not None:
+            row = await self.store.fetchone(
+                "SELECT seq FROM msg_messages WHERE id=? AND conversation=? AND direction=?", (up_to, conversation, direction)
+            )
+            if row is None:
+                return 0
+            limit = int(row["seq"])
+        unread = await self.store.fetchone(
+            "SELECT COUNT(*) AS n FROM msg_messages WHERE conversation=? AND direction=? AND seq<=? "
+            "AND status NOT IN ('read', 'failed')",
+            (conversation, direction, limit),
+        )
+        if not unread or not unread["n"]:
+            return 0  # the common case (a widget repeating "seen"): no write at all
+        await self.store.write(
+            "UPDATE msg_messages SET status='read', updated=? WHERE conversation=? AND direction=? AND seq<=? "
+            "AND status NOT IN ('read', 'failed')",
+            (time.time(), conversation, direction, limit),
+        )
+        return int(unread["n"])
 
     async def message(self, message: str) -> dict[str, Any] | None:
         return _decode(await self.store.fetchone("SELECT * FROM msg_messages WHERE id=?", (message,)))

@@ -1,8 +1,8 @@
 """Replying to, closing and resuming conversations: the same for every messaging channel on this layer.
 
 A channel keeps ``messages`` (:class:`MessageStore`), ``binder`` (:class:`InteractionBinder`) and
-``outbox`` (:class:`Outbox`); mixing :class:`ConversationReplies` in gives it ``send_message`` and
-``hangup``, and :meth:`ConversationReplies.resume` for start-up. What differs per channel stays in the channel: :meth:`check_reply` refuses a reply its
+``outbox`` (:class:`Outbox`); mixing :class:`ConversationReplies` in gives it ``send_message``,
+``mark_read`` and ``hangup``, and :meth:`ConversationReplies.resume` for start-up. What differs per channel stays in the channel: :meth:`check_reply` refuses a reply its
 medium cannot carry (SMS length, an unconfigured mailbox), delivery itself is the outbox's callback.
 """
 
@@ -59,6 +59,14 @@ class ConversationReplies:
         self.binder.replied(conversation)
         self.outbox.wake_nowait()
         return message
+
+    async def mark_read(self, interaction: Interaction) -> int:
+        """The agent opened the conversation (``POST /api/v1/interactions/{id}/read``): every customer
+        message in it so far is ``read``. Returns how many changed."""
+        conversation = interaction.attributes.get("conversation")
+        if not isinstance(conversation, str):
+            raise ValueError(f"interaction {interaction.id} has no conversation to read")
+        return await self.messages.mark_read(conversation, "inbound")
 
     async def hangup(self, interaction: Interaction, cause: str = "normal") -> None:
         """The agent closed the interaction: the conversation is done until the customer writes again."""
