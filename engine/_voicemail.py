@@ -13,6 +13,9 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import trio
+
+from ._config import VoicemailBoxSettings
 from ._registry import Migration
 from .abc import VoiceChannel
 
@@ -37,10 +40,9 @@ MIGRATIONS = [
     )
 ]
 
-#: Limits of one message; boxes are named by flows and overflows, any safe name is accepted.
-MAX_SECONDS = 180.0
-SILENCE_SECONDS = 5.0
-MIN_SECONDS = 1.0  # shorter than this is a hang-up at the beep, not a message
+#: Boxes are named by flows and overflows and any safe name is accepted; a box without a ``[[voicemail]]``
+#: entry gets these limits (120 s maximum, 5 s of silence ends it, under 1 s is a hang-up at the beep).
+DEFAULT_BOX = VoicemailBoxSettings(name="default")
 
 
 def _safe_box(box: str) -> str:
@@ -54,6 +56,11 @@ class Voicemail:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.root = engine.config.data_dir / "voicemail"
+        self.boxes = {b.name: b for b in getattr(engine.config, "voicemail", [])}
+        self._warned_no_mail: set[str] = set()
+
+    def box_settings(self, box: str) -> VoicemailBoxSettings:
+        return self.boxes.get(box, DEFAULT_BOX)
 
     async def record(self, interaction: Interaction, box: str, *, greeting: str | None = None) -> dict[str, Any] | None:
         """Take a message for ``box`` from the caller of ``interaction``; None when nothing was said."""
@@ -66,23 +73,25 @@ class Voicemail:
             await channel.answer(interaction)  # type: ignore[union-attr]
         except NotImplementedError:
             pass
+        settings = self.box_settings(box)
         prompts = self.engine.prompts
         language = self.engine.config.media.language
         if greeting and prompts.has_prompt(greeting, language):
-            await channel.play(interaction, prompt=greeting)  # type: ignore[union-attr]
+            play = {"prompt": greeting}
         elif prompts.has_prompt(f"vm-greeting-{box}", language):
-            await channel.play(interaction, prompt=f"vm-greeting-{box}")  # type: ignore[union-attr]
+            play = {"prompt": f"vm-greeting-{box}"}
         else:
-            await channel.play(interaction, text="Please leave a message after the tone.")  # type: ignore[union-attr]
+            play = {"text": "Please leave a message after the tone."}
+        await self._greet(channel, interaction, play, settings.skip_keys)
         if prompts.has_prompt("beep", language):
             await channel.play(interaction, prompt="beep")  # type: ignore[union-attr]
         message_id = uuid.uuid4().hex[:12]
         path = self.root / box / f"{int(time.time())}-{message_id}.wav"
         path.parent.mkdir(parents=True, exist_ok=True)
         seconds = await channel.record(  # type: ignore[union-attr]
-            interaction, path, max_seconds=MAX_SECONDS, silence_seconds=SILENCE_SECONDS
+            interaction, path, max_seconds=settings.max_seconds, silence_seconds=settings.silence_seconds
         )
-        if seconds < MIN_SECONDS:
+        if seconds < settings.min_seconds:
             path.unlink(missing_ok=True)
             log.info("voicemail for %s: caller left no message", box)
             await self._hang_up(channel, interaction, "voicemail-empty")
@@ -98,10 +107,44 @@ class Voicemail:
         )
         waiting = await self.engine.store.fetchone("SELECT count(*) AS n FROM voicemail WHERE box = ? AND heard = 0", (box,))
         self.engine.bus.publish("MessageWaiting", interaction=interaction.id, Mailbox=box, Waiting="yes",
-                                New=waiting["n"] if waiting else 1, CallerIDNum=interaction.from_, Seconds=row["seconds"])
+                                New=waiting["n"] if waiting else 1, CallerIDNum=interaction.from_, Seconds=row["seconds"],
+                                Message=message_id)
+        self._note_unmailed(box, settings)
         await self._hang_up(channel, interaction, "voicemail")
         await self.engine.end_interaction(interaction, cause="voicemail")
         return row
+
+    async def _greet(self, channel: Any, interaction: Interaction, play: dict[str, str], skip_keys: str) -> None:
+        """Play the greeting; a key in ``skip_keys`` cuts it short (callers who know the drill go to the beep)."""
+        if not skip_keys:
+            await channel.play(interaction, **play)
+            return
+        async with self.engine.bus.subscribe(f"voicemail-greeting-{interaction.id}", buffer=64) as events:
+            async with trio.open_nursery() as nursery:
+
+                async def skip_on_key() -> None:
+                    async for event in events:
+                        if (event.event == "DTMFEnd" and event.interaction == interaction.id
+                                and event.fields.get("Direction") == "Received"
+                                and str(event.fields.get("Digit")) in skip_keys):
+                            log.info("voicemail: caller skipped the greeting with %s", event.fields.get("Digit"))
+                            nursery.cancel_scope.cancel()
+                            return
+
+                nursery.start_soon(skip_on_key)
+                await channel.play(interaction, **play)
+                nursery.cancel_scope.cancel()
+
+    def _note_unmailed(self, box: str, settings: VoicemailBoxSettings) -> None:
+        # Mailing is the email plugin's job (it listens for MessageWaiting); say once per box when a
+        # configured address will get nothing because that plugin is absent or has no [email] section.
+        if not settings.email or box in self._warned_no_mail:
+            return
+        mailer = self.engine.channels.get("email")
+        if mailer is None or not getattr(mailer, "configured", False):
+            self._warned_no_mail.add(box)
+            log.warning("voicemail box %s has email = %r but the email plugin is not configured ([email] section): "
+                        "new messages are announced by the MessageWaiting event only", box, settings.email)
 
     async def _hang_up(self, channel: Any, interaction: Interaction, cause: str) -> None:
         # The message is taken (or the caller went silent): release the line, as a voicemail system does,
