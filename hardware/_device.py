@@ -19,6 +19,7 @@ from engine import DeviceBusyError, DeviceError
 from engine.abc import Device, DeviceHealth, DeviceSpec
 
 from ._serial import SerialDisconnected, SerialSettings, open_serial_stream
+from ._health_file import event_text, write_health_snapshot
 from .discovery import resolve_port
 
 __all__ = ["DeviceUnresponsive", "HealthChanged", "ReconnectPolicy", "SerialDevice"]
@@ -139,7 +140,13 @@ class SerialDevice(Device):
         self._emit(HealthChanged(self.name, health, reason))
         bus = getattr(self.context, "bus", None)
         if bus is not None:
-            bus.publish("DeviceStateChange", Device=self.name, State=health.value, Reason=reason)
+            # the reason may quote the device (CR LF, escapes): escaped so no consumer sees a forged line
+            bus.publish("DeviceStateChange", Device=self.name, State=health.value, Reason=event_text(reason))
+        self.write_health_snapshot()
+
+    def write_health_snapshot(self) -> None:
+        """Refresh what ``centralita devices`` shows for this device (health, model, signal...)."""
+        write_health_snapshot(getattr(self.context, "data_dir", None), self.name, self._health.value, self.describe())
 
     async def wait_health(self, *wanted: DeviceHealth) -> DeviceHealth:
         while self._health not in wanted:

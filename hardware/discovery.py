@@ -115,13 +115,62 @@ def _audio_devices() -> tuple[list[dict[str, object]], str]:
     return backend.list_devices(), ""
 
 
+def _health_snapshots(config: str | None, data_dir: str | None) -> tuple[list[dict[str, object]], str]:
+    """The configured devices' health as the running engine last wrote it (see ``_health_file``)."""
+    from ._health_file import read_health_snapshots
+
+    if not config and not data_dir:
+        return [], ""
+    if config:
+        from engine._cli import _disabled_from, discover_plugins, load_with_plugins
+        from engine._errors import ConfigError
+
+        path = Path(config)
+        try:
+            loaded = load_with_plugins(path, discover_plugins(_disabled_from(path)), Path(data_dir) if data_dir else None)
+        except (ConfigError, OSError) as exc:
+            return [], f"cannot read {config}: {exc}"
+        folder, configured = loaded.data_dir, [d.name for d in loaded.devices]
+    else:
+        folder, configured = Path(data_dir or "."), []
+    found = {str(s["name"]): s for s in read_health_snapshots(folder)}
+    names = configured or sorted(found)
+    return [found.get(name, {"name": name, "health": "unknown", "running": False}) for name in names], ""
+
+
+def _health_line(snapshot: dict[str, object]) -> list[str]:
+    name, health = snapshot.get("name"), snapshot.get("health")
+    if not snapshot.get("running"):
+        health = "engine not running" if snapshot.get("pid") else "no report (engine not running?)"
+    lines = [f"  {name}: {health}  [{snapshot.get('driver') or '-'} {snapshot.get('port') or snapshot.get('device') or ''}]"]
+    facts = []
+    if snapshot.get("model"):
+        facts.append(f"model {snapshot['model']}")
+    if snapshot.get("signal") is not None and snapshot.get("driver") == "gsm-modem":
+        facts.append(f"signal {snapshot['signal']}/31")
+    if snapshot.get("registration"):
+        facts.append(f"network {snapshot['registration']}")
+    if "caller_id" in snapshot:
+        facts.append("caller ID " + ("on" if snapshot["caller_id"] else "off"))
+    if facts:
+        lines.append("      " + ", ".join(facts))
+    if snapshot.get("reason"):
+        lines.append(f"      last error: {snapshot['reason']}")
+    return lines
+
+
 def run_devices_cli(argv: list[str] | None = None) -> int:
-    """``centralita devices [--json]``: serial ports and audio devices with the driver that fits."""
+    """``centralita devices [--json] [--config FILE] [--data-dir DIR]``: serial ports and audio devices
+    with the driver that fits; with a config (or data directory), each configured device's health as
+    the running engine reports it."""
     parser = argparse.ArgumentParser(prog="centralita devices", description=run_devices_cli.__doc__)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--config", metavar="FILE", help="configuration whose devices' health to show")
+    parser.add_argument("--data-dir", metavar="DIR", help="data directory (overrides [engine] data_dir)")
     args = parser.parse_args(argv)
     ports = list_serial_ports()
     audio, audio_error = _audio_devices()
+    health, health_error = _health_snapshots(args.config, args.data_dir)
     if args.json:
         print(
             json.dumps(
@@ -129,10 +178,20 @@ def run_devices_cli(argv: list[str] | None = None) -> int:
                     "serial": [{**asdict(p), "usb_id": p.usb_id} for p in ports],
                     "audio": audio,
                     "audio_error": audio_error,
+                    "configured": health,
+                    "configured_error": health_error,
                 }
             )
         )
-        return 0
+        return 0 if not health_error else 2
+    if args.config or args.data_dir:
+        print("Configured devices:")
+        if health_error:
+            print(f"  {health_error}")
+        elif not health:
+            print("  (none)")
+        for snapshot in health:
+            print("\n".join(_health_line(snapshot)))
     print("Serial ports:")
     if not ports:
         print("  (none)")
@@ -149,4 +208,4 @@ def run_devices_cli(argv: list[str] | None = None) -> int:
         print(
             f"  {dev['name']!s}  in={dev['inputs']} out={dev['outputs']} rate={dev['rate']:.0f}  -> driver headset"
         )
-    return 0
+    return 0 if not health_error else 2

@@ -13,12 +13,19 @@ from engine.abc import DeviceSpec, Service
 
 def _configure_devices(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--config", metavar="FILE", help="configuration whose devices' health to show")
+    parser.add_argument("--data-dir", metavar="DIR", help="data directory (overrides [engine] data_dir)")
 
 
 def _run_devices(args: argparse.Namespace) -> int:
     from .discovery import run_devices_cli
 
-    return run_devices_cli(["--json"] if args.json else [])
+    argv = ["--json"] if args.json else []
+    if args.config:
+        argv += ["--config", args.config]
+    if args.data_dir:
+        argv += ["--data-dir", args.data_dir]
+    return run_devices_cli(argv)
 
 
 def _configure_firmware_test(parser: argparse.ArgumentParser) -> None:

@@ -392,7 +392,10 @@ class GsmModem(SerialDevice):
         for value in csq.info("+CSQ"):
             rssi = value.split(",")[0].strip()
             if rssi.isdigit():
-                self.signal = None if int(rssi) == 99 else int(rssi)
+                signal = None if int(rssi) == 99 else int(rssi)
+                if signal != self.signal:
+                    self.signal = signal
+                    self.write_health_snapshot()
 
     def _registration(self, stat: int) -> None:
         if stat == self.registration:

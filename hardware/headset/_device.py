@@ -23,6 +23,7 @@ import trio
 from engine.abc import Capability, Device, DeviceHealth, DeviceSpec
 from engine.media import Resampler
 
+from .._health_file import event_text, write_health_snapshot
 from ._audio import audio_backend
 
 __all__ = ["Headset"]
@@ -84,7 +85,8 @@ class Headset(Device):
         self._changed = trio.Event()
         bus = getattr(self.context, "bus", None)
         if bus is not None:
-            bus.publish("DeviceStateChange", Device=self.name, State=health.value, Reason=reason)
+            bus.publish("DeviceStateChange", Device=self.name, State=health.value, Reason=event_text(reason))
+        write_health_snapshot(getattr(self.context, "data_dir", None), self.name, health.value, self.describe())
 
     async def wait_health(self, *wanted: DeviceHealth) -> DeviceHealth:
         while self._health not in wanted:

@@ -138,6 +138,7 @@ class VoiceModem(SerialDevice):
         self.port: AtPort | None = None
         self.voice_format: VoiceFormat | None = None
         self.identity = ""
+        self.caller_id_armed = False  # AT+VCID=1 (or the profile's equivalent) accepted
         self.call: VoiceCall | None = None
         self.ringing = RingTracker(
             answer_after=self.timings.answer_after_rings, ring_gone=self.timings.ring_gone
@@ -176,6 +177,7 @@ class VoiceModem(SerialDevice):
             "model": self.identity,
             "format": self.voice_format.fmt if self.voice_format else "",
             "in_call": self.call is not None,
+            "caller_id": self.caller_id_armed,
             "line": vars(self.profile.line),
         }
 
@@ -274,7 +276,9 @@ class VoiceModem(SerialDevice):
     async def _arm_caller_id(self, port: AtPort) -> None:
         try:
             await port.command(self.profile.caller_id_on, timeout=self.timings.command_timeout)
+            self.caller_id_armed = True
         except AtCommandError as exc:
+            self.caller_id_armed = False
             log.warning("%s: caller ID not available: %s", self.name, exc)
 
     async def _keepalive(self, port: AtPort) -> None:
