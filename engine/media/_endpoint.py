@@ -220,6 +220,11 @@ class RtpEndpoint:
     def playing(self) -> bool:
         return self._player is not None
 
+    @property
+    def player(self) -> Source | None:
+        """The source being played (None once it has ended): lets a caller stop only its own."""
+        return self._player
+
     def send_dtmf(self, digits: str, *, duration_ms: int = 100, gap_ms: int = 60) -> None:
         """Send digits with this endpoint's DTMF method (INFO: ``on_send_info`` does the signalling)."""
         for d in digits:

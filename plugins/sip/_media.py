@@ -162,14 +162,18 @@ class MediaLeg:
         """Play a loaded :class:`engine.media.Prompt` to the end (or until cancelled); music on hold, if
         the caller has some, pauses meanwhile and goes on where it stopped afterwards."""
         self.prompting += 1
-        self.endpoint.play(loaded.player())
+        player = loaded.player()
+        endpoint = self.endpoint
+        endpoint.play(player)
         try:
-            while self.endpoint.playing and not self.endpoint.closed:
+            while endpoint.player is player and not endpoint.closed:
                 await trio.sleep(0.02)
         finally:
             self.prompting -= 1
-            if not self.endpoint.closed:
-                self.endpoint.play(self.hold_music)
+            # Only our own prompt is stopped: one started meanwhile (another prompt, an announcement)
+            # keeps playing, and it hands the endpoint back to the music when it ends.
+            if not endpoint.closed and endpoint.player in (player, None):
+                endpoint.play(self.hold_music if not self.prompting else None)
 
     def set_hold_music(self, player: Any) -> None:
         """Start (a looping player) or stop (None) music on hold. A prompt being played keeps playing;
