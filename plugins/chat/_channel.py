@@ -108,7 +108,7 @@ class ChatChannel(ConversationReplies, MessagingChannel):
         self._ready = trio.Event()
         self._positions_cache: tuple[float, dict[str, int], dict[str, int]] | None = None
         self.counters = {"connections": 0, "open": 0, "received": 0, "sent": 0, "rejected_frames": 0,
-                         "rate_limited": 0, "closed_for_abuse": 0, "closed_not_reading": 0}
+                         "rate_limited": 0, "closed_for_abuse": 0, "closed_not_reading": 0, "read": 0}
 
     # ------------------------------------------------------------------------------------ lifecycle
 
@@ -223,6 +223,14 @@ class ChatChannel(ConversationReplies, MessagingChannel):
             stamp = time.strftime("%Y-%m-%d %H:%M", time.gmtime(row["created"]))
             lines.append(f"[{stamp} UTC] {who}: {row['body']}")
         await mailer(email, "Your chat transcript", "\n".join(lines) + "\n")
+
+    async def visitor_saw(self, session: VisitorSession, message: str) -> None:
+        """The widget showed the agent's messages up to ``message``: they are ``read``. An id from another
+        conversation, or an inbound one, changes nothing (a visitor can only mark what was sent to them)."""
+        if session.conversation is None:
+            return
+        if await self.messages.mark_read(session.conversation, "outbound", up_to=message):
+            self.counters["read"] += 1
 
     def visitor_typing(self, session: VisitorSession, on: bool) -> None:
         interaction = self.binder.interaction_for(session.conversation) if session.conversation else None

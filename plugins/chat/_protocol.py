@@ -3,7 +3,8 @@
 Client frames (JSON objects): ``{"type": "hello", "token": str | null, "name": str, "email": str}`` (email:
 optional, what the website says the visitor is; shown to agents as unverified),
 ``{"type": "message", "text": str}``, ``{"type": "typing", "on": bool}``, ``{"type": "ping"}``,
-``{"type": "transcript", "email": str}`` (the conversation so far, mailed through the email channel).
+``{"type": "transcript", "email": str}`` (the conversation so far, mailed through the email channel),
+``{"type": "seen", "id": str}`` (the widget showed the agent's messages up to this one: they become ``read``).
 Server frames: ``welcome`` (token, history), ``message`` (direction, text, id, created), ``queue``
 (position, wait), ``typing`` (on), ``error`` (reason), ``pong``, ``transcript`` (queued: bool).
 """
@@ -50,7 +51,12 @@ class Transcript:
     email: str
 
 
-Command = Hello | Say | Typing | Ping | Transcript
+@dataclass(frozen=True)
+class Seen:
+    message: str
+
+
+Command = Hello | Say | Typing | Ping | Transcript | Seen
 
 
 def _clean_text(text: str, limit: int) -> str:
@@ -98,6 +104,11 @@ def parse_frame(frame: str | bytes, *, max_chars: int) -> Command:
         return Typing(bool(data.get("on")))
     if kind == "ping":
         return Ping()
+    if kind == "seen":
+        message = data.get("id")
+        if not isinstance(message, str) or not 1 <= len(message) <= 40:
+            raise VisitorError("seen needs the 'id' of a message")
+        return Seen(message)
     if kind == "transcript":
         email = data.get("email")
         if not isinstance(email, str) or not 3 <= len(email) <= 254 or not _plain_email(email):

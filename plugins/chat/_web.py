@@ -12,7 +12,7 @@ from typing import Any
 import trio
 
 from ._channel import ChatChannel, VisitorConnection, VisitorSession
-from ._protocol import Hello, Ping, Say, Transcript, Typing, VisitorError, frame, parse_frame
+from ._protocol import Hello, Ping, Say, Seen, Transcript, Typing, VisitorError, frame, parse_frame
 
 log = logging.getLogger("centralita.chat.web")
 
@@ -182,6 +182,12 @@ class ChatWeb:
                                 connection.push(frame("error", reason="not stored, please send it again"))
                         elif isinstance(command, Typing):
                             channel.visitor_typing(session, command.on)
+                        elif isinstance(command, Seen):
+                            # each costs the store a look-up: a flood of them is refused like any other
+                            if not session.bucket.allow(trio.current_time(), cost=0.25):
+                                channel.counters["rate_limited"] += 1
+                                raise VisitorError("too fast: 'seen' frames are rate limited too")
+                            await channel.visitor_saw(session, command.message)
                         elif isinstance(command, Ping):
                             connection.push(frame("pong"))
                         elif isinstance(command, Transcript):

@@ -8,6 +8,8 @@
   var wsUrl = (base.protocol === "https:" ? "wss://" : "ws://") + base.host + "/chat/ws";
   var TOKEN_KEY = "centralita-chat-token";
   var ws = null, backoff = 500, typingTimer = null, typingSent = false, pending = [];
+  // the newest agent message on screen, and the newest one we told the server the visitor has seen
+  var lastShownOutbound = "", lastSeenSent = "";
 
   function el(tag, attrs, text) {
     var node = document.createElement(tag);
@@ -57,7 +59,16 @@
       (direction === "inbound" ? "#def" : "#eee")}, text));
     log.appendChild(line);
     log.scrollTop = log.scrollHeight;
+    if (direction === "outbound" && id) { lastShownOutbound = id; }
   }
+  // "read" means a person could see it: only while the page is visible (a background tab waits).
+  function reportSeen() {
+    if (!lastShownOutbound || lastShownOutbound === lastSeenSent) { return; }
+    if (document.visibilityState !== "visible" || !ws || ws.readyState !== 1) { return; }
+    lastSeenSent = lastShownOutbound;
+    ws.send(JSON.stringify({type: "seen", id: lastShownOutbound}));
+  }
+  document.addEventListener("visibilitychange", reportSeen);
   function minutes(seconds) { return Math.max(1, Math.round(seconds / 60)); }
   function transmit(obj) {
     if (ws && ws.readyState === 1) { ws.send(JSON.stringify(obj)); } else { pending.push(obj); }
@@ -79,8 +90,11 @@
         (msg.history || []).forEach(function (m) { show(m.direction, m.text, m.id); });
         var queued = pending; pending = [];
         queued.forEach(transmit);
+        lastSeenSent = "";  // a new connection: say again what is on screen (the server ignores repeats)
+        reportSeen();
       } else if (msg.type === "message") {
         show(msg.direction, msg.text, msg.id);
+        reportSeen();
       } else if (msg.type === "queue") {
         status.textContent = msg.position > 0
           ? "You are number " + msg.position + " in the queue. Estimated wait: " + minutes(msg.wait) + " min"
