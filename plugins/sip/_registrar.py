@@ -51,6 +51,10 @@ MIGRATIONS_SQL = [
 ]
 
 
+#: At most this many contacts are listed in the channel's statistics (the devices page).
+STATUS_CONTACTS_MAX = 200
+
+
 @dataclass
 class Binding:
     user: str
@@ -63,6 +67,8 @@ class Binding:
     registered_at: float = 0.0
     reachable: bool = True
     qualify_sent: float | None = None
+    #: Round trip of the last answered OPTIONS qualify, in milliseconds (None until one is answered).
+    rtt_ms: float | None = None
     expiry: TimerHandle | None = None
 
     def to_json(self) -> dict[str, Any]:
@@ -71,7 +77,9 @@ class Binding:
             "contact": self.contact,
             "source": str(self.peer),
             "expires_in": max(0, round(self.expires_at - time.time())),
+            "transport": self.peer.transport,
             "reachable": self.reachable,
+            "rtt_ms": self.rtt_ms,
             "user_agent": self.user_agent,
         }
 
@@ -114,7 +122,13 @@ class Registrar:
         return [b for b in self.bindings.get(user, ()) if b.expires_at > now and b.reachable]
 
     def statistics(self) -> dict[str, Any]:
-        return {**self.stats, "users_registered": sum(1 for v in self.bindings.values() if v), "bindings": sum(len(v) for v in self.bindings.values())}
+        return {
+            **self.stats,
+            "users_registered": sum(1 for v in self.bindings.values() if v),
+            "bindings": sum(len(v) for v in self.bindings.values()),
+            # The devices page lists each contact; bounded so a huge registrar cannot bloat every status call.
+            "contacts": self.snapshot()[:STATUS_CONTACTS_MAX],
+        }
 
     def snapshot(self) -> list[dict[str, Any]]:
         return [b.to_json() for bindings in self.bindings.values() for b in bindings]
@@ -354,6 +368,8 @@ class Registrar:
         def answered(response: Response | None, txn: Any, binding: Binding = binding) -> None:
             if response is not None and binding.qualify_sent == sent:
                 binding.qualify_sent = None
+                # Any final answer (even 405/404) proves the phone is there; the round trip is the point.
+                binding.rtt_ms = round((core.clock() - sent) * 1000.0, 1)
                 if not binding.reachable:
                     binding.reachable = True
                     log.info("sip: %s is reachable again at %s", binding.user, safe_text(binding.peer))

@@ -71,6 +71,10 @@ class Trunk:
     from_tag: str = field(default_factory=new_tag)
     timer: TimerHandle | None = None
     networks: list[Any] = field(default_factory=list)
+    #: OPTIONS ping ("qualify") of the provider: None until the first ping is answered or times out.
+    reachable: bool | None = None
+    rtt_ms: float | None = None
+    qualify_sent: float | None = None
 
     @property
     def name(self) -> str:
@@ -91,6 +95,8 @@ class Trunk:
             "failures": self.failures,
             "last_status": self.last_status,
             "last_error": self.last_error,
+            "reachable": self.reachable,
+            "rtt_ms": self.rtt_ms,
         }
 
 
@@ -99,6 +105,7 @@ class TrunkManager:
         self.channel = channel
         self.timers = channel.settings.timers
         self.trunks: dict[str, Trunk] = {}
+        self._qualify_timer: TimerHandle | None = None
         for settings in channel.settings.trunks:
             uri = SipUri.parse(settings.server)
             trunk = Trunk(settings, uri, expires=settings.expires)
@@ -110,6 +117,8 @@ class TrunkManager:
         for trunk in self.trunks.values():
             if trunk.settings.register:
                 self.register(trunk)
+        if self.timers.qualify_interval > 0 and self.trunks:
+            self._qualify_all(self.channel.core.clock())
 
     def statistics(self) -> dict[str, Any]:
         return {name: t.to_json() for name, t in self.trunks.items()}
@@ -248,3 +257,52 @@ class TrunkManager:
         bus = getattr(self.channel.context, "bus", None)
         if bus is not None:
             bus.publish("SipTrunkStatus", Trunk=trunk.name, State=trunk.state, Status=trunk.last_status or 0, Error=trunk.last_error)
+
+    # ---------------------------------------------------------------------------------------- qualify
+
+    def _qualify_all(self, now: float) -> None:
+        """Ping every trunk now and again after ``qualify_interval`` (the same timer as the registrar's)."""
+        for trunk in self.trunks.values():
+            self.qualify(trunk)
+        core = self.channel.core
+        self._qualify_timer = core.scheduler.call_at(core.clock() + self.timers.qualify_interval, self._qualify_all)
+
+    def qualify(self, trunk: Trunk) -> None:
+        """One OPTIONS to the provider; its round trip is the trunk's RTT, silence makes it unreachable."""
+        core = self.channel.core
+        host = trunk.uri.host
+        port = f":{trunk.uri.port}" if trunk.uri.port else ""
+        user = trunk.settings.username or trunk.settings.from_user or "centralita"
+        headers = Headers()
+        headers.add("From", f"<sip:{user}@{host}>;tag={new_tag()}")
+        headers.add("To", f"<sip:{host}{port}>")
+        headers.add("Call-ID", new_branch()[7:] + "@centralita")
+        headers.add("CSeq", "1 OPTIONS")
+        request = Request("OPTIONS", f"sip:{host}{port}", headers)
+        sent = core.clock()
+        trunk.qualify_sent = sent
+
+        def answered(response: Response | None, txn: Any, trunk: Trunk = trunk) -> None:
+            if trunk.qualify_sent != sent or (response is not None and response.status < 200):
+                return
+            trunk.qualify_sent = None
+            if response is None:
+                self._unreachable(trunk)
+                return
+            # Any final answer (a 405 or 404 too) shows the provider is there and how far away.
+            trunk.rtt_ms = round((core.clock() - sent) * 1000.0, 1)
+            if trunk.reachable is not True:
+                trunk.reachable = True
+                log.info("sip: trunk %s answers OPTIONS (%.1f ms)", trunk.name, trunk.rtt_ms)
+
+        def timed_out(now: float, trunk: Trunk = trunk) -> None:
+            if trunk.qualify_sent == sent:
+                self._unreachable(trunk)
+
+        core.request(request, trunk.peer, answered)
+        core.scheduler.call_at(sent + self.timers.qualify_timeout, timed_out)
+
+    def _unreachable(self, trunk: Trunk) -> None:
+        if trunk.reachable is not False:
+            trunk.reachable = False
+            log.warning("sip: trunk %s does not answer OPTIONS", trunk.name)
