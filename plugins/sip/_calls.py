@@ -145,6 +145,10 @@ class CallManager:
             ("NOTIFY", self._notify),
         ):
             self.core.handlers[method] = handler
+        from ._phone_out import PhoneOut  # imports this module
+
+        #: registered phones calling outside numbers through a trunk
+        self.phone_out = PhoneOut(channel, self)
         self.core.on_ack = self._ack
         self.core.on_stray_response = self._stray_response
 
@@ -184,6 +188,10 @@ class CallManager:
             self.core.respond(txn, 404)
             channel.security_event("bad_destination", txn.peer, username=caller_user or "",
                                    detail=f"refused destination {destination!r}")
+            return
+        number = self.phone_out.number_for(destination) if caller_user is not None else None
+        if number is not None:
+            self.phone_out.place(request, txn, caller_user, number)
             return
         try:
             interaction = engine.new_interaction(

@@ -112,6 +112,9 @@ class OutboundCalls:
         self.core = channel.core
         self.stats = {"dialed": 0, "dial_answered": 0, "agents_connected": 0}
         self._attempts: dict[int, _Attempt] = {}  # id(leg) -> attempt, while the leg rings
+        #: interaction id -> told when that dial's first early media (183 with SDP) is taken (a phone
+        #: calling out through a trunk relays it to the phone)
+        self.on_early_media: dict[str, Any] = {}
 
     def statistics(self) -> dict[str, int]:
         return dict(self.stats)
@@ -327,6 +330,9 @@ class OutboundCalls:
                 return
         leg.remote_sdp = body
         call.interaction.attributes["early_media"] = True
+        listener = self.on_early_media.get(call.interaction.id)
+        if listener is not None:
+            listener()
 
     def _answered(self, leg: Leg, response: Response) -> None:
         manager = self.calls
