@@ -189,7 +189,7 @@ class CallManager:
             channel.security_event("bad_destination", txn.peer, username=caller_user or "",
                                    detail=f"refused destination {destination!r}")
             return
-        number = self.phone_out.number_for(destination) if caller_user is not None else None
+        number = self.phone_out.number_for(caller_user, destination) if caller_user is not None else None
         if number is not None:
             self.phone_out.place(request, txn, caller_user, number)
             return

@@ -4,8 +4,9 @@ A digest-authenticated ``[[sip.users]]`` phone dials a number that is not ours: 
 outbound_prefix`` set (e.g. ``"0"``), a destination starting with the prefix (stripped first); without
 it, any destination no ``[[routes]]`` entry matches. Before anything reaches a trunk the number must pass,
 in this order, ``engine.check_dial`` (strict ``+``/digits syntax and the ``centralita_allow_dial`` hook),
-the user's own ``dial`` patterns (an empty list allows nothing) and an outbound trunk's ``dial`` allowlist.
+the user's own ``dial`` patterns and an outbound trunk's ``dial`` allowlist.
 A refusal is a 403 to the phone and a ``dial_refused`` security event; the trunk never hears of it.
+A user without ``dial`` patterns never calls out (an unknown number is a 404, as for any caller).
 
 An allowed call is two calls bridged on the media engine, as an IVR transfer to an outside number is:
 
@@ -59,8 +60,12 @@ class PhoneOut:
         #: phone interaction id -> the scope of its ringing trunk leg (the phone's CANCEL cancels it)
         self._ringing: dict[str, trio.CancelScope] = {}
 
-    def number_for(self, destination: str) -> str | None:
-        """The outside number a registered phone's destination means, or None when it is ours."""
+    def number_for(self, user: str, destination: str) -> str | None:
+        """The outside number ``user``'s phone means by ``destination``, or None when it is ours (a
+        phone with no ``dial`` patterns never calls out: its unknown numbers stay 404, as before)."""
+        settings = self.channel.registrar.users.get(user)
+        if settings is None or not settings.dial:
+            return None
         prefix = self.channel.settings.outbound_prefix
         if prefix:
             if destination.startswith(prefix) and len(destination) > len(prefix):

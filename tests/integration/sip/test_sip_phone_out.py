@@ -135,3 +135,72 @@ async def test_a_number_outside_the_users_dial_list_is_refused_with_403(sip_engi
 async def test_a_number_with_bad_syntax_is_refused_with_403(sip_engine):
     (event,), _ = await _refused(sip_engine, "6001-23456")  # passes the destination check, not check_dial
     assert event.fields["Kind"] == "dial_refused" and "refused dial string" in event.fields["Detail"]
+
+
+async def test_the_phone_hanging_up_ends_the_trunk_leg(sip_engine, tmp_path):
+    """BYE from the phone: the far end (SIPp, waiting for the engine's BYE) is hung up too."""
+    trunk_port = free_udp_port()
+    far_end = FarEndMedia()
+    await far_end.sock.bind(("127.0.0.1", 0))
+    results: dict = {}
+    # callee_media_waits.xml wants to be shown +34910000000
+    shown = PHONE.replace("+34911000111", "+34910000000")
+    async with sip_engine(sip=shown + trunk(trunk_port)) as (engine, channel):
+        events: list = []
+        engine.bus.add_listener(events.append)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(far_end.run)
+
+            async def party() -> None:
+                results["sipp"] = await run_sipp(["-sf", str(SCENARIOS / "callee_media_waits.xml"), "-i", "127.0.0.1",
+                                                  "-p", str(trunk_port), "-m", "1",
+                                                  "-set", "rtp_port", str(far_end.sock.getsockname()[1])])
+
+            nursery.start_soon(party)
+            async with baresip_agent(channel, tmp_path, user="2001", frequency=PHONE_HZ) as phone:
+                await dial(phone, channel, NUMBER)
+                await wait_until(lambda: len(far_end.heard) >= 50, timeout=30)  # the two are talking
+                await phone.command("hangup")
+                with trio.fail_after(30):
+                    while "sipp" not in results:
+                        await trio.sleep(0.05)
+                assert results["sipp"].returncode == 0, describe(results["sipp"])  # it got our BYE
+                await wait_until(lambda: not channel.calls.calls, timeout=20)
+            nursery.cancel_scope.cancel()
+        causes = {e.fields["Cause"]: e.interaction for e in events if e.event == "Hangup"}
+        assert set(causes) == {"caller", "transfer-partner"}, causes
+        row = await cdr_row(engine, causes["caller"])
+        assert (row["src"], row["dst"], row["disposition"]) == ("2001", NUMBER, "ANSWERED"), row
+
+
+async def test_cancel_from_the_phone_cancels_the_ringing_trunk_leg(sip_engine, tmp_path):
+    """With ``outbound_prefix = "0"`` the phone dials 0600123456; the trunk is asked for 600123456,
+    which rings; the phone gives up (CANCEL) and the far end gets a CANCEL long before the 10 s ring
+    timeout would have sent one."""
+    trunk_port = free_udp_port()
+    results: dict = {}
+    async with sip_engine(sip='outbound_prefix = "0"\n' + PHONE + trunk(trunk_port)) as (engine, channel):
+        events: list = []
+        engine.bus.add_listener(events.append)
+        async with trio.open_nursery() as nursery:
+
+            async def party() -> None:
+                results["sipp"] = await run_sipp(["-sf", str(SCENARIOS / "callee_never_answers.xml"), "-i", "127.0.0.1",
+                                                  "-p", str(trunk_port), "-m", "1"])
+
+            nursery.start_soon(party)
+            async with baresip_agent(channel, tmp_path, user="2001") as phone:
+                await dial(phone, channel, "0" + NUMBER)
+                await wait_until(lambda: channel.outbound.statistics()["dialed"] == 1, timeout=20)
+                await phone.command("hangup")
+                with trio.fail_after(30):
+                    while "sipp" not in results:
+                        await trio.sleep(0.05)
+                assert results["sipp"].returncode == 0, describe(results["sipp"])  # CANCEL, 487, ACK
+                await wait_until(lambda: len([e for e in events if e.event == "Hangup"]) == 2, timeout=20)
+        # Both ended by the phone's CANCEL (a ring timeout would have said "no-answer").
+        assert [e.fields["Cause"] for e in events if e.event == "Hangup"] == ["caller-cancel"] * 2
+        rows = [await cdr_row(engine, e.interaction) for e in events if e.event == "Hangup"]
+        assert sorted((r["src"], r["dst"], r["disposition"]) for r in rows) == [
+            ("+34911000111", NUMBER, "NO ANSWER"), ("2001", NUMBER, "NO ANSWER")], rows
+        await wait_until(lambda: not channel.calls.calls and engine.media.statistics()["endpoints"] == 0, timeout=10)
