@@ -154,26 +154,121 @@ class OperationsPages:
 
     async def devices(self, request: Request) -> Response:
         status = self.engine.status()
-        channels = status.get("channels") or {}
-        devices = status.get("devices") or {}
-        channel_rows = [[name, _flatten(stats)] for name, stats in sorted(channels.items())]
-        device_rows = [
-            [name, info.get("health", "") if isinstance(info, dict) else "",
-             _flatten({k: v for k, v in info.items() if k != "health"} if isinstance(info, dict) else info),
-             post_button(f"/devices/{urllib.parse.quote(name, safe='')}/test", "Test this device", request.principal.csrf)]
-            for name, info in sorted(devices.items())
-        ]  # fmt: skip
+        channels = _mapping(status.get("channels"))
+        devices = _mapping(status.get("devices"))
+        csrf = request.principal.csrf
+        # Per-contact and per-trunk rows have their own tables; the rest stays as key=value counters.
+        channel_rows = [[name, _flatten(_without_contacts(stats))] for name, stats in sorted(channels.items(), key=_by_name)]
+        registrations = _registration_rows(channels)
+        trunks = _trunk_rows(channels)
+        audio = {name: info for name, info in devices.items() if _mapping(info).get("driver") == "headset"}
+        serial = {name: info for name, info in devices.items() if name not in audio}
         body = join(
             [
+                tag("section", tag("h2", "SIP registrations"),
+                    table(["user", "contact", "transport", "expires", "RTT", "reachable"], registrations, id="registrations")
+                    if registrations else tag("p", "No phone is registered.", class_="muted")),
+                tag("section", tag("h2", "SIP trunks"),
+                    table(["trunk", "state", "last error", "RTT", "answers OPTIONS"], trunks, id="trunks")
+                    if trunks else tag("p", "No [[sip.trunks]] configured.", class_="muted")),
+                tag("section", tag("h2", "Serial devices"),
+                    table(["device", "health", "model", "signal", "SIM", "last caller ID", "details",
+                           "conformance (pauses the device)"],
+                          (_serial_row(name, _mapping(info), csrf) for name, info in sorted(serial.items(), key=_by_name)),
+                          id="devices") if serial
+                    else tag("p", "No serial [[devices]] configured.", class_="muted")),
+                tag("section", tag("h2", "Audio devices"),
+                    table(["device", "health", "input level", "output level", "details", "conformance (pauses the device)"],
+                          (_audio_row(name, _mapping(info), csrf) for name, info in sorted(audio.items(), key=_by_name)),
+                          id="audio-devices") if audio
+                    else tag("p", "No headset configured.", class_="muted")),
                 tag("section", tag("h2", "Channels and lines"),
                     table(["channel", "state and counters"], channel_rows, id="channels") if channel_rows
                     else tag("p", "No channel plugin is running.", class_="muted")),
-                tag("section", tag("h2", "Devices"),
-                    table(["device", "health", "details", "conformance (pauses the device)"], device_rows, id="devices") if device_rows
-                    else tag("p", "No [[devices]] configured.", class_="muted")),
             ]
         )  # fmt: skip
         return page("Devices and lines", body, principal=request.principal, page_id="devices")
+
+
+#: Rows per table on the devices page: a registrar with thousands of phones must not build a huge page.
+DEVICES_PAGE_ROWS = 500
+
+
+def _mapping(value: object) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _by_name(item: tuple) -> str:
+    return str(item[0])
+
+
+def _without_contacts(stats: object) -> object:
+    if not isinstance(stats, dict) or not isinstance(stats.get("registrations"), dict):
+        return stats
+    return {**stats, "registrations": {k: v for k, v in stats["registrations"].items() if k != "contacts"}}
+
+
+def _number(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _rtt(value: object) -> str:
+    ms = _number(value)
+    return "–" if ms is None else f"{ms:.1f} ms"
+
+
+def _yes_no(value: object) -> str:
+    return {True: "yes", False: "no"}.get(value, "–") if isinstance(value, bool) else "–"  # type: ignore[call-overload]
+
+
+def _registration_rows(channels: dict) -> list[list[object]]:
+    rows: list[list[object]] = []
+    for _name, stats in sorted(channels.items(), key=_by_name):
+        contacts = _mapping(_mapping(stats).get("registrations")).get("contacts")
+        for c in contacts if isinstance(contacts, list) else ():
+            if not isinstance(c, dict):
+                continue
+            expires = _number(c.get("expires_in"))
+            rows.append([c.get("user", ""), c.get("contact", ""), c.get("transport", ""),
+                         "–" if expires is None else f"{expires:.0f} s", _rtt(c.get("rtt_ms")), _yes_no(c.get("reachable"))])  # fmt: skip
+    return rows[:DEVICES_PAGE_ROWS]
+
+
+def _trunk_rows(channels: dict) -> list[list[object]]:
+    rows: list[list[object]] = []
+    for _name, stats in sorted(channels.items(), key=_by_name):
+        for trunk, info in sorted(_mapping(_mapping(stats).get("trunks")).items(), key=_by_name):
+            if isinstance(info, dict):
+                rows.append([trunk, info.get("state", ""), info.get("last_error") or "–", _rtt(info.get("rtt_ms")),
+                             _yes_no(info.get("reachable"))])  # fmt: skip
+    return rows[:DEVICES_PAGE_ROWS]
+
+
+def _test_button(name: object, csrf: str) -> Markup:
+    return post_button(f"/devices/{urllib.parse.quote(str(name), safe='')}/test", "Test this device", csrf)
+
+
+def _serial_row(name: object, info: dict, csrf: str) -> list[object]:
+    shown = ("health", "model", "signal", "sim", "last_caller_id")
+    signal = _number(info.get("signal"))
+    # +CSQ's rssi 0..31 is -113..-51 dBm in 2 dB steps (3GPP TS 27.007 §8.5).
+    signal_text = "–" if signal is None else f"{signal:.0f}/31 ({-113 + 2 * signal:.0f} dBm)" if 0 <= signal <= 31 else f"{signal:g}"
+    caller = info.get("last_caller_id")
+    if isinstance(caller, dict):
+        caller = " ".join(str(caller.get(k) or "") for k in ("number", "name", "time")).strip()
+    return [name, info.get("health", ""), info.get("model") or "–", signal_text, info.get("sim") or "–",
+            caller or "–", _flatten({k: v for k, v in info.items() if k not in shown}), _test_button(name, csrf)]  # fmt: skip
+
+
+def _audio_row(name: object, info: dict, csrf: str) -> list[object]:
+    # Filled live by console.js from DeviceLevel events on the events WebSocket.
+    def meter(direction: str) -> Markup:
+        return Markup(f'<meter class="level" min="-60" max="0" low="-40" high="-6" optimum="-20" value="-60" '
+                      f'data-device="{esc(name)}" data-direction="{direction}"></meter>'
+                      f' <span class="level-text" data-device="{esc(name)}" data-direction="{direction}">–</span>')  # fmt: skip
+
+    return [name, info.get("health", ""), meter("input"), meter("output"),
+            _flatten({k: v for k, v in info.items() if k != "health"}), _test_button(name, csrf)]  # fmt: skip
 
 
 def _flatten(value: object, prefix: str = "") -> str:

@@ -215,7 +215,7 @@ async def test_devices_page_shows_channels_and_devices_escaped(console):
         r = await admin.get("/devices")
         assert r.status_code == 200
         assert "trunks.itsp=registered" in r.text and "registrations=2" in r.text
-        assert "model=&lt;b&gt;USR5637&lt;/b&gt;" in r.text and "signal=17" in r.text
+        assert "<td>&lt;b&gt;USR5637&lt;/b&gt;</td>" in r.text and "17/31 (-79 dBm)" in r.text
 
 
 async def test_login_next_cannot_inject_headers(console):

@@ -6,7 +6,6 @@ import socket
 from pathlib import Path
 
 import trio
-
 from sip_shell_helpers import FAST_TIMERS, require_tool
 
 SCENARIOS = Path(__file__).resolve().parent / "scenarios"
@@ -31,7 +30,7 @@ def _describe(result) -> str:
 async def test_registered_phone_answering_options_gets_a_round_trip_time(sip_engine) -> None:
     users = '[[sip.users]]\nname = "1001"\npassword = "s3cret"\n'
     port = _free_udp_port()
-    async with sip_engine(sip=users, timers=QUALIFY_TIMERS) as (engine, channel):
+    async with sip_engine(sip=users, timers=QUALIFY_TIMERS) as (_engine, channel):
         results: list = []
         target = f"127.0.0.1:{channel.bound[0].port}"
         async with trio.open_nursery() as nursery:
@@ -56,7 +55,7 @@ async def test_trunk_gets_pinged_and_reports_its_round_trip(sip_engine) -> None:
     results: list = []
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_sipp, ["-sf", str(SCENARIOS / "provider_answers_options.xml"), "-i", "127.0.0.1", "-p", str(port)], results)
-        async with sip_engine(sip=trunk, timers=QUALIFY_TIMERS) as (engine, channel):
+        async with sip_engine(sip=trunk, timers=QUALIFY_TIMERS) as (_engine, channel):
             with trio.fail_after(30):
                 while channel.statistics()["trunks"]["itsp"]["rtt_ms"] is None:
                     await trio.sleep(0.05)
@@ -69,7 +68,7 @@ async def test_silent_trunk_is_unreachable_without_a_round_trip(sip_engine) -> N
     port = _free_udp_port()  # nobody answers there
     trunk = f'[[sip.trunks]]\nname = "itsp"\nserver = "sip:127.0.0.1:{port}"\n'
     timers = QUALIFY_TIMERS.replace("qualify_timeout = 2", "qualify_timeout = 0.2")
-    async with sip_engine(sip=trunk, timers=timers) as (engine, channel):
+    async with sip_engine(sip=trunk, timers=timers) as (_engine, channel):
         with trio.fail_after(30):
             while channel.statistics()["trunks"]["itsp"]["reachable"] is not False:
                 await trio.sleep(0.05)
