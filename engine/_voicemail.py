@@ -119,21 +119,21 @@ class Voicemail:
         if not skip_keys:
             await channel.play(interaction, **play)
             return
-        async with self.engine.bus.subscribe(f"voicemail-greeting-{interaction.id}", buffer=64) as events:
-            async with trio.open_nursery() as nursery:
+        async with self.engine.bus.subscribe(f"voicemail-greeting-{interaction.id}", buffer=64) as events, \
+                trio.open_nursery() as nursery:
 
-                async def skip_on_key() -> None:
-                    async for event in events:
-                        if (event.event == "DTMFEnd" and event.interaction == interaction.id
-                                and event.fields.get("Direction") == "Received"
-                                and str(event.fields.get("Digit")) in skip_keys):
-                            log.info("voicemail: caller skipped the greeting with %s", event.fields.get("Digit"))
-                            nursery.cancel_scope.cancel()
-                            return
+            async def skip_on_key() -> None:
+                async for event in events:
+                    if (event.event == "DTMFEnd" and event.interaction == interaction.id
+                            and event.fields.get("Direction") == "Received"
+                            and str(event.fields.get("Digit")) in skip_keys):
+                        log.info("voicemail: caller skipped the greeting with %s", event.fields.get("Digit"))
+                        nursery.cancel_scope.cancel()
+                        return
 
-                nursery.start_soon(skip_on_key)
-                await channel.play(interaction, **play)
-                nursery.cancel_scope.cancel()
+            nursery.start_soon(skip_on_key)
+            await channel.play(interaction, **play)
+            nursery.cancel_scope.cancel()
 
     def _note_unmailed(self, box: str, settings: VoicemailBoxSettings) -> None:
         # Mailing is the email plugin's job (it listens for MessageWaiting); say once per box when a

@@ -5,7 +5,14 @@ from __future__ import annotations
 import weakref
 from typing import Any
 
-from engine import ChannelRegistry, ConfigSectionRegistry, MigrationRegistry, PluginContext, ServiceRegistry, hookimpl
+from engine import (
+    ChannelRegistry,
+    ConfigSectionRegistry,
+    MigrationRegistry,
+    PluginContext,
+    ServiceRegistry,
+    hookimpl,
+)
 from engine.messaging import add_migrations
 
 from ._channel import EmailChannel
