@@ -18,8 +18,8 @@ import trio
 from engine import DeviceBusyError, DeviceError
 from engine.abc import Device, DeviceHealth, DeviceSpec
 
-from ._serial import SerialDisconnected, SerialSettings, open_serial_stream
 from ._health_file import event_text, write_health_snapshot
+from ._serial import SerialDisconnected, SerialSettings, open_serial_stream
 from .discovery import resolve_port
 
 __all__ = ["DeviceUnresponsive", "HealthChanged", "ReconnectPolicy", "SerialDevice"]

@@ -45,7 +45,9 @@ def _json_safe(value: Any) -> Any:
     return event_text(value)
 
 
-def write_health_snapshot(data_dir: Path | str | None, name: str, health: str, details: Mapping[str, Any]) -> None:
+def write_health_snapshot(
+    data_dir: Path | str | None, name: str, health: str, details: Mapping[str, Any]
+) -> None:
     """Best effort: a read-only or full disk must never take a driver down."""
     if not data_dir:
         return

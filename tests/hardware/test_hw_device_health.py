@@ -82,11 +82,19 @@ async def test_device_state_change_events_follow_unplug_and_replug_with_fields_e
 ) -> None:
     context = SimpleNamespace(bus=EventBus(), data_dir=tmp_path)
     async with context.bus.subscribe("test", buffer=100) as events:
-        line = VoiceModem(DeviceSpec("line1", "voice-modem", voice_emulator.link), context,
-                          timings=FAST_VOICE_TIMINGS, reconnect=FAST_RECONNECT)
+        line = VoiceModem(
+            DeviceSpec("line1", "voice-modem", voice_emulator.link),
+            context,
+            timings=FAST_VOICE_TIMINGS,
+            reconnect=FAST_RECONNECT,
+        )
         # a port name carrying CR LF, as a hostile config or a device's answer could
-        ghost = VoiceModem(DeviceSpec("ghost", "voice-modem", f"{tmp_path}/gone\r\nEvent: Forged"), context,
-                           timings=FAST_VOICE_TIMINGS, reconnect=FAST_RECONNECT)
+        ghost = VoiceModem(
+            DeviceSpec("ghost", "voice-modem", f"{tmp_path}/gone\r\nEvent: Forged"),
+            context,
+            timings=FAST_VOICE_TIMINGS,
+            reconnect=FAST_RECONNECT,
+        )
         await nursery.start(line.run)
         await nursery.start(ghost.run)
         with trio.fail_after(10):

@@ -86,3 +86,56 @@ async def test_a_headset_that_is_not_plugged_in_is_reported_disconnected(tmp_pat
     result = await run_probe("missing", tmp_path, env)
     assert result["health"] == "disconnected"
     assert "no audio device named 'Jabra Evolve 20'" in result["reason"]
+
+
+def named_headset_asoundrc(directory: Path) -> None:
+    """A PCM named "jabra" (PortAudio lists ALSA's user-defined PCMs by name), on file/null."""
+    (directory / "in.raw").write_bytes(b"\x00\x10" * 80000)
+    (directory / ".asoundrc").write_text(f"""
+pcm.jabra {{
+    type asym
+    playback.pcm {{ type plug slave {{ pcm {{ type file slave.pcm "null" file "{directory}/played.raw" format "raw" }}
+                                     format S16_LE rate 8000 channels 1 }} }}
+    capture.pcm {{ type plug slave {{ pcm {{ type file slave.pcm "null" file "/dev/null" infile "{directory}/in.raw"
+                                            format "raw" }} format S16_LE rate 8000 channels 1 }} }}
+    hint {{ show on description "Jabra" }}
+}}
+""")
+
+
+def alsa_env(tmp_path: Path) -> dict[str, str]:
+    env = {**os.environ, "HOME": str(tmp_path), "PYTHONPATH": str(REPO)}
+    env.pop("ALSA_CONFIG_PATH", None)
+    return env
+
+
+async def test_full_buffers_drop_and_count_and_never_raise_into_portaudio(tmp_path: Path) -> None:
+    assert ctypes.util.find_library("portaudio"), f"PortAudio is missing: {INSTALL}"
+    named_headset_asoundrc(tmp_path)
+    result = await run_probe("starved", tmp_path, alsa_env(tmp_path))
+    assert result["health"] == "ok", result["reason"]
+    assert result["queued_dropped"] == 10  # 14 frames offered to a 4-frame earpiece buffer
+    assert result["stats"]["playout_dropped"] == 10
+    assert result["starved_dropped"] > 0  # trio blocked: the capture buffer overflowed, counted
+    assert result["stats"]["callback_errors"] == 0  # nothing raised in PortAudio's thread
+    # the stream survived: same stream, still healthy, audio still arriving in 20 ms frames
+    assert result["health_after"] == "ok" and not result["reopened"] and result["frame_len"] == 160
+    assert result["stats"]["unplugs"] == 0
+
+
+async def test_a_headset_unplugged_mid_use_is_disconnected_then_comes_back_when_replugged(tmp_path: Path) -> None:
+    assert ctypes.util.find_library("portaudio"), f"PortAudio is missing: {INSTALL}"
+    named_headset_asoundrc(tmp_path)
+    result = await run_probe("replug", tmp_path, alsa_env(tmp_path))
+    assert result["health"] == "ok", result["reason"]
+    assert result["gone"] == {"health": "disconnected", "reason": "no audio device named 'jabra'"}
+    states = [(e["State"], e["Reason"]) for e in result["events"]]
+    assert states == [
+        ("ok", ""),
+        ("disconnected", "jabra stopped (unplugged?)"),
+        ("disconnected", "no audio device named 'jabra'"),
+        ("ok", ""),
+    ]
+    assert result["heard"] == [160, 160]  # audio before the unplug and after the replug
+    assert result["stats"]["opens"] == 2 and result["stats"]["unplugs"] == 1
+    assert result["stats"]["callback_errors"] == 0

@@ -87,10 +87,15 @@ async def test_a_modem_configured_by_usb_id_opens_through_its_by_id_link(
     os.symlink(emulator.pty.path, link)
     monkeypatch.setattr(discovery, "BY_ID", by_id)
     monkeypatch.setattr(
-        list_ports, "comports", lambda *a, **k: [_port(emulator.pty.path, 0x0572, 0x1329, "0001", "USB Modem")]
+        list_ports,
+        "comports",
+        lambda *a, **k: [_port(emulator.pty.path, 0x0572, 0x1329, "0001", "USB Modem")],
     )
-    modem = VoiceModem(DeviceSpec("line1", "voice-modem", "usb:0572:1329"), timings=FAST_VOICE_TIMINGS,
-                       reconnect=FAST_RECONNECT)
+    modem = VoiceModem(
+        DeviceSpec("line1", "voice-modem", "usb:0572:1329"),
+        timings=FAST_VOICE_TIMINGS,
+        reconnect=FAST_RECONNECT,
+    )
     await nursery.start(modem.run)
     with trio.fail_after(10):
         await modem.wait_health(DeviceHealth.OK)
