@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 from types import SimpleNamespace
 
 import trio
@@ -17,6 +19,7 @@ from hardware.voice_modem import VoiceModem
 from hardware.voice_modem import plugin as voice_plugin
 
 PLUGINS = [voice_plugin, gsm_plugin]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _config(tmp_path, voice_link: str, gsm_link: str) -> str:
@@ -119,3 +122,27 @@ async def test_device_state_change_events_follow_unplug_and_replug_with_fields_e
     assert ghost_event["State"] == "disconnected"
     assert "\\x0d\\x0aEvent: Forged" in ghost_event["Reason"]  # escaped, visible, not a second line
     assert not any("\r" in e["Reason"] or "\n" in e["Reason"] for e in seen)
+
+
+async def test_the_centralita_command_shows_health_and_a_dead_engines_report_is_not_trusted(
+    nursery, voice_emulator, gsm_emulator, tmp_path
+) -> None:
+    text = _config(tmp_path, voice_emulator.link, gsm_emulator.link)
+    config_file = tmp_path / "centralita.toml"
+    config_file.write_text(text)
+    command = [sys.executable, "-m", "engine", "devices", "--config", str(config_file)]
+    async with open_test_engine(text, plugins=PLUGINS, data_dir=tmp_path) as engine:
+        with trio.fail_after(15):
+            await engine.devices.get("line1").wait_health(DeviceHealth.OK)
+            await engine.devices.get("gsm").wait_health(DeviceHealth.OK)
+        with trio.fail_after(60):
+            shown = await trio.run_process(command, capture_stdout=True, capture_stderr=True, cwd=str(REPO))
+        out = shown.stdout.decode()
+        assert "Configured devices:" in out and "line1: ok" in out and "gsm: ok" in out, shown.stderr.decode()
+    # a report written by an engine process that has since exited
+    writer = "import sys; from hardware._health_file import write_health_snapshot as w; w(sys.argv[1], 'line1', 'ok', {})"
+    with trio.fail_after(60):
+        await trio.run_process([sys.executable, "-c", writer, str(tmp_path)], cwd=str(REPO))
+        shown = await trio.run_process(command, capture_stdout=True, cwd=str(REPO))
+    out = shown.stdout.decode()
+    assert "line1: engine not running" in out and "line1: ok" not in out
