@@ -21,7 +21,7 @@ import numpy as np
 import trio
 
 from engine.abc import Capability, Device, DeviceHealth, DeviceSpec
-from engine.media import Resampler
+from engine.media import Resampler, frame_dbfs
 
 from .._health_file import event_text, write_health_snapshot
 from ._audio import audio_backend
@@ -30,6 +30,12 @@ __all__ = ["Headset"]
 
 log = logging.getLogger("centralita.hardware.headset")
 FRAME = 160
+#: What the level meter reads with nothing measured yet (the media framework's digital silence).
+SILENCE_DBFS = -120.0
+#: A DeviceLevel event is published when a level moved by this much, or after this many 200 ms ticks
+#: anyway: a live meter without five identical events a second per idle headset on the bus.
+LEVEL_STEP_DB = 1.0
+LEVEL_HEARTBEAT_TICKS = 10
 
 
 class Headset(Device):
@@ -72,6 +78,10 @@ class Headset(Device):
         self._tick = trio.Event()  # set once per batch of PortAudio callbacks (from the trio thread)
         self._capture: collections.deque[bytes] = collections.deque()
         self._wakeup_pending = False
+        # Level meter: the loudest 20 ms frame (RMS dBFS, engine.media.frame_dbfs) since the last tick.
+        self._input_peak = self._output_peak = SILENCE_DBFS
+        self._published_levels = (SILENCE_DBFS, SILENCE_DBFS)
+        self._ticks_since_level = 0
 
     # ------------------------------------------------------------------ Device
     def health(self) -> DeviceHealth:
@@ -109,7 +119,9 @@ class Headset(Device):
         if len(self._playout) >= self.buffer_frames:
             self.counters["playout_dropped"] += 1
             return
-        block = self._up.process(np.asarray(pcm, dtype=np.int16))
+        pcm = np.asarray(pcm, dtype=np.int16)
+        self._output_peak = max(self._output_peak, frame_dbfs(pcm))
+        block = self._up.process(pcm)
         if len(block):
             self._playout.append(block.astype("<i2").tobytes())
 
@@ -187,6 +199,7 @@ class Headset(Device):
             while len(self._captured) >= FRAME:
                 frame, self._captured = self._captured[:FRAME].copy(), self._captured[FRAME:]
                 try:
+                    self._input_peak = max(self._input_peak, frame_dbfs(frame))
                     self._frames_send.send_nowait(frame)
                     self.counters["captured_frames"] += 1
                 except (trio.WouldBlock, trio.ClosedResourceError, trio.BrokenResourceError):
@@ -230,6 +243,7 @@ class Headset(Device):
             try:
                 while stream.active and not self._closed:
                     await trio.sleep(0.2)
+                    self._publish_levels()
             finally:
                 with trio.CancelScope(shield=True):
                     await trio.to_thread.run_sync(self._close_stream, stream)
@@ -238,6 +252,20 @@ class Headset(Device):
                 self._set_health(DeviceHealth.DISCONNECTED, f"{device['name']} stopped (unplugged?)")
                 await trio.sleep(self.rescan_interval)
                 backend.rescan()
+
+    def _publish_levels(self) -> None:
+        """``DeviceLevel`` (Device, InputDbfs, OutputDbfs) for the console's live meter; called every 200 ms."""
+        levels = (round(self._input_peak, 1), round(self._output_peak, 1))
+        self._input_peak = self._output_peak = SILENCE_DBFS
+        self._ticks_since_level += 1
+        moved = any(abs(new - old) >= LEVEL_STEP_DB for new, old in zip(levels, self._published_levels, strict=True))
+        if not moved and self._ticks_since_level < LEVEL_HEARTBEAT_TICKS:
+            return
+        self._published_levels = levels
+        self._ticks_since_level = 0
+        bus = getattr(self.context, "bus", None)
+        if bus is not None:
+            bus.publish("DeviceLevel", Device=self.name, InputDbfs=levels[0], OutputDbfs=levels[1])
 
     def _close_stream(self, stream: Any) -> None:
         try:
