@@ -6,7 +6,7 @@
 (function () {
   const page = document.body.dataset.page;
   if (page === "logs") { tailLogs(); return; }
-  if (page !== "dashboard" && page !== "desk" && page !== "wallboard") return;
+  if (page !== "dashboard" && page !== "desk" && page !== "wallboard" && page !== "devices") return;
   const csrfMeta = document.querySelector('meta[name="csrf-token"]');
   const csrf = csrfMeta ? csrfMeta.content : "";
   const eventsList = document.getElementById("events");
@@ -237,6 +237,20 @@
     return (e.timestamp || "").slice(11, 19) + " " + e.event + (e.interaction ? " [" + e.interaction + "]" : "") + " " + parts.join(" ");
   }
 
+  // Devices page: headset level meters, from DeviceLevel events (about 5 a second per open headset).
+  function showLevel(e) {
+    for (const [direction, key] of [["input", "InputDbfs"], ["output", "OutputDbfs"]]) {
+      const dbfs = Number(e[key]);
+      if (!Number.isFinite(dbfs)) continue;
+      // Matched by dataset, never by building a selector from the (attacker-influenced) device name.
+      for (const el of document.querySelectorAll(".level, .level-text")) {
+        if (el.dataset.device !== String(e.Device) || el.dataset.direction !== direction) continue;
+        if (el.tagName === "METER") el.value = Math.max(-60, Math.min(0, dbfs));
+        else el.textContent = dbfs <= -60 ? "silent" : dbfs.toFixed(1) + " dBFS";
+      }
+    }
+  }
+
   let delay = 500;
   function connect() {
     const ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/api/v1/events");
@@ -249,6 +263,9 @@
     ws.addEventListener("message", (m) => {
       let e;
       try { e = JSON.parse(m.data); } catch (_) { return; }
+      // Too frequent for the event log and for refreshes; only the devices page shows it.
+      if (e.event === "DeviceLevel") { if (page === "devices") showLevel(e); return; }
+      if (page === "devices") return;
       document.dispatchEvent(new CustomEvent("centralita:event", { detail: e }));  // for desk.js
       if (e.event === "ChatTyping") return;  // too chatty for the event log
       if (eventsList) {
