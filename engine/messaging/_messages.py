@@ -308,8 +308,8 @@ class MessageStore:
             ("DELETE FROM msg_outbox WHERE message=?", (message,)),
             (
                 # 'read' is the last word: a visitor's "seen" may be stored before the outbox records 'sent'
-                "UPDATE msg_messages SET status=CASE WHEN status='read' THEN 'read' ELSE ? END, "
-                "external_id=COALESCE(?, external_id), updated=? WHERE id=?",
+                ("UPDATE msg_messages SET status=CASE WHEN status='read' THEN 'read' ELSE ? END, "
+                 "external_id=COALESCE(?, external_id), updated=? WHERE id=?"),
                 (status, external_id, now, message),
             ),
         ])

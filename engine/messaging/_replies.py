@@ -65,7 +65,8 @@ class ConversationReplies:
         message in it so far is ``read``. Returns how many changed."""
         conversation = interaction.attributes.get("conversation")
         if not isinstance(conversation, str):
-            raise ValueError(f"interaction {interaction.id} has no conversation to read")
+            # ValueError: the API answers it as a refused action, with this reason
+            raise ValueError(f"interaction {interaction.id} has no conversation to read")  # noqa: TRY004
         return await self.messages.mark_read(conversation, "inbound")
 
     async def hangup(self, interaction: Interaction, cause: str = "normal") -> None:
