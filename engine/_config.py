@@ -501,6 +501,11 @@ def _cross_checks(raw: dict[str, Any]) -> list[Problem]:
             if name in seen:
                 problems.append(Problem(f"{kind}[{i}].{key}", f"duplicate {key} {name!r}"))
             seen.add(name)
+    for i, box in enumerate(raw.get("voicemail", []) if isinstance(raw.get("voicemail"), list) else []):
+        low, high = (box.get("min_seconds", 1.0), box.get("max_seconds", 120.0)) if isinstance(box, dict) else (0, 1)
+        if isinstance(low, (int, float)) and isinstance(high, (int, float)) and low >= high:
+            problems.append(Problem(f"voicemail[{i}].min_seconds",
+                                    f"must be below max_seconds ({high}), or every message is discarded; got {low}"))
     for i, queue in enumerate(raw.get("queues", [])):
         if not isinstance(queue, dict):
             continue

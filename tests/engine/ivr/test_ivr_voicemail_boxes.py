@@ -121,6 +121,11 @@ silence_seconds = 0
 
 [[voicemail]]
 name = "sales"
+
+[[voicemail]]
+name = "tiny"
+max_seconds = 5
+min_seconds = 5
 """
     with pytest.raises(ConfigError) as caught:
         load_test_config(text, make_manager([]), tmp_path)
@@ -128,3 +133,4 @@ name = "sales"
     assert "voicemail[0].email: expected one plain address" in message
     assert "voicemail[0].silence_seconds: expected at least 0.5" in message
     assert "voicemail[1].name: duplicate name 'sales'" in message
+    assert "voicemail[2].min_seconds: must be below max_seconds" in message
