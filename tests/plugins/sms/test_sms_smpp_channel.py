@@ -174,3 +174,36 @@ async def test_conversation_is_linked_to_the_crm_contact(nursery, tmp_path: Path
         known, unknown = sorted(engine.interactions.values(), key=lambda i: i.from_ != "+34600777888")
         assert (known.caller_name, known.attributes["contact_id"], known.attributes["segments"]) == ("Rosa Díaz", "c-42", ["vip"])
         assert "contact_id" not in unknown.attributes
+
+
+async def test_an_agent_who_does_not_answer_an_sms_loses_it_to_the_queue(nursery, tmp_path: Path) -> None:
+    smsc = SmscSimulator()
+    await nursery.start(smsc.run)
+    config = CONFIG.format(port=smsc.port).replace(
+        'members = ["alice"]', 'members = ["alice", "bob"]\nwrapup = 0'
+    ).replace("[[queues]]", '[[agents]]\nid = "bob"\nendpoint = "sip:1002"\nchannels = { sms = 3 }\n\n[[queues]]', 1
+    ) + "reoffer_after = 0.5\n"
+    async with open_test_engine(config, plugins=[sms_plugin], data_dir=tmp_path) as engine:
+        with trio.fail_after(20):
+            await smsc.wait_for(lambda: smsc.bound_count == 1)
+        await smsc.deliver("+34600123123", "900100", "¿Me atiende alguien?")
+        (interaction,) = engine.interactions.values()
+
+        async def offered() -> bool:
+            return interaction.state.value == "offered"
+
+        await _until(offered)
+        first_agent = interaction.attributes["offers"][-1]["agent"]
+        await engine.interaction_action(interaction.id, "accept", {"agent": first_agent})
+        assert interaction.state.value == "active"
+
+        async def reoffered() -> bool:
+            return interaction.attributes.get("reoffered", 0) >= 1
+
+        await _until(reoffered)  # the agent wrote nothing in reoffer_after: back to the queue
+        assert interaction.state.value in ("queued", "offered")
+        assert interaction.queue == "sms-support"
+        # The customer's message is still there, once; nothing was sent on the agent's behalf.
+        rows = await engine.store.fetchall("SELECT direction, body FROM msg_messages ORDER BY seq")
+        assert [(r["direction"], r["body"]) for r in rows] == [("inbound", "¿Me atiende alguien?")]
+        assert smsc.submitted == []
