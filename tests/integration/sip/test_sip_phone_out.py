@@ -204,3 +204,28 @@ async def test_cancel_from_the_phone_cancels_the_ringing_trunk_leg(sip_engine, t
         assert sorted((r["src"], r["dst"], r["disposition"]) for r in rows) == [
             ("+34911000111", NUMBER, "NO ANSWER"), ("2001", NUMBER, "NO ANSWER")], rows
         await wait_until(lambda: not channel.calls.calls and engine.media.statistics()["endpoints"] == 0, timeout=10)
+
+
+async def test_a_busy_far_end_gives_the_phone_busy(sip_engine, tmp_path):
+    """The far end answers 486: the phone is refused (486) and its call record says BUSY, as does the trunk
+    leg's; no call or RTP endpoint is left."""
+    trunk_port = free_udp_port()
+    results: dict = {}
+    async with sip_engine(sip=PHONE + trunk(trunk_port)) as (engine, channel):
+        events: list = []
+        engine.bus.add_listener(events.append)
+        async with trio.open_nursery() as nursery:
+
+            async def party() -> None:
+                results["sipp"] = await run_sipp(["-sf", str(SCENARIOS / "agent_busy.xml"), "-i", "127.0.0.1",
+                                                  "-p", str(trunk_port), "-m", "1"])
+
+            nursery.start_soon(party)
+            async with baresip_agent(channel, tmp_path, user="2001") as phone:
+                await dial(phone, channel, NUMBER)
+                await wait_until(lambda: len([e for e in events if e.event == "Hangup"]) == 2, timeout=30)
+        assert results["sipp"].returncode == 0, describe(results["sipp"])
+        rows = [await cdr_row(engine, e.interaction) for e in events if e.event == "Hangup"]
+        assert sorted((r["src"], r["dst"], r["disposition"]) for r in rows) == [
+            ("+34911000111", NUMBER, "BUSY"), ("2001", NUMBER, "BUSY")], rows
+        await wait_until(lambda: not channel.calls.calls and engine.media.statistics()["endpoints"] == 0, timeout=10)
