@@ -38,9 +38,9 @@ caller_id = "+34911000111"
 """
 
 
-def trunk(port: int) -> str:
-    # The trunk allows more than the phone may dial: the user's own list must refuse 700123456.
-    return f'\n[[sip.trunks]]\nname = "carrier"\nserver = "sip:127.0.0.1:{port}"\noutbound = true\ndial = ["_X."]\n'
+def trunk(port: int, dial: str = "_X.") -> str:
+    # By default the trunk allows more than the phone may dial: the user's own list must refuse 700123456.
+    return f'\n[[sip.trunks]]\nname = "carrier"\nserver = "sip:127.0.0.1:{port}"\noutbound = true\ndial = ["{dial}"]\n'
 
 
 class FarEndMedia:
@@ -109,9 +109,9 @@ async def test_a_registered_phone_calls_an_outside_number_through_the_trunk(sip_
     assert count_frames_at(frame_tones(heard(phone)), FAR_END_HZ) >= 50  # a second and more of the far end
 
 
-async def _refused(sip_engine, number: str) -> tuple[list, object]:
+async def _refused(sip_engine, number: str, trunk_dial: str = "_X.") -> tuple[list, object]:
     trunk_port = free_udp_port()  # nothing listens there: nothing may be dialled
-    async with sip_engine(sip=PHONE + trunk(trunk_port)) as (engine, channel):
+    async with sip_engine(sip=PHONE + trunk(trunk_port, trunk_dial)) as (engine, channel):
         events: list = []
         engine.bus.add_listener(events.append)
         port = channel.bound[0].port
@@ -130,6 +130,11 @@ async def test_a_number_outside_the_users_dial_list_is_refused_with_403(sip_engi
     assert event.fields["Kind"] == "dial_refused" and event.fields["Username"] == "2001"
     assert "dial list" in event.fields["Detail"]
     assert channel.calls.phone_out.statistics()["refused"] == 1
+
+
+async def test_a_number_the_trunks_allowlist_refuses_is_refused_with_403(sip_engine):
+    (event,), _ = await _refused(sip_engine, NUMBER, trunk_dial="_9XXXXXXXX")  # the user may, the trunk may not
+    assert event.fields["Kind"] == "dial_refused" and "allowlist" in event.fields["Detail"]
 
 
 async def test_a_number_with_bad_syntax_is_refused_with_403(sip_engine):
