@@ -1,7 +1,8 @@
 """Media relay benchmark: N concurrent two-leg G.711 calls bridged through the MediaEngine on loopback.
 
     .venv/bin/python benchmarks/media.py [--calls 50,100,200,400] [--seconds 5] [--no-record | --only-record]
-                                         [--no-hot-path]      (MEDIA_BENCH_PIN=1: engine on CPU 0, generator on 1)
+                                         [--no-hot-path] [--gc none,freeze,freeze-threshold]
+                                         (MEDIA_BENCH_PIN=1: engine on CPU 0, generator on 1)
 
 Three processes: this one (the conductor), the engine and a load generator, each of the last two in a
 session of its own: for every call the generator owns a "caller" and an "agent" UDP socket that each
@@ -74,7 +75,7 @@ def cpu_seconds(pid: int) -> float:
 # -- the engine process ------------------------------------------------------------------------------
 
 
-def engine_main(calls: int, record_dir: str | None) -> None:
+def engine_main(calls: int, record_dir: str | None, gc_mode: str = "none") -> None:
     pin(0)
     sys.path.insert(0, str(ROOT))
     import trio
@@ -98,6 +99,13 @@ def engine_main(calls: int, record_dir: str | None) -> None:
         media = MediaEngine(rtcp=False)
         async with trio.open_nursery() as nursery:
             await nursery.start(media.run)
+            if gc_mode != "none":
+                # What ``centralita run`` does once the engine is up (engine._cli.settle_startup_heap):
+                # before any call exists, so the calls' own objects stay collectable as in production.
+                from engine._cli import settle_startup_heap
+
+                settle_startup_heap(raise_threshold=gc_mode == "freeze-threshold")
+            gc_pauses.clear()
             baseline = rss_bytes(os.getpid())
             ports = []
             for i in range(calls):
@@ -111,10 +119,16 @@ def engine_main(calls: int, record_dir: str | None) -> None:
                   flush=True)
             await trio.to_thread.run_sync(sys.stdin.read)  # until the conductor closes our stdin
             pauses = [p for _, p in gc_pauses]
+            # What one full collection costs with every call still up (CPU time: the box is shared).
+            forced = time.process_time()
+            gc.collect()
+            forced = time.process_time() - forced
             print(json.dumps({"statistics": media.statistics(), "gc": {
                 "collections": len(pauses), "full": sum(1 for g, _ in gc_pauses if g == 2),
                 "max_pause_ms": round(1000 * max(pauses, default=0.0), 2),
-                "total_ms": round(1000 * sum(pauses), 1)}}), flush=True)
+                "total_ms": round(1000 * sum(pauses), 1),
+                "forced_full_cpu_ms": round(1000 * forced, 2),
+                "tracked_objects": len(gc.get_objects())}}), flush=True)
             nursery.cancel_scope.cancel()
 
     profile_to = os.environ.get("MEDIA_BENCH_PROFILE")
@@ -290,9 +304,9 @@ def hot_path_microbenchmark(pairs: int = 400, rounds: int = 40) -> dict:
 # -- the conductor -------------------------------------------------------------------------------------
 
 
-def run_one(calls: int, record: bool, warmup: float, seconds: float) -> dict:
+def run_one(calls: int, record: bool, warmup: float, seconds: float, gc_mode: str = "none") -> dict:
     with tempfile.TemporaryDirectory(prefix="media-bench-") as tmp:
-        engine_cmd = [sys.executable, __file__, "--role", "engine", "--calls", str(calls)]
+        engine_cmd = [sys.executable, __file__, "--role", "engine", "--calls", str(calls), "--gc", gc_mode]
         if record:
             engine_cmd += ["--record-dir", tmp]
         # Engine and generator each in a session of their own: with the kernel's autogroup scheduling a
@@ -329,6 +343,7 @@ def run_one(calls: int, record: bool, warmup: float, seconds: float) -> dict:
     return {
         "calls": calls,
         "record": record,
+        "gc_mode": gc_mode,
         "packets_per_s": round(relayed_pps),
         "engine_cpu_percent": round(100 * cpu, 1),
         "cpu_us_per_packet": round(1e6 * (cpu1 - cpu0) / max(load["received"], 1), 2),
@@ -362,9 +377,12 @@ def main() -> None:
     parser.add_argument("--no-record", action="store_true", help="skip the runs with recording")
     parser.add_argument("--only-record", action="store_true", help="skip the runs without recording")
     parser.add_argument("--no-hot-path", action="store_true", help="skip the in-process microbenchmark")
+    parser.add_argument("--gc", default="none",
+                        help="comma-separated garbage-collector set-ups to compare, each run in turn for every N: "
+                             "none | freeze (gc.freeze() after start-up) | freeze-threshold (and a larger gen0)")
     args = parser.parse_args()
     if args.role == "engine":
-        engine_main(int(args.calls), args.record_dir)
+        engine_main(int(args.calls), args.record_dir, args.gc)
         return
     if args.role == "generator":
         generator_main([tuple(p) for p in json.loads(sys.stdin.read())], args.warmup, args.seconds)
@@ -377,8 +395,9 @@ def main() -> None:
     print(json.dumps(hot_path), file=sys.stderr, flush=True)
     for calls in (int(c) for c in args.calls.split(",")):
         for record in (False,) if args.no_record else (True,) if args.only_record else (False, True):
-            runs.append(run_one(calls, record, args.warmup, args.seconds))
-            print(json.dumps(runs[-1]), file=sys.stderr, flush=True)
+            for gc_mode in args.gc.split(","):
+                runs.append(run_one(calls, record, args.warmup, args.seconds, gc_mode))
+                print(json.dumps(runs[-1]), file=sys.stderr, flush=True)
     print(json.dumps({
         "benchmark": "media-relay",
         "load_average_before": load_before,
