@@ -140,3 +140,32 @@ async def test_a_leg_hears_digits_only_by_its_dtmf_method(sip_engine, tmp_path, 
                 if event.event == "DTMFEnd" and event.fields.get("Direction") == "Received":
                     heard.append(event.fields["Digit"])
         assert "".join(heard) == expected
+
+
+def test_the_leg_method_comes_from_the_trunk_then_the_user_then_media() -> None:
+    from types import SimpleNamespace
+
+    from plugins.sip._media import dtmf_method
+    from plugins.sip._settings import SipSettings, SipTrunkSettings, SipUserSettings
+
+    settings = SipSettings(
+        users=[SipUserSettings(name="1001", password="x", dtmf="info"), SipUserSettings(name="1002", password="y")],
+        trunks=[SipTrunkSettings(name="itsp", server="sip:203.0.113.5", dtmf="inband"),
+                SipTrunkSettings(name="other", server="sip:203.0.113.6")],
+    )
+    engine = SimpleNamespace(config=SimpleNamespace(media=SimpleNamespace(dtmf="rfc4733")))
+    channel = SimpleNamespace(settings=settings, context=SimpleNamespace(engine=engine))
+    assert dtmf_method(channel, user="1001") == "info"
+    assert dtmf_method(channel, user="1002") == "rfc4733"  # no key of its own: [media] dtmf
+    assert dtmf_method(channel, trunk="itsp") == "inband"
+    assert dtmf_method(channel, trunk="other", user="1001") == "info"
+    assert dtmf_method(channel, trunk="itsp", user="1001") == "inband"
+    assert dtmf_method(channel) == "rfc4733"
+
+
+async def test_an_unknown_dtmf_method_is_refused_when_the_config_loads(sip_engine) -> None:
+    from engine._errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"sip\.users\[0\]\.dtmf.*expected one of rfc4733"):
+        async with sip_engine(sip='[[sip.users]]\nname = "1001"\npassword = "x"\ndtmf = "tones"\n'):
+            pass
