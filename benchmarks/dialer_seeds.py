@@ -25,9 +25,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import engine.dialing._pacing as pacing  # noqa: E402
-from dialer import scenario  # noqa: E402
-from engine.dialing.simulate import simulate  # noqa: E402
+from dialer import scenario
+
+import engine.dialing._pacing as pacing
+from engine.dialing.simulate import simulate
 
 
 def main() -> None:
