@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 import trio
@@ -139,6 +140,8 @@ class VoiceModem(SerialDevice):
         self.voice_format: VoiceFormat | None = None
         self.identity = ""
         self.caller_id_armed = False  # AT+VCID=1 (or the profile's equivalent) accepted
+        #: the caller ID of the last call offered on this line, for technicians checking the line
+        self.last_caller_id: dict[str, Any] | None = None
         self.call: VoiceCall | None = None
         self.ringing = RingTracker(
             answer_after=self.timings.answer_after_rings, ring_gone=self.timings.ring_gone
@@ -178,6 +181,7 @@ class VoiceModem(SerialDevice):
             "format": self.voice_format.fmt if self.voice_format else "",
             "in_call": self.call is not None,
             "caller_id": self.caller_id_armed,
+            "last_caller_id": self.last_caller_id,
             "line": vars(self.profile.line),
         }
 
@@ -330,6 +334,9 @@ class VoiceModem(SerialDevice):
             self.counters["rings"] += 1
             offer = self.ringing.ring(trio.current_time())
             if offer is not None:
+                cid = offer.caller_id
+                self.last_caller_id = {"number": cid.number or cid.number_absent, "name": cid.name or cid.name_absent,
+                                       "time": datetime.now(timezone.utc).isoformat(timespec="seconds")}
                 self._emit(IncomingCall(self.name, offer.caller_id, offer.rings, offer.cadence))
             return
         if CallerIdCollector.is_caller_id_line(line):

@@ -36,8 +36,11 @@ async def test_a_ring_with_caller_id_answered_audio_both_ways_dtmf_and_remote_ha
 ) -> None:
     modem = await start_voice_modem(voice_emulator)
     nursery.start_soon(voice_emulator.ring, "5551234", "ANA LOPEZ")
+    assert modem.describe()["last_caller_id"] is None
     offer = await next_event(modem, IncomingCall)
     assert (offer.caller_id.number, offer.caller_id.name) == ("5551234", "ANA LOPEZ")
+    # what a technician sees for the line on the devices page
+    assert {k: modem.describe()["last_caller_id"][k] for k in ("number", "name")} == {"number": "5551234", "name": "ANA LOPEZ"}
     call = await modem.answer()
     assert voice_emulator.state.off_hook and voice_emulator.state.voice
 
