@@ -1,19 +1,25 @@
 """Helpers for the analog-line integration tests (imported by name; conftest puts this folder on
-sys.path): tones, a frequency check, and a baresip phone that records what it hears."""
+sys.path): tones, a frequency check, and a baresip phone that records what it hears. The baresip
+plumbing itself is shared with the SIP tests (``tests/integration/sip/baresip_agent.py``)."""
 
 from __future__ import annotations
 
 import contextlib
-import shutil
-import socket
 import wave
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytest
-import trio
+from baresip_agent import (
+    baresip_account,
+    baresip_config,
+    ctrl_tcp_command,
+    free_sip_port,
+    open_baresip,
+    tone,  # noqa: F401 -- re-exported: the analog tests import it from here
+    write_wav,
+)
 
 SAMPLE_RATE = 8000
 
@@ -32,38 +38,6 @@ t4 = 1
 qualify_interval = 0
 ring_timeout = 15
 """
-
-BARESIP_CONFIG = """poll_method\t\tepoll
-sip_listen\t\t127.0.0.1:{sip_port}
-sip_trans_def\t\tudp
-module_path\t\t/usr/lib/baresip/modules
-module\t\t\tg711.so
-module\t\t\talsa.so
-module\t\t\taufile.so
-module\t\t\tsndfile.so
-module\t\t\tmenu.so
-module\t\t\tctrl_tcp.so
-module_app\t\taccount.so
-ctrl_tcp_listen\t\t127.0.0.1:{ctrl_port}
-audio_source\t\taufile,{directory}/agent-says.wav
-audio_player\t\talsa,null
-audio_alert\t\talsa,null
-snd_path\t\t{directory}/heard
-"""
-
-
-def tone(frequency: float, seconds: float, amplitude: int = 8000) -> np.ndarray:
-    n = np.arange(int(SAMPLE_RATE * seconds))
-    return (np.sin(2 * np.pi * frequency * n / SAMPLE_RATE) * amplitude).astype(np.int16)
-
-
-def write_wav(path: Path, samples: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(SAMPLE_RATE)
-        out.writeframes(samples.astype("<i2").tobytes())
 
 
 def share_of_power_near(samples: np.ndarray, frequency: float, *, width: float = 40.0) -> float:
@@ -102,64 +76,25 @@ def read_wav(path: Path) -> np.ndarray:
         return np.frombuffer(handle.readframes(handle.getnframes()), dtype="<i2")
 
 
-def free_sip_port() -> int:
-    """A port P with UDP P, TCP P and TCP P+1 free: baresip listens on all three (TLS on P+1)."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        if port >= 65535:
-            continue
-        sockets = []
-        try:
-            for kind, candidate in ((socket.SOCK_DGRAM, port), (socket.SOCK_STREAM, port), (socket.SOCK_STREAM, port + 1)):
-                sock = socket.socket(socket.AF_INET, kind)
-                sockets.append(sock)
-                sock.bind(("127.0.0.1", candidate))
-            return port
-        except OSError:
-            continue
-        finally:
-            for sock in sockets:
-                sock.close()
-    raise RuntimeError("no free port triple for baresip")
-
-
 @contextlib.asynccontextmanager
 async def baresip_agent(
     directory: Path, *, user: str, password: str, registrar_port: int, says: np.ndarray
 ) -> AsyncIterator[Any]:
     """A baresip phone registered as ``user``, answering automatically, saying ``says`` into every
     call and recording what it hears (``directory/heard/dump-*-dec.wav``)."""
-    binary = shutil.which("baresip")
-    if binary is None:
-        pytest.fail("baresip is needed for this test: apt-get install -y baresip-core")
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "heard").mkdir(exist_ok=True)
     write_wav(directory / "agent-says.wav", says)
     ctrl_port = free_sip_port()
     (directory / "config").write_text(
-        BARESIP_CONFIG.format(sip_port=free_sip_port(), ctrl_port=ctrl_port, directory=directory)
+        baresip_config(directory, sip_port=free_sip_port(), source="agent-says.wav", ctrl_port=ctrl_port, record_dir="heard")
     )
-    (directory / "accounts").write_text(
-        f"<sip:{user}@127.0.0.1:{registrar_port};transport=udp>;auth_pass={password};answermode=auto;regint=600\n"
-    )
+    (directory / "accounts").write_text(baresip_account(user, password, registrar_port))
     log_path = directory / "baresip.log"
-    with log_path.open("wb") as log:
-        process = await trio.lowlevel.open_process(
-            [binary, "-f", str(directory), "-n", "127.0.0.1"], stdin=None, stdout=log, stderr=log
-        )
-        try:
-            process.log_path = log_path  # type: ignore[attr-defined]
-            process.ctrl_port = ctrl_port  # type: ignore[attr-defined]
-            yield process
-        finally:
-            process.terminate()
-            with trio.move_on_after(5):
-                await process.wait()
-            if process.returncode is None:
-                process.kill()
-                await process.wait()
+    async with open_baresip(directory, log_path) as process:
+        process.log_path = log_path  # type: ignore[attr-defined]
+        process.ctrl_port = ctrl_port  # type: ignore[attr-defined]
+        yield process
 
 
 def recordings(directory: Path, kind: str = "dec") -> list[Path]:
@@ -179,13 +114,7 @@ def complete_recording(directory: Path, kind: str = "dec") -> np.ndarray | None:
 
 
 async def baresip_command(ctrl_port: int, command: str, *, timeout: float = 10.0) -> None:
-    """Send one ``ctrl_tcp`` command (a netstring of JSON), e.g. ``hangup``: the agent presses a key."""
-    import json
-
-    body = json.dumps({"command": command, "token": "centralita"}).encode()
-    with trio.fail_after(timeout):
-        stream = await trio.open_tcp_stream("127.0.0.1", ctrl_port)
-        async with stream:
-            await stream.send_all(str(len(body)).encode() + b":" + body + b",")
-            reply = await stream.receive_some(4096)  # baresip answers every command
-    assert b'"response":true' in reply.replace(b" ", b""), reply
+    """Send one ``ctrl_tcp`` command, e.g. ``hangup``: the agent presses a key. Events baresip sends
+    on the same connection first (CALL_CLOSED when the far end hung up) are skipped, not failures."""
+    reply = await ctrl_tcp_command(ctrl_port, command, token="centralita", timeout=timeout)
+    assert reply.get("response") is True, reply

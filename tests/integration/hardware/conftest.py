@@ -10,7 +10,10 @@ from typing import Any
 import pytest
 import trio
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+# this folder (analog_helpers) and the SIP tests' folder (baresip_agent, the shared baresip plumbing)
+for _helpers in (str(Path(__file__).resolve().parents[1] / "sip"), str(Path(__file__).resolve().parent)):
+    if _helpers not in sys.path:
+        sys.path.insert(0, _helpers)
 
 from hardware.emulators import VoiceModemEmulator
 
