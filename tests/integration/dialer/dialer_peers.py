@@ -4,7 +4,8 @@
   and :func:`write_rtp_pcap` wraps the G.711 mu-law frames into a capture SIPp's ``play_pcap_audio``
   replays (Ethernet/IPv4/UDP/RTP, one packet per 20 ms). Nothing fetched from elsewhere.
 * SIPp: one UAS process per kind of called party, each behind its own trunk of the engine.
-* baresip: the agents' phones, registered with digest auth, auto-answering.
+* baresip: the agents' phones, registered with digest auth, auto-answering (the plumbing, tones and
+  WAV writer are the shared ones in ``tests/integration/sip/baresip_agent.py``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,15 @@ from typing import Any
 import numpy as np
 import pytest
 import trio
+from baresip_agent import (
+    baresip_account,
+    baresip_config,
+    free_sip_port,
+    spawn_baresip,
+    stop_process,
+    tone,  # noqa: F401 -- re-exported: the dialer test imports it from here
+    write_wav,
+)
 
 from engine.media import encode_ulaw, load_wav_8k
 
@@ -45,21 +55,6 @@ def speech(text: str, directory: Path, *, voice: str = "en-us", speed: int = 160
 
 def silence(seconds: float) -> np.ndarray:
     return np.zeros(int(RATE * seconds), dtype=np.int16)
-
-
-def tone(frequency: float, seconds: float, amplitude: float = 8000.0) -> np.ndarray:
-    n = np.arange(int(RATE * seconds))
-    return (amplitude * np.sin(2 * np.pi * frequency * n / RATE)).astype(np.int16)
-
-
-def write_wav(path: Path, samples: np.ndarray) -> None:
-    import wave
-
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(RATE)
-        out.writeframes(samples.astype("<i2").tobytes())
 
 
 def _ip_checksum(header: bytes) -> int:
@@ -127,29 +122,6 @@ def udp_port_taken(port: int) -> bool:
         return any(int(line.split()[1].rsplit(":", 1)[1], 16) == port for line in table)
 
 
-def free_sip_port() -> int:
-    """A port P with UDP P, TCP P and TCP P+1 free: baresip listens on all three (TLS on P+1)."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        if port >= 65535:
-            continue
-        sockets = []
-        try:
-            for kind, candidate in ((socket.SOCK_DGRAM, port), (socket.SOCK_STREAM, port), (socket.SOCK_STREAM, port + 1)):
-                sock = socket.socket(socket.AF_INET, kind)
-                sockets.append(sock)
-                sock.bind(("127.0.0.1", candidate))
-            return port
-        except OSError:
-            continue
-        finally:
-            for sock in sockets:
-                sock.close()
-    raise RuntimeError("no free port for baresip")
-
-
 async def run_sipp(scenario: str, port: int, media_port: int, calls: int, cwd: Path, *,
                    deadline: float = 120) -> trio.CompletedProcess[bytes]:
     """A SIPp UAS playing ``scenario`` for ``calls`` calls; exit status 0 only when every call succeeded."""
@@ -168,37 +140,14 @@ def describe(name: str, result: Any, cwd: Path) -> str:
             f"{result.stderr.decode(errors='replace')[-1500:]}\n{text}")
 
 
-BARESIP_CONFIG = """poll_method\t\tepoll
-sip_listen\t\t127.0.0.1:{sip_port}
-sip_trans_def\t\tudp
-module_path\t\t/usr/lib/baresip/modules
-module\t\t\tg711.so
-module\t\t\talsa.so
-module\t\t\taufile.so
-module\t\t\tmenu.so
-module_app\t\taccount.so
-audio_source\t\taufile,{directory}/voice.wav
-audio_player\t\talsa,null
-audio_alert\t\talsa,null
-"""
-
-
 async def start_baresip(directory: Path, user: str, password: str, engine_port: int, voice: np.ndarray) -> trio.Process:
-    """An agent's phone: registers ``user`` with digest auth and answers every call at once."""
+    """An agent's phone: registers ``user`` with digest auth and answers every call at once; end it
+    with :func:`stop`."""
     directory.mkdir(parents=True, exist_ok=True)
     write_wav(directory / "voice.wav", voice)
-    (directory / "config").write_text(BARESIP_CONFIG.format(sip_port=free_sip_port(), directory=directory))
-    (directory / "accounts").write_text(
-        f"<sip:{user}@127.0.0.1:{engine_port};transport=udp>;auth_pass={password};answermode=auto;regint=600\n")
-    log = (directory / "baresip.log").open("wb")
-    return await trio.lowlevel.open_process([tool("baresip", "baresip-core"), "-f", str(directory), "-n", "127.0.0.1"],
-                                            stdin=None, stdout=log, stderr=log)
+    (directory / "config").write_text(baresip_config(directory, sip_port=free_sip_port(), source="voice.wav"))
+    (directory / "accounts").write_text(baresip_account(user, password, engine_port))
+    return await spawn_baresip(directory, directory / "baresip.log")
 
 
-async def stop(process: trio.Process) -> None:
-    process.terminate()
-    with trio.move_on_after(5):
-        await process.wait()
-    if process.returncode is None:
-        process.kill()
-        await process.wait()
+stop = stop_process
