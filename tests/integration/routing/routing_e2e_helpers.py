@@ -5,23 +5,23 @@ SIPp cannot record the audio it is sent, and its media port cannot be shared (it
 replays RFC 2833 captures from it, so the engine latches there). The sniffer reads the packets on
 ``lo`` (an AF_PACKET socket: root, which SIPp's pcap replay needs anyway) and keeps the UDP payloads
 sent to that port; tests then decode the G.711 and look at which frequencies are in it.
+
+The baresip plumbing (config, start/stop, ctrl_tcp) is the shared one in ``sip/baresip_agent.py``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
-import shutil
 import socket
 import struct
-import wave
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pytest
 import trio
+from baresip_agent import baresip_account, baresip_config, ctrl_tcp_command, tone, write_wav
+from baresip_agent import open_baresip as run_baresip
 from sip_interop_helpers import sipp_path
 
 from engine.media import decode_ulaw
@@ -29,33 +29,10 @@ from engine.media import decode_ulaw
 SCENARIOS = Path(__file__).resolve().parent / "scenarios"
 PCAPS = Path("/usr/share/sip-tester")
 
-BARESIP_CONFIG = """poll_method\t\tepoll
-sip_listen\t\t127.0.0.1:{sip_port}
-sip_trans_def\t\tudp
-module_path\t\t/usr/lib/baresip/modules
-module\t\t\tg711.so
-module\t\t\talsa.so
-module\t\t\taufile.so
-module\t\t\tmenu.so
-module\t\t\tctrl_tcp.so
-module_app\t\taccount.so
-ctrl_tcp_listen\t\t127.0.0.1:{ctrl_port}
-audio_source\t\taufile,{directory}/tone.wav
-audio_player\t\talsa,null
-audio_alert\t\talsa,null
-"""
-
 
 def write_tone(path: Path, frequency: float, seconds: float, *, amplitude: int = 8000) -> None:
     """A WAV prompt (8 kHz mono 16-bit) holding one pure tone: what we listen for at the caller."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    n = np.arange(int(8000 * seconds))
-    samples = (amplitude * np.sin(2 * np.pi * frequency * n / 8000)).astype("<i2")
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(8000)
-        out.writeframes(samples.tobytes())
+    write_wav(path, tone(frequency, seconds, amplitude))
 
 
 def free_port_trio() -> int:
@@ -137,26 +114,8 @@ class Baresip:
     log: Path
 
     async def command(self, command: str, params: str = "") -> dict:
-        """One ctrl_tcp command (a netstring of JSON); returns baresip's JSON response."""
-        body = json.dumps({"command": command, "params": params, "token": command}).encode()
-        with trio.fail_after(10):
-            stream = await trio.open_tcp_stream("127.0.0.1", self.ctrl_port)
-            async with stream:
-                await stream.send_all(b"%d:%s," % (len(body), body))
-                data = b""
-                while True:
-                    chunk = await stream.receive_some(65536)
-                    if not chunk:
-                        raise AssertionError(f"baresip closed ctrl_tcp without answering {command}")
-                    data += chunk
-                    # responses and events are netstrings; keep the one that answers our token
-                    while b":" in data:
-                        length, _, rest = data.partition(b":")
-                        if not length.isdigit() or len(rest) < int(length) + 1:
-                            break
-                        message, data = json.loads(rest[: int(length)]), rest[int(length) + 1 :]
-                        if message.get("response") and message.get("token") == command:
-                            return message
+        """One ctrl_tcp command; returns baresip's JSON response (events before it are skipped)."""
+        return await ctrl_tcp_command(self.ctrl_port, command, params, token=command, log=self.tail)
 
     def tail(self) -> str:
         return self.log.read_text(errors="replace")[-3000:]
@@ -166,29 +125,15 @@ class Baresip:
 async def open_baresip(directory: Path, *, user: str, password: str, engine_port: int,
                        tone_hz: float) -> AsyncIterator[Baresip]:
     """baresip registered as ``user`` (digest auth), answering every call at once, "saying" a tone."""
-    exe = shutil.which("baresip")
-    if exe is None:
-        pytest.fail("baresip is needed for this test: apt-get install -y baresip-core")
     directory.mkdir(parents=True, exist_ok=True)
     write_tone(directory / "tone.wav", tone_hz, 60)
     ctrl_port = free_port_trio()
     (directory / "config").write_text(
-        BARESIP_CONFIG.format(sip_port=free_port_trio(), ctrl_port=ctrl_port, directory=directory))
-    (directory / "accounts").write_text(
-        f"<sip:{user}@127.0.0.1:{engine_port};transport=udp>;auth_pass={password};answermode=auto;regint=600\n")
+        baresip_config(directory, sip_port=free_port_trio(), source="tone.wav", ctrl_port=ctrl_port))
+    (directory / "accounts").write_text(baresip_account(user, password, engine_port))
     log_path = directory / "baresip.log"
-    with log_path.open("wb") as log:
-        process = await trio.lowlevel.open_process([exe, "-f", str(directory), "-n", "127.0.0.1"],
-                                                   stdin=None, stdout=log, stderr=log)
-        try:
-            yield Baresip(directory, ctrl_port, log_path)
-        finally:
-            process.terminate()
-            with trio.move_on_after(5):
-                await process.wait()
-            if process.returncode is None:
-                process.kill()
-                await process.wait()
+    async with run_baresip(directory, log_path):
+        yield Baresip(directory, ctrl_port, log_path)
 
 
 # ----------------------------------------------------------------------------------------- audio
