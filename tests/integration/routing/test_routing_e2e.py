@@ -142,7 +142,9 @@ class EventLog:
 
 async def test_ivr_queue_announcements_baresip_agent_and_a_callback_in_order(routing_engine, tmp_path: Path) -> None:
     caller_a, caller_b, pstn = free_udp_port(), free_udp_port(), free_udp_port()
-    media_a, media_b, media_pstn = free_port_trio(), free_port_trio(), free_port_trio()
+    # Media ports are picked just before each SIPp starts: a port picked minutes earlier may meanwhile be
+    # taken by one of the engine's or baresip's RTP sockets (SIPp then exits with "Address already in use").
+    media_a = free_port_trio()
     write_prompts(tmp_path / "engine")
     log = EventLog()
     async with routing_engine(ENGINE, sip=SIP.format(a=caller_a, b=caller_b, pstn=pstn)) as (engine, channel):
@@ -175,7 +177,7 @@ async def test_ivr_queue_announcements_baresip_agent_and_a_callback_in_order(rou
                 # 2. The second caller chooses a callback, confirms, and hangs up while told it will be called back.
                 second_run = start_sipp(nursery, "callback caller", caller_args(
                     engine_port, "caller_chooses_callback.xml", service="500", caller=CALLBACK_CALLER,
-                    sip_port=caller_b, media_port=media_b))
+                    sip_port=caller_b, media_port=free_port_trio()))
                 with trio.fail_after(60):
                     await second_run.done.wait()
                 assert second_run.ok, second_run.describe()
@@ -189,7 +191,7 @@ async def test_ivr_queue_announcements_baresip_agent_and_a_callback_in_order(rou
                 # 3. The customer waits behind the trunk; alice logs in through the API.
                 customer_run = start_sipp(nursery, "customer", [
                     "-sf", str(Path(__file__).parent / "scenarios" / "customer_answers.xml"), "-i", "127.0.0.1",
-                    "-p", str(pstn), "-mp", str(media_pstn), "-m", "1", "-d", "3000"])
+                    "-p", str(pstn), "-mp", str(free_port_trio()), "-m", "1", "-d", "3000"])
                 assert not customer_run.done.is_set()
                 response = await api.post("/api/v1/agents/alice/state", json={"state": "available"})
                 assert response.status_code == 200, response.text
