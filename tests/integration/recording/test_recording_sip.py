@@ -190,6 +190,8 @@ async def test_recording_on_demand_through_the_api_mono(recording_engine, tmp_pa
             assert stop_event.fields["Cause"] == "api"
             frames_at_stop = read_recording(path)[1].shape[0]
             # the call goes on unrecorded: the file no longer grows while the two keep talking
+            # the call is answered (anchored on the engine's media) just after it enters its state
+            await wait_until(lambda: channel.calls.calls[interaction.id].anchor is not None, timeout=10)
             anchor = channel.calls.calls[interaction.id].anchor.endpoint
             packets = anchor.packets_in
             await wait_until(lambda: anchor.packets_in >= packets + 50, timeout=10)
@@ -217,6 +219,8 @@ async def test_a_full_recordings_disk_stops_the_recording_but_not_the_call(recor
             (failed,) = events.named("RecordingFailed")
             assert failed.interaction == interaction.id and "No space" in failed.fields["Cause"]
             # two more seconds of conversation after the disk filled up
+            # the call is answered (anchored on the engine's media) just after it enters its state
+            await wait_until(lambda: channel.calls.calls[interaction.id].anchor is not None, timeout=10)
             anchor = channel.calls.calls[interaction.id].anchor.endpoint
             packets = anchor.packets_in
             await wait_until(lambda: anchor.packets_in >= packets + 100, timeout=10)
@@ -248,6 +252,8 @@ async def test_an_unusable_recordings_directory_leaves_the_call_unrecorded_but_c
             await wait_until(lambda: events.named("RecordingFailed"), timeout=10)
             assert not events.named("RecordingStarted") and engine.recorder.recording(interaction) is None
             # the two still talk through the engine
+            # the call is answered (anchored on the engine's media) just after it enters its state
+            await wait_until(lambda: channel.calls.calls[interaction.id].anchor is not None, timeout=10)
             anchor = channel.calls.calls[interaction.id].anchor.endpoint
             packets = anchor.packets_in
             await wait_until(lambda: anchor.packets_in >= packets + 50, timeout=10)

@@ -64,6 +64,8 @@ async def test_a_queued_caller_hears_music_paused_for_announcements_until_an_age
         set_caller_audio(caller, silence(60))
         await dial(caller, channel, "100")
         interaction = await wait_for_interaction(engine, InteractionState.QUEUED)
+        # the call is answered (anchored on the engine's media) just after it enters its state
+        await wait_until(lambda: channel.calls.calls[interaction.id].anchor is not None, timeout=10)
         anchor = channel.calls.calls[interaction.id].anchor.endpoint
         # Long enough for the music, an announcement and the music again (5 s of packets sent).
         await wait_until(lambda: anchor.packets_out >= 250, timeout=30)
@@ -162,6 +164,8 @@ async def test_the_library_default_a_file_path_and_a_missing_file(voice_engine, 
         set_caller_audio(caller, silence(60))
         await dial(caller, channel, number)
         interaction = await wait_for_interaction(engine, InteractionState.QUEUED)
+        # the call is answered (anchored on the engine's media) just after it enters its state
+        await wait_until(lambda: channel.calls.calls[interaction.id].anchor is not None, timeout=10)
         anchor = channel.calls.calls[interaction.id].anchor.endpoint
         answered_at = anchor.packets_in
         await wait_until(lambda: anchor.packets_in >= answered_at + 100, timeout=30)  # 2 s in the queue

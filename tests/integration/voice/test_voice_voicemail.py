@@ -185,6 +185,8 @@ async def test_a_caller_hanging_up_mid_message_leaves_what_they_said(voice_engin
             set_caller_audio(caller, np.concatenate([silence(1.5), tone(MESSAGE_HZ, 2.0), silence(40)]))
             await dial(caller, channel, "300")
             interaction = await wait_for_interaction(engine, InteractionState.IVR)
+            # the call is answered (anchored on the engine's media) just after it enters its state
+            await wait_until(lambda: channel.calls.calls[interaction.id].anchor is not None, timeout=10)
             anchor = channel.calls.calls[interaction.id].anchor.endpoint
             await wait_until(lambda: anchor.packets_in >= 200, timeout=20)  # 4 s said: the tone is over
             await caller.command("hangup")
