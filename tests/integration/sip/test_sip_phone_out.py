@@ -18,9 +18,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "voice"))
 
 from baresip_agent import baresip_agent, dominant_frequency
 from sip_interop_helpers import describe, free_udp_port, run_sipp
-from voice_helpers import cdr_row, count_frames_at, dial, frame_tones, heard, tone
+from voice_helpers import ToneResponder, cdr_row, count_frames_at, dial, frame_tones, heard
 
-from engine.media import decode_ulaw, encode_ulaw
 from engine.testing import wait_until
 
 pytestmark = pytest.mark.interop
@@ -43,32 +42,9 @@ def trunk(port: int, dial: str = "_X.") -> str:
     return f'\n[[sip.trunks]]\nname = "carrier"\nserver = "sip:127.0.0.1:{port}"\noutbound = true\ndial = ["{dial}"]\n'
 
 
-class FarEndMedia:
-    """The far end's RTP: answers whatever address the engine's media comes from with a 900 Hz PCMU
-    tone, and keeps what it hears."""
-
-    def __init__(self) -> None:
-        self.sock = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
-        self.heard: list[np.ndarray] = []
-
-    async def run(self) -> None:
-        samples = tone(FAR_END_HZ, 1.0)
-        seq, position = 0, 0
-        while True:
-            data, address = await self.sock.recvfrom(2048)
-            if len(data) < 12 or data[1] & 0x7F != 0:
-                continue
-            self.heard.append(decode_ulaw(np.frombuffer(data[12:], np.uint8).tobytes()))
-            frame = samples[position : position + 160]
-            position = (position + 160) % (len(samples) - 160)
-            header = bytes([0x80, 0]) + seq.to_bytes(2, "big") + (seq * 160).to_bytes(4, "big") + (0x4321).to_bytes(4, "big")
-            seq = (seq + 1) & 0xFFFF
-            await self.sock.sendto(header + encode_ulaw(frame), address)
-
-
 async def test_a_registered_phone_calls_an_outside_number_through_the_trunk(sip_engine, tmp_path):
     trunk_port = free_udp_port()
-    far_end = FarEndMedia()
+    far_end = ToneResponder(FAR_END_HZ, ssrc=0x4321)
     await far_end.sock.bind(("127.0.0.1", 0))
     results: dict = {}
     async with sip_engine(sip=PHONE + trunk(trunk_port)) as (engine, channel):
@@ -145,7 +121,7 @@ async def test_a_number_with_bad_syntax_is_refused_with_403(sip_engine):
 async def test_the_phone_hanging_up_ends_the_trunk_leg(sip_engine, tmp_path):
     """BYE from the phone: the far end (SIPp, waiting for the engine's BYE) is hung up too."""
     trunk_port = free_udp_port()
-    far_end = FarEndMedia()
+    far_end = ToneResponder(FAR_END_HZ, ssrc=0x4321)
     await far_end.sock.bind(("127.0.0.1", 0))
     results: dict = {}
     # callee_media_waits.xml wants to be shown +34910000000

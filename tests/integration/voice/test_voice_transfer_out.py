@@ -15,15 +15,14 @@ from baresip_agent import baresip_agent, dominant_frequency
 from sip_interop_helpers import describe, free_udp_port, run_sipp
 from voice_helpers import (
     PHONES,
+    ToneResponder,
     cdr_row,
     count_frames_at,
     dial,
     frame_tones,
     heard,
-    tone,
 )
 
-from engine.media import decode_ulaw, encode_ulaw
 from engine.testing import wait_until
 
 pytestmark = pytest.mark.interop
@@ -53,32 +52,9 @@ def carrier(port: int) -> str:
     return f'\n[[sip.trunks]]\nname = "carrier"\nserver = "sip:127.0.0.1:{port}"\noutbound = true\ndial = ["_X."]\n'
 
 
-class OutsideMedia:
-    """The outside party's RTP: answers whatever address the engine's media comes from with a 900 Hz
-    tone in PCMU, and keeps what it hears."""
-
-    def __init__(self) -> None:
-        self.sock = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
-        self.heard: list[np.ndarray] = []
-
-    async def run(self) -> None:
-        samples = tone(OUTSIDE_HZ, 1.0)
-        seq, position = 0, 0
-        while True:
-            data, address = await self.sock.recvfrom(2048)
-            if len(data) < 12 or data[1] & 0x7F != 0:
-                continue
-            self.heard.append(decode_ulaw(np.frombuffer(data[12:], np.uint8).tobytes()))
-            frame = samples[position : position + 160]
-            position = (position + 160) % (len(samples) - 160)
-            header = bytes([0x80, 0]) + seq.to_bytes(2, "big") + (seq * 160).to_bytes(4, "big") + (0x1234).to_bytes(4, "big")
-            seq = (seq + 1) & 0xFFFF
-            await self.sock.sendto(header + encode_ulaw(frame), address)
-
-
 async def test_an_ivr_transfer_to_an_outside_number_goes_out_through_the_trunk(voice_engine, tmp_path):
     sip_port = free_udp_port()
-    outside = OutsideMedia()
+    outside = ToneResponder(OUTSIDE_HZ, ssrc=0x1234)
     await outside.sock.bind(("127.0.0.1", 0))
     rtp_port = outside.sock.getsockname()[1]
     results: dict = {}

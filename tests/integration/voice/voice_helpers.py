@@ -11,6 +11,7 @@ import trio
 from baresip_agent import read_wav, tone, write_wav
 
 from engine import InteractionState
+from engine.media import decode_ulaw, encode_ulaw
 from engine.testing import wait_until
 
 PHONES = """
@@ -111,3 +112,28 @@ async def cdr_row(engine: Any, interaction_id: str) -> dict[str, Any]:
 
 __all__ = ["PHONES", "band_energy", "cdr_row", "count_frames_at", "dial", "frame_tones", "frames", "hang_up_and_wait_for_cdr", "heard",
            "loud_mask", "set_caller_audio", "share", "silence", "tone", "wait_for_interaction", "write_prompt"]
+
+
+class ToneResponder:
+    """A far party's RTP behind a trunk: answers whatever address the engine's media comes from with a
+    PCMU tone of ``hz``, and keeps what it hears (decoded) in ``heard``."""
+
+    def __init__(self, hz: float, *, ssrc: int = 0x4321) -> None:
+        self.hz = hz
+        self.ssrc = ssrc
+        self.sock = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
+        self.heard: list[np.ndarray] = []
+
+    async def run(self) -> None:
+        samples = tone(self.hz, 1.0)
+        seq, position = 0, 0
+        while True:
+            data, address = await self.sock.recvfrom(2048)
+            if len(data) < 12 or data[1] & 0x7F != 0:
+                continue
+            self.heard.append(decode_ulaw(np.frombuffer(data[12:], np.uint8).tobytes()))
+            frame = samples[position : position + 160]
+            position = (position + 160) % (len(samples) - 160)
+            header = bytes([0x80, 0]) + seq.to_bytes(2, "big") + (seq * 160).to_bytes(4, "big") + self.ssrc.to_bytes(4, "big")
+            seq = (seq + 1) & 0xFFFF
+            await self.sock.sendto(header + encode_ulaw(frame), address)
